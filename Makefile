@@ -1,0 +1,61 @@
+# kitex-etcd-operator: every entry point a person or CI needs.
+# `make test` and `make demo` set up everything on a fresh machine.
+
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONUNBUFFERED := 1
+
+.PHONY: help deps venv tools test unit lint typecheck cluster-up cluster-down demo bench clean
+
+help:
+	@echo "make demo          run the operator on a local demo cluster (first run builds Kubernetes: ~15 min)"
+	@echo "make test          set up everything and run the whole test suite"
+	@echo "make unit          only the tests that need no cluster"
+	@echo "make lint typecheck"
+	@echo "make cluster-up    start the local cluster in the background; make cluster-down stops it"
+	@echo "make bench         benchmarks (prints figures, writes docs/benchmarks.md)"
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(STAMP)
+
+# Go builds of etcd, Kubernetes, kwok and the Kitex interop programs, cached
+# under ~/.cache/kitex-etcd-operator/<version>/.
+tools: $(STAMP)
+	$(BIN)/kitex-etcd-operator dev build
+
+deps: venv tools
+
+lint: venv
+	$(BIN)/ruff check operator tests
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+test: deps lint typecheck
+	$(BIN)/pytest -q -ra tests
+
+cluster-up: deps
+	$(BIN)/kitex-etcd-operator dev up --background
+
+cluster-down: venv
+	$(BIN)/kitex-etcd-operator dev down
+
+demo: deps
+	$(BIN)/kitex-etcd-operator dev demo
+
+bench: deps
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info operator/*.egg-info

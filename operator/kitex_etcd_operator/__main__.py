@@ -1,0 +1,5 @@
+"""``python -m kitex_etcd_operator`` is the console command."""
+
+from .cli import main
+
+main()

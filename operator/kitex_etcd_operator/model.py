@@ -1,0 +1,164 @@
+"""What a Kitex instance is, and its exact bytes in etcd.
+
+Everything here is pure: the wire contract (../shared/CONTRACT.md) lives in
+one place so that every writer, the ``resolve`` command and the tests agree
+byte for byte with kitex-contrib/registry-etcd.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+DEFAULT_PREFIX = "kitex/registry-etcd"
+HERTZ_PREFIX = "hertz/registry-etcd"
+DEFAULT_WEIGHT = 10  # discovery.DefaultWeight in Kitex
+DEFAULT_NETWORK = "tcp"
+DEFAULT_LEASE_TTL = 60  # seconds, KITEX_ETCD_REGISTRY_LEASE_TTL's default
+
+# etcd rejects requests above 1.5 MiB by default; a key is a small part of a
+# request, but a service name that long is certainly a mistake.
+MAX_SERVICE_NAME = 253
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class Framework(str, Enum):
+    """Which Go library reads the entries: they differ in prefix and naming rules."""
+
+    KITEX = "kitex"
+    HERTZ = "hertz"
+
+
+class InvalidInstance(ValueError):
+    """Input that cannot become an etcd entry; ``field`` names the culprit for users."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def validate_service_name(name: str, framework: Framework = Framework.KITEX, *,
+                          field: str = "serviceName") -> str:
+    """Refuse names the Go registry refuses, or that would corrupt the key space.
+
+    Kitex refuses ``/`` because the resolver lists ``{prefix}/{service}/``: a
+    slash would put one service's instances inside another's range. Hertz allows
+    it. Control characters and surrounding blanks are refused for both: they
+    are always typos, and invisible in ``etcdctl`` output.
+    """
+    if not name:
+        raise InvalidInstance(field, "service name must not be empty")
+    if len(name) > MAX_SERVICE_NAME:
+        raise InvalidInstance(field, f"service name is longer than {MAX_SERVICE_NAME} characters")
+    if framework is Framework.KITEX and "/" in name:
+        raise InvalidInstance(
+            field, "service name registered with etcd should not include character '/'")
+    if _CONTROL.search(name):
+        raise InvalidInstance(field, "service name must not contain control characters")
+    if name != name.strip():
+        raise InvalidInstance(field, "service name must not start or end with white space")
+    return name
+
+
+def validate_prefix(prefix: str, *, field: str = "prefix") -> str:
+    """A prefix is joined with ``/``: a trailing or leading slash would double it."""
+    if not prefix:
+        raise InvalidInstance(field, "prefix must not be empty")
+    if prefix.startswith("/") or prefix.endswith("/"):
+        raise InvalidInstance(field, "prefix must not start or end with '/'")
+    if _CONTROL.search(prefix):
+        raise InvalidInstance(field, "prefix must not contain control characters")
+    return prefix
+
+
+def join_host_port(host: str, port: int) -> str:
+    """``net.JoinHostPort``: IPv6 in brackets, so that clients can dial it."""
+    if not 0 < port < 65536:
+        raise InvalidInstance("port", f"port {port} is not in 1..65535")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        if not host or _CONTROL.search(host) or "/" in host or ":" in host:
+            raise InvalidInstance("host", f"{host!r} is not an IP address or host name") from None
+        return f"{host}:{port}"
+    if ip.version == 6:
+        return f"[{ip.compressed}]:{port}"
+    return f"{ip.compressed}:{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One Kitex instance: the value of one etcd entry."""
+
+    address: str  # host:port, IPv6 bracketed
+    network: str = DEFAULT_NETWORK
+    weight: int = DEFAULT_WEIGHT
+    tags: tuple[tuple[str, str], ...] = field(default=())
+
+    @staticmethod
+    def make(host: str, port: int, *, network: str = DEFAULT_NETWORK,
+             weight: int = DEFAULT_WEIGHT, tags: Mapping[str, str] | None = None) -> Instance:
+        """Build an instance from its parts, validating them."""
+        if not network:
+            raise InvalidInstance("network", "network must not be empty")
+        if weight < 0:
+            raise InvalidInstance("weight", f"weight {weight} is negative")
+        return Instance(address=join_host_port(host, port), network=network, weight=weight,
+                        tags=tuple(sorted((tags or {}).items())))
+
+    def encode(self) -> bytes:
+        """The value exactly as Go's ``encoding/json`` writes ``instanceInfo``.
+
+        Field order network, address, weight, tags; compact; ``null`` for no
+        tags; map keys sorted (Go sorts map keys); Go's string escaping. A
+        byte-wise comparison with a value a Go server wrote is then meaningful,
+        which is what lets the operator skip puts that would change nothing.
+        """
+        if self.tags:
+            tags = "{" + ",".join(f"{go_string(k)}:{go_string(v)}" for k, v in self.tags) + "}"
+        else:
+            tags = "null"
+        return (f'{{"network":{go_string(self.network)},"address":{go_string(self.address)},'
+                f'"weight":{self.weight},"tags":{tags}}}').encode()
+
+
+_GO_SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_GO_ESCAPED = re.compile('[\x00-\x1f"\\\\<>&\u2028\u2029]')
+
+
+def go_string(text: str) -> str:
+    """A JSON string as Go's encoder writes it (HTMLEscape on, as json.Marshal does)."""
+    def escape(match: re.Match[str]) -> str:
+        char = match.group()
+        return _GO_SHORT.get(char) or f"\\u{ord(char):04x}"
+    return '"' + _GO_ESCAPED.sub(escape, text) + '"'
+
+
+def service_range(prefix: str, service: str) -> str:
+    """The range the Go resolver lists; the trailing slash keeps echo from matching echo2."""
+    return f"{prefix}/{service}/"
+
+
+def instance_key(prefix: str, service: str, address: str) -> str:
+    """``{prefix}/{service}/{address}``, the key of one instance."""
+    return f"{prefix}/{service}/{address}"
+
+
+def decode_value(raw: bytes) -> Instance:
+    """Read a value the way the Go resolver does: unknown fields ignored."""
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("value is not a JSON object")
+    tags = data.get("tags") or {}
+    if not isinstance(tags, dict):
+        raise ValueError("tags is not an object")
+    weight = data.get("weight", 0)
+    if not isinstance(weight, int) or isinstance(weight, bool):
+        raise ValueError("weight is not an integer")
+    return Instance(address=str(data.get("address", "")), network=str(data.get("network", "")),
+                    weight=weight, tags=tuple(sorted((str(k), str(v)) for k, v in tags.items())))
