@@ -1,0 +1,100 @@
+"""The wire format, byte for byte, as CONTRACT.md and Go's encoding/json define it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kitex_etcd_operator.model import (
+    Framework,
+    Instance,
+    InvalidInstance,
+    decode_value,
+    go_string,
+    instance_key,
+    join_host_port,
+    service_range,
+    validate_prefix,
+    validate_service_name,
+)
+
+
+def test_ipv4_without_tags_is_go_bytes() -> None:
+    value = Instance.make("10.0.0.7", 8888).encode()
+    assert value == b'{"network":"tcp","address":"10.0.0.7:8888","weight":10,"tags":null}'
+
+
+def test_ipv6_is_bracketed_and_compressed() -> None:
+    inst = Instance.make("fd00:0:0::1", 8888)
+    assert inst.address == "[fd00::1]:8888"
+    assert inst.encode() == b'{"network":"tcp","address":"[fd00::1]:8888","weight":10,"tags":null}'
+
+
+def test_tags_are_sorted_like_go_maps() -> None:
+    value = Instance.make("10.0.0.7", 1, weight=3, tags={"zone": "b", "env": "prod"}).encode()
+    assert value == (b'{"network":"tcp","address":"10.0.0.7:1","weight":3,'
+                     b'"tags":{"env":"prod","zone":"b"}}')
+
+
+def test_go_escaping_of_html_and_controls() -> None:
+    assert go_string('<a&b>"\\\n\t\x08\x0c\u2028é') == (
+        '"\\u003ca\\u0026b\\u003e\\"\\\\\\n\\t\\u0008\\u000c\\u2028é"')
+
+
+def test_key_layout() -> None:
+    assert instance_key("kitex/registry-etcd", "echo", "10.0.0.7:8888") == \
+        "kitex/registry-etcd/echo/10.0.0.7:8888"
+    assert service_range("kitex/registry-etcd", "echo") == "kitex/registry-etcd/echo/"
+
+
+@pytest.mark.parametrize("name", ["", "a/b", " echo", "echo\n", "x" * 254])
+def test_bad_kitex_service_names(name: str) -> None:
+    with pytest.raises(InvalidInstance) as err:
+        validate_service_name(name)
+    assert err.value.field == "serviceName"
+
+
+def test_slash_error_matches_go_registry() -> None:
+    with pytest.raises(InvalidInstance, match="should not include character '/'"):
+        validate_service_name("a/b")
+
+
+def test_hertz_allows_slash() -> None:
+    assert validate_service_name("a/b", Framework.HERTZ) == "a/b"
+
+
+@pytest.mark.parametrize("prefix", ["", "/kitex", "kitex/"])
+def test_bad_prefixes(prefix: str) -> None:
+    with pytest.raises(InvalidInstance):
+        validate_prefix(prefix)
+
+
+@pytest.mark.parametrize("port", [0, 65536, -1])
+def test_bad_ports(port: int) -> None:
+    with pytest.raises(InvalidInstance):
+        join_host_port("10.0.0.1", port)
+
+
+def test_negative_weight_refused() -> None:
+    with pytest.raises(InvalidInstance) as err:
+        Instance.make("10.0.0.1", 1, weight=-1)
+    assert err.value.field == "weight"
+
+
+@given(tags=st.dictionaries(st.text(max_size=20), st.text(max_size=20), max_size=8),
+       weight=st.integers(min_value=0, max_value=2**31 - 1))
+def test_round_trip_through_json(tags: dict[str, str], weight: int) -> None:
+    inst = Instance.make("10.1.2.3", 9000, weight=weight, tags=tags)
+    raw = inst.encode()
+    assert decode_value(raw) == inst
+    parsed = json.loads(raw)
+    assert list(parsed) == ["network", "address", "weight", "tags"]
+    assert parsed["tags"] == (tags or None)
+
+
+def test_decoder_ignores_unknown_fields_like_go() -> None:
+    raw = b'{"network":"tcp","address":"1.2.3.4:5","weight":0,"tags":{},"extra":1}'
+    assert decode_value(raw) == Instance(address="1.2.3.4:5", weight=0)
