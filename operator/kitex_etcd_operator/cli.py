@@ -19,7 +19,9 @@ def main() -> None:
 
 def _register() -> None:
     from .devcluster.cli import dev
+    from .runner import run
 
+    main.add_command(run)
     main.add_command(dev)
 
 

@@ -1,0 +1,327 @@
+"""The loops that keep etcd in line with Kubernetes, one per binding.
+
+Events from kopf update ``DesiredState`` and wake the binding's worker. A
+worker waits a few milliseconds to gather a burst, then writes only the keys
+that changed; every ``observeDelay`` (or ``retryDelay`` after a failure) it
+reads its whole range and repairs it, as registry-etcd does. Nothing is
+deleted before the initial lists of pods and KitexServices are complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from .desired import ANNOTATIONS, Defaults, DesiredState, SpecKey, TargetRef
+from .etcd.errors import EtcdError
+from .kube.pods import pod_view
+from .kube.spec import SpecError, parse_kitexservice
+from .kubeapi import KubeApi
+from .plan import Binding
+from .registry import RegistryError, SyncResult
+from .retry import RetryState
+from .settings import Settings
+from .status import StatusReporter
+from .targets import TargetError, Targets
+
+log = logging.getLogger(__name__)
+RECOVERABLE = (EtcdError, RegistryError, TargetError, OSError)
+
+
+class Controller:
+    """Owns the desired state, the etcd targets and the binding workers."""
+
+    def __init__(self, settings: Settings, kube: KubeApi | None) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.state = DesiredState(Defaults(settings.prefix, settings.lease_ttl, settings.retry))
+        self.targets = Targets(settings, kube, on_lease_lost=self._lease_lost)
+        self.status = StatusReporter(kube, self.state)
+        self.synced = asyncio.Event()
+        self.workers: dict[Binding, BindingWorker] = {}
+        self._versions: dict[str, int] = {}  # pod uid -> resourceVersion seen
+        self._tombstones: dict[str, float] = {}  # pod uid -> when it was deleted
+        self._seen_at: dict[str, float] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._removed: dict[SpecKey, asyncio.Event] = {}
+
+    # --- events from kopf or from lists -------------------------------------
+
+    def on_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        uid = str(body.get("metadata", {}).get("uid", ""))
+        if not uid:
+            return
+        if event_type == "DELETED":
+            self._tombstones[uid] = time.monotonic()
+            self._versions.pop(uid, None)
+            self._seen_at.pop(uid, None)
+            self.state.remove_pod(uid)
+        else:
+            if uid in self._tombstones:
+                return
+            version = _version(body)
+            if version is not None and version < self._versions.get(uid, -1):
+                return  # an older copy than one we already hold (list vs watch)
+            if version is not None:
+                self._versions[uid] = version
+            self._seen_at[uid] = time.monotonic()
+            self.state.upsert_pod(pod_view(body))
+        self._wake_dirty()
+
+    def on_kitexservice(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata", {})
+        key: SpecKey = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        if event_type == "DELETED" or meta.get("deletionTimestamp"):
+            self.state.remove_spec(key)
+            self.status.forget(key) if event_type == "DELETED" else None
+        else:
+            try:
+                spec = parse_kitexservice(body)
+            except SpecError as err:
+                self.state.remove_spec(key)
+                self.status.spec_invalid(key, body, err)
+            else:
+                self.state.upsert_spec(key, spec, _selector(body))
+                self.status.spec_valid(key, body)
+        self._wake_dirty()
+
+    def _wake_dirty(self) -> None:
+        for binding, keys in self.state.take_dirty().items():
+            worker = self.workers.get(binding)
+            if worker is None or worker.done:
+                worker = self.workers[binding] = BindingWorker(self, binding)
+            worker.poke(keys)
+
+    async def _lease_lost(self, binding: Binding) -> None:
+        worker = self.workers.get(binding)
+        if worker is not None:
+            worker.lease_lost()
+
+    # --- life cycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the full lists, then let workers write and clean up what vanished."""
+        if self.kube is not None:
+            await self._initial_lists()
+        self.synced.set()
+        await self._adopt_orphans()
+        self._tasks.append(asyncio.create_task(self._resync_loop(), name="resync"))
+        self.status.start()
+        log.info("Initial sync started: %d pod(s), %d KitexService(s), %d binding(s)",
+                 len(self.state.pods), len(self.state.specs), len(self.workers))
+
+    async def _initial_lists(self) -> None:
+        assert self.kube is not None
+        for body in await self.kube.list_kitexservices(self.settings.namespaces):
+            self.on_kitexservice(None, body)
+        for body in await self.kube.list_pods(self.settings.namespaces):
+            self.on_pod(None, body)
+
+    async def _adopt_orphans(self) -> None:
+        """Bindings we own leases for that nothing asks for any more: empty them.
+
+        Only the default target is known without a spec; other targets'
+        orphans are found once a spec names them again.
+        """
+        try:
+            registry = await self.targets.get(TargetRef())
+        except RECOVERABLE as exc:
+            log.warning("Default etcd target not reachable yet: %s", exc)
+            return
+        for prefix, service in registry.bindings_on_record():
+            binding = Binding(TargetRef().id, prefix, service)
+            if binding not in self.workers:
+                self.state.configs.setdefault(binding, self._default_config())
+                self.workers[binding] = BindingWorker(self, binding)
+                self.workers[binding].poke(set())
+
+    def _default_config(self) -> Any:
+        from .desired import BindingConfig
+
+        return BindingConfig(TargetRef(), self.settings.lease_ttl, self.settings.retry)
+
+    async def _resync_loop(self) -> None:
+        """Relist pods now and then: a watch that was cut may have missed a deletion."""
+        while self.kube is not None:
+            await asyncio.sleep(self.settings.resync_period)
+            started = time.monotonic()
+            try:
+                bodies = await self.kube.list_pods(self.settings.namespaces)
+            except Exception as exc:  # noqa: BLE001 - a failed list must change nothing
+                log.warning("Pod resync failed, keeping what we know: %s", exc)
+                continue
+            listed = set()
+            for body in bodies:
+                uid = str(body.get("metadata", {}).get("uid", ""))
+                listed.add(uid)
+                self.on_pod(None, body)
+            for uid in [u for u in self.state.pods if u not in listed]:
+                if self._seen_at.get(uid, 0) < started:
+                    log.info("Pod %s vanished without a delete event; removing it", uid)
+                    self.on_pod("DELETED", {"metadata": {"uid": uid}})
+            cutoff = started - self.settings.resync_period
+            self._tombstones = {u: t for u, t in self._tombstones.items() if t > cutoff}
+
+    async def wait_removed(self, key: SpecKey) -> None:
+        """Until the entries of a deleted KitexService are gone (for its finalizer)."""
+        spec_bindings = [b for b, srcs in self.state.sources.items()
+                         if any(s.kind == "KitexService" and (s.namespace, s.name) == key
+                                for s in srcs)]
+        for binding in spec_bindings:
+            worker = self.workers.get(binding)
+            if worker is not None:
+                await worker.settled()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for worker in self.workers.values():
+            worker.cancel()
+        await asyncio.gather(*self._tasks, *(w.task for w in self.workers.values() if w.task),
+                             return_exceptions=True)
+        await self.status.stop()
+        await self.targets.close()
+
+    @property
+    def ready(self) -> bool:
+        return self.synced.is_set() and all(w.synced_once for w in self.workers.values())
+
+
+class BindingWorker:
+    """Keeps one binding in line: debounced incremental writes plus periodic observation."""
+
+    def __init__(self, controller: Controller, binding: Binding) -> None:
+        self.c = controller
+        self.binding = binding
+        self.dirty: set[str] = set()
+        self.full = True
+        self.retry = RetryState()
+        self.synced_once = False
+        self.last: SyncResult | None = None
+        self.last_sync_time: float | None = None
+        self.done = False
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._not_before = 0.0
+        self.task: asyncio.Task[None] | None = asyncio.create_task(
+            self._run(), name=f"binding {binding}")
+
+    def poke(self, keys: set[str]) -> None:
+        self.dirty |= keys
+        self._idle.clear()
+        self._wake.set()
+
+    def lease_lost(self) -> None:
+        self.full = True
+        self._wake.set()
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    async def settled(self) -> None:
+        await self._idle.wait()
+
+    async def _run(self) -> None:
+        await self.c.synced.wait()
+        while True:
+            await self._wait_for_work()
+            await asyncio.sleep(self.c.settings.debounce)
+            config = self.c.state.configs.get(self.binding)
+            if config is None:
+                log.warning("No configuration for %s; dropping it", self.binding)
+                self.done = True
+                return
+            keys = None if self.full else self.dirty
+            self.dirty, self.full = set(), False
+            if not self.c.state.sources.get(self.binding) \
+                    and not self.c.state.instance_count(self.binding):
+                if await self._remove(config.target):
+                    return
+                continue
+            await self._sync(config, keys)
+
+    async def _wait_for_work(self) -> None:
+        config = self.c.state.configs.get(self.binding)
+        delay = self.retry.next_delay(config.retry) if config else 30.0
+        deadline = (self.last_sync_time or time.monotonic()) + delay
+        while not (self.dirty or self.full):
+            self._idle.set()
+            self._wake.clear()
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                self.full = True
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+        wait = self._not_before - time.monotonic()
+        if wait > 0:  # after a failure, changes wait for retryDelay like everything else
+            await asyncio.sleep(wait)
+        self._idle.clear()
+
+    async def _sync(self, config: Any, keys: set[str] | None) -> None:
+        started = time.monotonic()
+        try:
+            registry = await self.c.targets.get(config.target)
+            if keys is None:
+                await self.c.targets.refresh(config.target)
+            result = await registry.sync(
+                self.binding, self.c.state.values(self.binding), ttl=config.ttl, keys=keys,
+                policy=self.c.settings.policy, max_deletes=self.c.settings.max_deletes,
+                dry_run=self.c.settings.dry_run)
+        except RECOVERABLE as exc:
+            self.retry = self.retry.failed(str(exc))
+            self.full = True
+            self._not_before = time.monotonic() + self.retry.next_delay(config.retry)
+            log.warning("Sync of %s failed (%d in a row): %s", self.binding,
+                        self.retry.failures, exc)
+        else:
+            self.retry = self.retry.succeeded()
+            self.last = result
+            self.synced_once = True
+            self._not_before = 0.0
+            if result.puts or result.deletes or result.conflicts:
+                log.info("Synced %s: %d put, %d deleted, %d unchanged, %d conflict(s), %d txn(s)"
+                         " in %.0f ms%s", self.binding, result.puts, result.deletes,
+                         result.unchanged, len(result.conflicts), result.txns,
+                         (time.monotonic() - started) * 1000,
+                         " (dry run)" if self.c.settings.dry_run else "")
+        self.last_sync_time = time.monotonic()
+        self.c.status.binding_synced(self.binding, self)
+
+    async def _remove(self, target: TargetRef) -> bool:
+        try:
+            registry = await self.c.targets.get(target)
+            await registry.remove(self.binding, policy=self.c.settings.policy,
+                                  dry_run=self.c.settings.dry_run)
+        except RECOVERABLE as exc:
+            self.retry = self.retry.failed(str(exc))
+            self._not_before = time.monotonic() + self.retry.next_delay(self.c.settings.retry)
+            self.full = True
+            log.warning("Removing %s failed: %s", self.binding, exc)
+            return False
+        log.info("Removed %s", self.binding)
+        self.done = True
+        self._idle.set()
+        self.c.workers.pop(self.binding, None)
+        self.c.state.configs.pop(self.binding, None)
+        return True
+
+
+def _version(body: Mapping[str, Any]) -> int | None:
+    try:
+        return int(body.get("metadata", {}).get("resourceVersion", ""))
+    except ValueError:
+        return None
+
+
+def _selector(body: Mapping[str, Any]) -> Mapping[str, object]:
+    selector = (body.get("spec") or {}).get("selector") or {}
+    return selector if isinstance(selector, Mapping) else {}
+
+
+__all__ = ["ANNOTATIONS", "BindingWorker", "Controller"]

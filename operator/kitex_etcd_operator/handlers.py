@@ -1,0 +1,67 @@
+"""The kopf glue, kept thin: events in, nothing written on Pods.
+
+Pods are watched with ``on.event`` only: no kopf annotations, no finalizers,
+no patches, so pods delete freely while the operator is down and a large
+cluster costs no write per pod (kopf #686). KitexServices get a finalizer
+through ``on.delete``, so that their entries leave etcd before they go.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from .controller import Controller
+from .kubeapi import GROUP, PLURAL, VERSION
+
+log = logging.getLogger(__name__)
+
+
+def make_registry(controller: Controller) -> kopf.OperatorRegistry:
+    """Handlers bound to one controller, in a registry of their own (no import side effects)."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)  # type: ignore[no-any-return]
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.finalizer = f"{GROUP}/entries"
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+            prefix=GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=GROUP, key="last-handled-configuration")
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.batching.worker_limit = None
+        await controller.start()
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        await controller.stop()
+
+    @kopf.on.event("", "v1", "pods", registry=registry)
+    def pod_event(event: dict[str, Any], **_: Any) -> None:
+        # Returns None: a result of an on.event handler would be written to the object.
+        try:
+            controller.on_pod(event.get("type"), event["object"])
+        except Exception:  # one odd pod must never stop the stream for the others
+            log.exception("Could not process a pod event")
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    def kitexservice_event(event: dict[str, Any], **_: Any) -> None:
+        try:
+            controller.on_kitexservice(event.get("type"), event["object"])
+        except Exception:
+            log.exception("Could not process a KitexService event")
+
+    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
+    async def kitexservice_deleted(namespace: str, name: str, **_: Any) -> None:
+        """Hold the finalizer until the service's entries are out of etcd."""
+        await controller.wait_removed((namespace, name))
+
+    return registry

@@ -1,0 +1,160 @@
+"""The few Kubernetes API calls the controller makes beside kopf's watches.
+
+The plain ``kubernetes`` client is synchronous; every call runs in a small
+thread pool so that no watch stream ever waits for it. Lists are paginated
+and kept as raw JSON, because 10,000 pods as client model objects would cost
+hundreds of MiB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import json
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import kubernetes
+
+log = logging.getLogger(__name__)
+
+GROUP = "kitex.cloudwego.io"
+VERSION = "v1alpha1"
+PLURAL = "kitexservices"
+KIND = "KitexService"
+PAGE = 500
+T = TypeVar("T")
+
+
+class SecretNotFound(Exception):
+    """A referenced Secret does not exist (or may not be read)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """Enough of an object to hang an Event on it."""
+
+    kind: str
+    api_version: str
+    namespace: str
+    name: str
+    uid: str
+
+
+class KubeApi:
+    """Async facade over the synchronous client."""
+
+    def __init__(self, api_client: kubernetes.client.ApiClient, *, component: str) -> None:
+        self.api_client = api_client
+        self.core = kubernetes.client.CoreV1Api(api_client)
+        self.custom = kubernetes.client.CustomObjectsApi(api_client)
+        self.component = component
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kubeapi")
+        self._recent_events: dict[tuple[str, str, str], float] = {}
+
+    @classmethod
+    def from_environment(cls, kubeconfig: str | None = None, *,
+                         component: str = "kitex-etcd-operator") -> KubeApi:
+        """In-cluster credentials when running in a pod, else the kubeconfig."""
+        config = kubernetes.client.Configuration()
+        try:
+            kubernetes.config.load_incluster_config(client_configuration=config)
+        except kubernetes.config.ConfigException:
+            kubernetes.config.load_kube_config(config_file=kubeconfig,
+                                               client_configuration=config)
+        return cls(kubernetes.client.ApiClient(config), component=component)
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    # --- lists ---------------------------------------------------------------
+
+    async def list_pods(self, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        if not namespaces:
+            return await self._list_all(self.core.list_pod_for_all_namespaces)
+        items: list[dict[str, Any]] = []
+        for ns in namespaces:
+            items += await self._list_all(self.core.list_namespaced_pod, ns)
+        return items
+
+    async def list_kitexservices(self, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        if not namespaces:
+            return await self._list_all(self.custom.list_cluster_custom_object,
+                                        GROUP, VERSION, PLURAL)
+        items: list[dict[str, Any]] = []
+        for ns in namespaces:
+            items += await self._list_all(self.custom.list_namespaced_custom_object,
+                                          GROUP, VERSION, ns, PLURAL)
+        return items
+
+    async def _list_all(self, fn: Callable[..., Any], *args: Any) -> list[dict[str, Any]]:
+        """Every page of a list; an error anywhere fails the whole list, never truncates it."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": PAGE, "_preload_content": False}
+            if token:
+                kwargs["_continue"] = token
+            response = await self._run(fn, *args, **kwargs)
+            page = json.loads(response.data)
+            items += page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
+    # --- secrets, status, events ---------------------------------------------
+
+    async def read_secret(self, namespace: str, name: str) -> dict[str, bytes]:
+        try:
+            secret = await self._run(self.core.read_namespaced_secret, name, namespace)
+        except kubernetes.client.ApiException as exc:
+            if exc.status in (403, 404):
+                raise SecretNotFound(
+                    f"Secret {namespace}/{name} "
+                    f"{'not found' if exc.status == 404 else 'may not be read'}") from None
+            raise
+        return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        try:
+            await self._run(self.custom.patch_namespaced_custom_object_status, GROUP, VERSION,
+                            namespace, PLURAL, name, {"status": status})
+        except kubernetes.client.ApiException as exc:
+            if exc.status != 404:  # deleted meanwhile: nothing to report on
+                raise
+
+    async def post_event(self, ref: ObjectRef, *, reason: str, message: str,
+                         warning: bool = True, dedupe_seconds: float = 60.0) -> None:
+        """Post an Event, at most once a minute for the same object, reason and message."""
+        dedupe = (ref.uid, reason, message)
+        now = time.monotonic()
+        if now - self._recent_events.get(dedupe, -1e9) < dedupe_seconds:
+            return
+        self._recent_events[dedupe] = now
+        if len(self._recent_events) > 10_000:
+            self._recent_events = {k: v for k, v in self._recent_events.items()
+                                   if now - v < dedupe_seconds}
+        stamp = datetime.datetime.now(datetime.UTC)
+        body = kubernetes.client.CoreV1Event(
+            metadata=kubernetes.client.V1ObjectMeta(generate_name=f"{ref.name}."),
+            involved_object=kubernetes.client.V1ObjectReference(
+                kind=ref.kind, api_version=ref.api_version, namespace=ref.namespace,
+                name=ref.name, uid=ref.uid),
+            reason=reason, message=message[:1024], type="Warning" if warning else "Normal",
+            source=kubernetes.client.V1EventSource(component=self.component),
+            first_timestamp=stamp, last_timestamp=stamp, count=1)
+        try:
+            await self._run(self.core.create_namespaced_event, ref.namespace, body)
+        except kubernetes.client.ApiException as exc:
+            log.warning("Could not post event %s on %s/%s: %s", reason, ref.namespace,
+                        ref.name, exc.reason)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.api_client.close()

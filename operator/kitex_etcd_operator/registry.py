@@ -1,0 +1,330 @@
+"""One etcd target's entries: ownership, leases, and applying plans.
+
+The operator deletes or overwrites only keys it can prove it wrote. Proof is
+the lease: every lease it grants gets an ownership record,
+``{owner_prefix}/{cluster_id}/leases/{lease:x}``, put on that same lease, so
+the record and the proof die together. After a restart the records tell which
+leases are ours; their keys are adopted in place, never deleted and re-put.
+
+One lease per binding (service), shared by all its instances: keepalive
+traffic grows with services, not pods, and revoking the lease removes a
+service in one step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .etcd.client import EtcdClient, KeyValue
+from .etcd.errors import EtcdError
+from .plan import Binding, Delete, Observed, Op, Plan, Policy, Put, batches, make_plan
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OWNER_PREFIX = "kitex-etcd-operator/owners"
+MAX_CONFLICT_ROUNDS = 3
+
+
+class RegistryError(Exception):
+    """A failure to bring one binding in line; the message is fit for an Event."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    """What an ownership record says about one of our leases."""
+
+    lease: int
+    prefix: str
+    service: str
+    ttl: int
+
+    def encode(self) -> bytes:
+        return json.dumps({"prefix": self.prefix, "service": self.service, "ttl": self.ttl},
+                          separators=(",", ":")).encode()
+
+
+@dataclass(slots=True)
+class SyncResult:
+    """What one sync did, for status, metrics and logs."""
+
+    puts: int = 0
+    deletes: int = 0
+    unchanged: int = 0
+    conflicts: list[str] = field(default_factory=list)
+    withheld_deletes: int = 0
+    txns: int = 0
+    planned: Plan | None = None
+
+    def add(self, plan: Plan) -> None:
+        self.puts += len(plan.puts)
+        self.deletes += len(plan.deletes)
+        self.unchanged += plan.unchanged
+        self.withheld_deletes += plan.withheld_deletes
+
+
+@dataclass(slots=True)
+class _BindingState:
+    lease: int = 0
+    ttl: int = 0
+    observed: dict[str, Observed] = field(default_factory=dict)
+    fresh: bool = False  # observed holds a full read of the range
+
+
+class TargetRegistry:
+    """The bindings of one etcd target, written under one cluster id."""
+
+    def __init__(self, client: EtcdClient, *, cluster_id: str,
+                 owner_prefix: str = DEFAULT_OWNER_PREFIX,
+                 on_lease_lost: Callable[[Binding], Awaitable[None]] | None = None) -> None:
+        self.client = client
+        self.cluster_id = cluster_id
+        self.owner_prefix = owner_prefix
+        self.records: dict[int, LeaseRecord] = {}
+        self._states: dict[Binding, _BindingState] = {}
+        self._on_lease_lost = on_lease_lost
+        self._keepalive_due: dict[int, float] = {}
+        self._keepalive_task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self.keepalive_requests = 0
+        self.requests = 0
+
+    # --- ownership records -------------------------------------------------
+
+    @property
+    def records_prefix(self) -> str:
+        return f"{self.owner_prefix}/{self.cluster_id}/leases/"
+
+    def record_key(self, lease: int) -> str:
+        return f"{self.records_prefix}{lease:x}"
+
+    async def load_ownership(self) -> None:
+        """Learn which leases are ours, and keep them alive at once.
+
+        Keeping them alive before Kubernetes has been read is what lets a
+        restart adopt the entries without any of them expiring meanwhile.
+        """
+        self.requests += 1
+        kvs, _ = await self.client.get_prefix(self.records_prefix)
+        records: dict[int, LeaseRecord] = {}
+        for kv in kvs:
+            record = _parse_record(kv, self.records_prefix)
+            if record is not None:
+                records[record.lease] = record
+        self.records = records
+        for lease in records:
+            self._keepalive_due.setdefault(lease, 0.0)
+        self._ensure_keepalive()
+        log.info("Adopted %d lease(s) of cluster %s", len(records), self.cluster_id)
+
+    def owned_leases(self) -> set[int]:
+        return set(self.records)
+
+    # --- leases ------------------------------------------------------------
+
+    async def _lease_for(self, binding: Binding, ttl: int, state: _BindingState) -> int:
+        """The binding's lease: the current one, an adopted one of the same TTL, or a new one."""
+        if state.lease and state.ttl == ttl and state.lease in self.records:
+            return state.lease
+        for record in self.records.values():
+            if (record.prefix, record.service, record.ttl) == (binding.prefix, binding.service, ttl):
+                state.lease, state.ttl = record.lease, ttl
+                return record.lease
+        self.requests += 2
+        lease = await self.client.grant(ttl)
+        record = LeaseRecord(lease, binding.prefix, binding.service, ttl)
+        await self.client.txn([], [Put(self.record_key(lease), record.encode(), lease)])
+        self.records[lease] = record
+        self._keepalive_due[lease] = time.monotonic() + ttl / 3
+        self._ensure_keepalive()
+        state.lease, state.ttl = lease, ttl
+        log.info("Granted lease %x (ttl %ss) for %s", lease, ttl, binding)
+        return lease
+
+    def _ensure_keepalive(self) -> None:
+        if self._keepalive_task is None or self._keepalive_task.done():
+            self._keepalive_task = asyncio.create_task(self._keepalive_loop(),
+                                                       name="lease keepalive")
+        self._wake.set()
+
+    async def _keepalive_loop(self) -> None:
+        """Refresh every lease at a third of its TTL, as etcd's own clients do."""
+        while True:
+            now = time.monotonic()
+            for lease, due in sorted(self._keepalive_due.items(), key=lambda item: item[1]):
+                if due > now:
+                    break
+                record = self.records.get(lease)
+                if record is None:
+                    self._keepalive_due.pop(lease, None)
+                    continue
+                try:
+                    self.keepalive_requests += 1
+                    remaining = await self.client.keepalive(lease)
+                except EtcdError as exc:
+                    log.warning("Keepalive of lease %x failed: %s", lease, exc)
+                    self._keepalive_due[lease] = now + min(record.ttl / 6, 5.0)
+                    continue
+                if remaining <= 0:
+                    await self._lease_lost(lease)
+                else:
+                    self._keepalive_due[lease] = now + record.ttl / 3
+            self._wake.clear()
+            delay = min(self._keepalive_due.values(), default=now + 60) - time.monotonic()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
+
+    async def _lease_lost(self, lease: int) -> None:
+        """The lease expired (etcd down longer than the TTL): its keys are gone."""
+        record = self.records.pop(lease, None)
+        self._keepalive_due.pop(lease, None)
+        if record is None:
+            return
+        log.warning("Lease %x of %s/%s expired; its entries will be written again",
+                    lease, record.prefix, record.service)
+        for binding, state in self._states.items():
+            if state.lease == lease:
+                state.lease, state.fresh = 0, False
+                state.observed.clear()
+                if self._on_lease_lost is not None:
+                    await self._on_lease_lost(binding)
+
+    # --- reading and writing ----------------------------------------------
+
+    async def observe(self, binding: Binding) -> dict[str, Observed]:
+        """Read the binding's range: the check the Go registry does every observeDelay."""
+        state = self._states.setdefault(binding, _BindingState())
+        self.requests += 1
+        kvs, _ = await self.client.get_prefix(binding.range)
+        state.observed = {kv.key: Observed(kv.value, kv.lease, kv.mod_revision) for kv in kvs}
+        state.fresh = True
+        return dict(state.observed)
+
+    async def sync(self, binding: Binding, desired: Mapping[str, bytes], *, ttl: int,
+                   keys: Iterable[str] | None = None, policy: Policy = Policy.SYNC,
+                   max_deletes: int | None = None, dry_run: bool = False) -> SyncResult:
+        """Make etcd hold ``desired`` for the binding, touching only our own keys.
+
+        With ``keys`` only those keys are diffed against the cached view (a
+        pod event); without, or before the first full read, the whole range
+        is read and diffed (start-up and the periodic observation).
+        A transaction whose compare fails (someone wrote a key meanwhile)
+        is planned again from a fresh read, a few times at most.
+        """
+        state = self._states.setdefault(binding, _BindingState())
+        if keys is None or not state.fresh:
+            await self.observe(binding)
+            keys = None
+        result = SyncResult()
+        lease = state.lease if dry_run else await self._lease_for(binding, ttl, state)
+        for _ in range(MAX_CONFLICT_ROUNDS):
+            plan = make_plan(desired, state.observed, lease=lease,
+                             owned_leases=self.owned_leases(), keys=keys, policy=policy,
+                             max_deletes=max_deletes)
+            result.conflicts = plan.conflicts
+            result.planned = plan
+            if dry_run or not plan:
+                result.add(plan)
+                break
+            failed = await self._apply(plan.ops, state, result)
+            result.add(plan)
+            if not failed:
+                break
+            await self.observe(binding)
+            keys = None
+        else:
+            raise RegistryError(f"{binding}: keys kept changing under us; will retry")
+        await self._drop_drained_leases(binding, state)
+        return result
+
+    async def _apply(self, ops: list[Op], state: _BindingState, result: SyncResult) -> bool:
+        """Apply ops in batched, guarded transactions; True if any compare failed."""
+        failed = False
+        for batch in batches(ops):
+            self.requests += 1
+            result.txns += 1
+            if not await self.client.txn(_compares(batch), list(batch)):
+                failed = True
+                continue
+            for op in batch:
+                if isinstance(op, Put):
+                    state.observed[op.key] = Observed(op.value, op.lease)
+                else:
+                    state.observed.pop(op.key, None)
+        return failed
+
+    async def _drop_drained_leases(self, binding: Binding, state: _BindingState) -> None:
+        """Revoke our older leases of this binding once no key of it sits on them."""
+        if not state.fresh or not state.lease:
+            return
+        in_use = {obs.lease for obs in state.observed.values()}
+        for record in list(self.records.values()):
+            if (record.prefix, record.service) == (binding.prefix, binding.service) \
+                    and record.lease != state.lease and record.lease not in in_use:
+                await self._revoke(record.lease)
+
+    async def _revoke(self, lease: int) -> None:
+        self.requests += 1
+        await self.client.revoke(lease)
+        self.records.pop(lease, None)
+        self._keepalive_due.pop(lease, None)
+
+    async def remove(self, binding: Binding, *, policy: Policy = Policy.SYNC,
+                     dry_run: bool = False) -> int:
+        """Take a whole service out: revoke its leases, which deletes its keys at once.
+
+        Under ``upsert-only`` nothing is deleted: the leases stay alive and
+        the entries stay, as that policy promises.
+        """
+        leases = [r.lease for r in self.records.values()
+                  if (r.prefix, r.service) == (binding.prefix, binding.service)]
+        self._states.pop(binding, None)
+        if policy is Policy.UPSERT_ONLY or dry_run:
+            return 0
+        for lease in leases:
+            await self._revoke(lease)
+        return len(leases)
+
+    def bindings_on_record(self) -> set[tuple[str, str]]:
+        """(prefix, service) pairs we own leases for, including ones no spec names any more."""
+        return {(r.prefix, r.service) for r in self.records.values()}
+
+    def cached(self, binding: Binding) -> Mapping[str, Observed]:
+        state = self._states.get(binding)
+        return state.observed if state else {}
+
+    async def close(self) -> None:
+        if self._keepalive_task is not None:
+            self._keepalive_task.cancel()
+            await asyncio.gather(self._keepalive_task, return_exceptions=True)
+            self._keepalive_task = None
+
+
+def _compares(batch: list[Op]) -> list[Put | Delete]:
+    """The guards are carried by the ops themselves; the client turns them into compares."""
+    return list(batch)
+
+
+def _parse_record(kv: KeyValue, prefix: str) -> LeaseRecord | None:
+    """A record counts only if it sits on the very lease it names."""
+    try:
+        lease = int(kv.key[len(prefix):], 16)
+        data = json.loads(kv.value)
+        record = LeaseRecord(lease, str(data["prefix"]), str(data["service"]), int(data["ttl"]))
+    except (ValueError, KeyError, TypeError):
+        log.warning("Ignoring a malformed ownership record at %s", kv.key)
+        return None
+    if kv.lease != lease:
+        log.warning("Ignoring ownership record %s: it is not on lease %x", kv.key, lease)
+        return None
+    return record
+
+
+__all__ = ["Delete", "LeaseRecord", "Put", "RegistryError", "SyncResult", "TargetRegistry"]

@@ -1,0 +1,146 @@
+"""``kitex-etcd-operator run``: settings from flags and environment, then kopf.
+
+Every flag has an environment variable, so the Deployment can be configured
+either way; the lease TTL also honours registry-etcd's own
+``KITEX_ETCD_REGISTRY_LEASE_TTL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .durations import Duration
+from .logs import setup_logging
+from .model import DEFAULT_LEASE_TTL, DEFAULT_PREFIX, validate_prefix
+from .plan import Policy
+from .registry import DEFAULT_OWNER_PREFIX
+from .retry import RetryConfig
+from .settings import DefaultTarget, Settings
+
+log = logging.getLogger(__name__)
+
+
+def etcd_options(fn: Any) -> Any:
+    """The default etcd target: shared by ``run``, ``resolve``, ``diff`` and ``purge``."""
+    options = [
+        click.option("--etcd-endpoints", envvar="KITEX_ETCD_ENDPOINTS", default="127.0.0.1:2379",
+                     show_default=True, help="Comma-separated etcd endpoints, tried in turn."),
+        click.option("--etcd-username", envvar="KITEX_ETCD_USERNAME"),
+        click.option("--etcd-password-file", envvar="KITEX_ETCD_PASSWORD_FILE",
+                     type=click.Path(dir_okay=False, path_type=Path),
+                     help="File holding the etcd password (or set KITEX_ETCD_PASSWORD)."),
+        click.option("--etcd-ca", envvar="KITEX_ETCD_CA", type=click.Path(path_type=Path),
+                     help="CA certificate (PEM) that signed etcd's server certificate."),
+        click.option("--etcd-cert", envvar="KITEX_ETCD_CERT", type=click.Path(path_type=Path),
+                     help="Client certificate (PEM) for mutual TLS."),
+        click.option("--etcd-key", envvar="KITEX_ETCD_KEY", type=click.Path(path_type=Path),
+                     help="Client key (PEM) for mutual TLS."),
+        click.option("--etcd-secret", envvar="KITEX_ETCD_SECRET", metavar="NAMESPACE/NAME",
+                     help="A Secret with username/password and/or ca.crt/tls.crt/tls.key."),
+        click.option("--etcd-dial-timeout", envvar="KITEX_ETCD_DIAL_TIMEOUT", type=Duration(),
+                     default="5s", show_default=True),
+        click.option("--prefix", envvar="KITEX_ETCD_PREFIX", default=DEFAULT_PREFIX,
+                     show_default=True, help="Default key prefix (WithEtcdServicePrefix)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def default_target(kw: dict[str, Any]) -> DefaultTarget:
+    password = os.environ.get("KITEX_ETCD_PASSWORD")
+    if kw["etcd_password_file"]:
+        password = kw["etcd_password_file"].read_text().strip()
+    if bool(kw["etcd_cert"]) != bool(kw["etcd_key"]):
+        raise click.UsageError("--etcd-cert and --etcd-key go together")
+    if kw["etcd_username"] and password is None:
+        raise click.UsageError("--etcd-username needs --etcd-password-file or KITEX_ETCD_PASSWORD")
+    endpoints = tuple(e.strip() for e in kw["etcd_endpoints"].split(",") if e.strip())
+    if not endpoints:
+        raise click.UsageError("--etcd-endpoints names no endpoint")
+    return DefaultTarget(endpoints=endpoints, username=kw["etcd_username"], password=password,
+                         ca_file=kw["etcd_ca"], cert_file=kw["etcd_cert"],
+                         key_file=kw["etcd_key"], secret=kw["etcd_secret"],
+                         dial_timeout=kw["etcd_dial_timeout"])
+
+
+@click.command()
+@etcd_options
+@click.option("--kubeconfig", envvar="KUBECONFIG", help="Outside a cluster: the kubeconfig.")
+@click.option("--lease-ttl", envvar="KITEX_ETCD_REGISTRY_LEASE_TTL", type=click.IntRange(5),
+              default=DEFAULT_LEASE_TTL, show_default=True, help="Default lease TTL (seconds).")
+@click.option("--max-attempt-times", envvar="KITEX_ETCD_MAX_ATTEMPT_TIMES",
+              type=click.IntRange(0), default=5, show_default=True,
+              help="Default retry.maxAttemptTimes: failures before Degraded (0: unlimited).")
+@click.option("--observe-delay", envvar="KITEX_ETCD_OBSERVE_DELAY", type=Duration(),
+              default="30s", show_default=True, help="Default retry.observeDelay.")
+@click.option("--retry-delay", envvar="KITEX_ETCD_RETRY_DELAY", type=Duration(),
+              default="10s", show_default=True, help="Default retry.retryDelay.")
+@click.option("--cluster-id", envvar="KITEX_ETCD_CLUSTER_ID", default="default",
+              show_default=True, help="Owner id: operators of different clusters sharing an "
+              "etcd must use different ids.")
+@click.option("--owner-prefix", envvar="KITEX_ETCD_OWNER_PREFIX", default=DEFAULT_OWNER_PREFIX,
+              show_default=True, help="Where ownership records live in etcd.")
+@click.option("--namespace", "namespaces", envvar="KITEX_ETCD_NAMESPACES", multiple=True,
+              help="Watch only these namespaces (repeat); default: cluster-wide.")
+@click.option("--policy", envvar="KITEX_ETCD_POLICY", default="sync", show_default=True,
+              type=click.Choice([p.value for p in Policy]))
+@click.option("--dry-run", envvar="KITEX_ETCD_DRY_RUN", is_flag=True,
+              help="Log the plan, write nothing to etcd.")
+@click.option("--max-deletes", envvar="KITEX_ETCD_MAX_DELETES", type=click.IntRange(1),
+              help="Cap on deletions per service and cycle.")
+@click.option("--resync-period", envvar="KITEX_ETCD_RESYNC_PERIOD", type=Duration(),
+              default="5m", show_default=True, help="How often pods are relisted.")
+@click.option("--health-port", envvar="KITEX_ETCD_HEALTH_PORT", type=int, default=8080,
+              show_default=True, help="Port of /healthz, /readyz and /metrics.")
+@click.option("--log-format", envvar="KITEX_ETCD_LOG_FORMAT", default="text",
+              type=click.Choice(["text", "json"]), show_default=True)
+@click.option("--log-level", envvar="KITEX_ETCD_LOG_LEVEL", default="info",
+              type=click.Choice(["debug", "info", "warning", "error"]), show_default=True)
+def run(**kw: Any) -> None:
+    """Run the operator: watch pods and KitexServices, keep etcd in line."""
+    setup_logging(kw["log_format"], kw["log_level"])
+    try:
+        prefix = validate_prefix(kw["prefix"], field="--prefix")
+        retry = RetryConfig(kw["max_attempt_times"], kw["observe_delay"], kw["retry_delay"])
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    settings = Settings(
+        etcd=default_target(kw), prefix=prefix, lease_ttl=kw["lease_ttl"], retry=retry,
+        cluster_id=kw["cluster_id"], owner_prefix=kw["owner_prefix"],
+        namespaces=tuple(ns for item in kw["namespaces"] for ns in item.split(",") if ns),
+        policy=Policy(kw["policy"]), dry_run=kw["dry_run"], max_deletes=kw["max_deletes"],
+        resync_period=kw["resync_period"], health_port=kw["health_port"])
+    if kw["kubeconfig"]:
+        os.environ["KUBECONFIG"] = kw["kubeconfig"]
+    asyncio.run(operate(settings))
+
+
+async def operate(settings: Settings) -> None:
+    import kopf
+
+    from . import probes
+    from .controller import Controller
+    from .handlers import make_registry
+    from .kubeapi import KubeApi
+
+    kube = KubeApi.from_environment()
+    controller = Controller(settings, kube)
+    runner = await probes.serve(settings.health_host, settings.health_port,
+                                ready=lambda: controller.ready, alive=lambda: True)
+    log.info("Operator starting: cluster id %s, %s, policy %s%s", settings.cluster_id,
+             "namespaces " + ",".join(settings.namespaces) if settings.namespaces
+             else "cluster-wide", settings.policy.value, ", dry run" if settings.dry_run else "")
+    try:
+        await kopf.operator(registry=make_registry(controller), standalone=True,
+                            clusterwide=not settings.namespaces,
+                            namespaces=list(settings.namespaces))
+    finally:
+        await runner.cleanup()
+        kube.close()

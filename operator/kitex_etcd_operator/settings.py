@@ -1,0 +1,49 @@
+"""The operator's own settings, from flags and environment (see ``cli.run``).
+
+Every option of registry-etcd that is not per service lives here: the default
+etcd target (endpoints, auth, TLS, dial timeout), the default prefix, lease
+TTL and retry, plus what an operator needs that a library does not (cluster
+id, namespaces, policy, dry run, safety cap, probes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .model import DEFAULT_LEASE_TTL, DEFAULT_PREFIX
+from .plan import Policy
+from .registry import DEFAULT_OWNER_PREFIX
+from .retry import RetryConfig
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultTarget:
+    """The etcd used by annotated pods and by KitexServices that name none."""
+
+    endpoints: tuple[str, ...] = ("127.0.0.1:2379",)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    secret: str | None = None  # "namespace/name" of a Secret with username/password/ca.crt/...
+    dial_timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    etcd: DefaultTarget = field(default_factory=DefaultTarget)
+    prefix: str = DEFAULT_PREFIX
+    lease_ttl: int = DEFAULT_LEASE_TTL
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    cluster_id: str = "default"
+    owner_prefix: str = DEFAULT_OWNER_PREFIX
+    namespaces: tuple[str, ...] = ()  # empty: cluster-wide
+    policy: Policy = Policy.SYNC
+    dry_run: bool = False
+    max_deletes: int | None = None  # per binding and cycle; None: no cap
+    debounce: float = 0.02  # seconds to gather a burst of pod events into one write
+    resync_period: float = 300.0  # full relist of pods, to catch missed deletions
+    health_port: int = 8080
+    health_host: str = "0.0.0.0"

@@ -1,0 +1,205 @@
+"""Where users look: KitexService status conditions and Kubernetes Events.
+
+Workers report what happened; this module turns it into conditions (Ready,
+Degraded, Conflict, InvalidPods) and Events, writing a status only when it
+changed and at most once a second per object, so a churning service does not
+turn into a stream of status patches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .desired import DesiredState, Source, SpecKey
+from .kube.spec import SpecError
+from .kubeapi import KIND, KubeApi, ObjectRef
+from .plan import Binding
+
+if TYPE_CHECKING:
+    from .controller import BindingWorker
+
+log = logging.getLogger(__name__)
+MAX_ADDRESSES = 50
+FLUSH_INTERVAL = 1.0
+
+
+@dataclass(slots=True)
+class _Object:
+    ref: ObjectRef
+    generation: int
+    spec_error: SpecError | None = None
+    conditions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    written: dict[str, Any] | None = None
+    pending: dict[str, Any] | None = None
+
+
+class StatusReporter:
+    """Collects per-object status and posts it in the background."""
+
+    def __init__(self, kube: KubeApi | None, state: DesiredState) -> None:
+        self.kube = kube
+        self.state = state
+        self.objects: dict[SpecKey, _Object] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._events: asyncio.Queue[tuple[ObjectRef, str, str, bool]] = asyncio.Queue()
+        self._pod_errors_reported: dict[str, str] = {}
+        self._kick = asyncio.Event()
+
+    # --- inputs --------------------------------------------------------------
+
+    def spec_valid(self, key: SpecKey, body: Mapping[str, Any]) -> None:
+        obj = self._object(key, body)
+        obj.spec_error = None
+
+    def spec_invalid(self, key: SpecKey, body: Mapping[str, Any], err: SpecError) -> None:
+        obj = self._object(key, body)
+        obj.spec_error = err
+        self._set(obj, "Ready", False, "InvalidSpec", str(err))
+        obj.pending = self._render(obj, None, None)
+        self.event(obj.ref, "InvalidSpec", str(err))
+
+    def forget(self, key: SpecKey) -> None:
+        self.objects.pop(key, None)
+
+    def binding_synced(self, binding: Binding, worker: BindingWorker) -> None:
+        """A worker finished a cycle: refresh every object that feeds this binding."""
+        for source in self.state.sources.get(binding, set()):
+            if source.kind == "KitexService":
+                obj = self.objects.get((source.namespace, source.name))
+                if obj is not None and obj.spec_error is None:
+                    self._update(obj, binding, worker)
+        self._report_pod_errors()
+
+    def event(self, ref: ObjectRef, reason: str, message: str, warning: bool = True) -> None:
+        self._events.put_nowait((ref, reason, message, warning))
+        self._kick.set()
+
+    # --- rendering -----------------------------------------------------------
+
+    def _object(self, key: SpecKey, body: Mapping[str, Any]) -> _Object:
+        meta = body.get("metadata", {})
+        ref = ObjectRef(KIND, str(body.get("apiVersion", "")), key[0], key[1],
+                        str(meta.get("uid", "")))
+        obj = self.objects.get(key)
+        if obj is None or obj.ref.uid != ref.uid:
+            obj = self.objects[key] = _Object(ref, int(meta.get("generation") or 0))
+        obj.generation = int(meta.get("generation") or 0)
+        return obj
+
+    def _update(self, obj: _Object, binding: Binding, worker: BindingWorker) -> None:
+        retry, last = worker.retry, worker.last
+        config = self.state.configs.get(binding)
+        degraded = config is not None and retry.degraded(config.retry)
+        if retry.failures == 0:
+            self._set(obj, "Ready", True, "Synced", f"entries in etcd match the pods ({binding})")
+        else:
+            self._set(obj, "Ready", False, "SyncFailed", retry.last_error or "sync failed")
+        was_degraded = obj.conditions.get("Degraded", {}).get("status") == "True"
+        self._set(obj, "Degraded", degraded, "EtcdUnavailable" if degraded else "Healthy",
+                  f"{retry.failures} consecutive failures: {retry.last_error}" if degraded
+                  else "writes succeed")
+        if degraded and not was_degraded:
+            self.event(obj.ref, "Degraded", f"{retry.failures} consecutive failures writing "
+                       f"{binding}: {retry.last_error}")
+        conflicts = last.conflicts if last else []
+        was_conflict = obj.conditions.get("Conflict", {}).get("status") == "True"
+        self._set(obj, "Conflict", bool(conflicts), "ForeignKeys" if conflicts else "NoConflict",
+                  (f"{len(conflicts)} key(s) are held by another writer and left alone: "
+                   + ", ".join(conflicts[:5])) if conflicts else "no foreign key in the way")
+        if conflicts and not was_conflict:
+            self.event(obj.ref, "Conflict", obj.conditions["Conflict"]["message"])
+        pod_errors = [f"pod {self.state.pods[uid].name}: {err}"
+                      for uid, (src, err) in self.state.pod_errors.items()
+                      if src == Source("KitexService", obj.ref.namespace, obj.ref.name)
+                      and uid in self.state.pods]
+        self._set(obj, "InvalidPods", bool(pod_errors),
+                  "PodErrors" if pod_errors else "AllPodsValid",
+                  "; ".join(sorted(pod_errors)[:5]) if pod_errors else "every selected pod is usable")
+        obj.pending = self._render(obj, binding, worker)
+
+    def _render(self, obj: _Object, binding: Binding | None,
+                worker: BindingWorker | None) -> dict[str, Any]:
+        status: dict[str, Any] = {"observedGeneration": obj.generation,
+                                  "conditions": list(obj.conditions.values())}
+        if obj.spec_error is not None:
+            status.update(readyInstances=0, registeredAddresses=[],
+                          lastError=str(obj.spec_error))
+            return status
+        if binding is not None and worker is not None:
+            conflicts = set(worker.last.conflicts) if worker.last else set()
+            keys = sorted(k for k in self.state.values(binding) if k not in conflicts)
+            status.update(
+                serviceName=binding.service, prefix=binding.prefix,
+                readyInstances=len(keys),
+                registeredAddresses=[k[len(binding.range):] for k in keys[:MAX_ADDRESSES]],
+                lastError=worker.retry.last_error)
+            if worker.retry.failures == 0:
+                status["lastSyncTime"] = _now()
+        return status
+
+    def _set(self, obj: _Object, kind: str, value: bool, reason: str, message: str) -> None:
+        status = "True" if value else "False"
+        old = obj.conditions.get(kind)
+        if old and old["status"] == status and old["reason"] == reason \
+                and old["message"] == message:
+            return
+        stamp = old["lastTransitionTime"] if old and old["status"] == status else _now()
+        obj.conditions[kind] = {"type": kind, "status": status, "reason": reason,
+                                "message": message[:1024], "lastTransitionTime": stamp,
+                                "observedGeneration": obj.generation}
+
+    def _report_pod_errors(self) -> None:
+        """One Event per pod and problem: on the pod itself, where its owner looks."""
+        for uid, (_source, err) in list(self.state.pod_errors.items()):
+            pod = self.state.pods.get(uid)
+            if pod is None or self._pod_errors_reported.get(uid) == str(err):
+                continue
+            self._pod_errors_reported[uid] = str(err)
+            self.event(ObjectRef("Pod", "v1", pod.namespace, pod.name, pod.uid),
+                       "InvalidKitexRegistration", str(err))
+        for uid in [u for u in self._pod_errors_reported if u not in self.state.pod_errors]:
+            del self._pod_errors_reported[uid]
+
+    # --- output ----------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.kube is not None and self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="status writer")
+
+    async def _loop(self) -> None:
+        assert self.kube is not None
+        while True:
+            for key, obj in list(self.objects.items()):
+                pending = obj.pending
+                if pending is None:
+                    continue
+                comparable = {k: v for k, v in pending.items() if k != "lastSyncTime"}
+                if comparable == obj.written:
+                    obj.pending = None
+                    continue
+                try:
+                    await self.kube.patch_status(key[0], key[1], pending)
+                    obj.written, obj.pending = comparable, None
+                except Exception as exc:  # noqa: BLE001 - status is best effort, retried
+                    log.warning("Could not write status of %s/%s: %s", *key, exc)
+            while not self._events.empty():
+                ref, reason, message, warning = self._events.get_nowait()
+                await self.kube.post_event(ref, reason=reason, message=message, warning=warning)
+            self._kick.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), FLUSH_INTERVAL)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
