@@ -38,11 +38,6 @@ def make_registry(controller: Controller) -> kopf.OperatorRegistry:
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.batching.worker_limit = None
-        await controller.start()
-
-    @kopf.on.cleanup(registry=registry)
-    async def cleanup(**_: Any) -> None:
-        await controller.stop()
 
     @kopf.on.event("", "v1", "pods", registry=registry)
     def pod_event(event: dict[str, Any], **_: Any) -> None:

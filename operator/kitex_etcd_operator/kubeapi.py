@@ -69,7 +69,7 @@ class KubeApi:
                                                client_configuration=config)
         return cls(kubernetes.client.ApiClient(config), component=component)
 
-    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
@@ -101,7 +101,7 @@ class KubeApi:
             kwargs: dict[str, Any] = {"limit": PAGE, "_preload_content": False}
             if token:
                 kwargs["_continue"] = token
-            response = await self._run(fn, *args, **kwargs)
+            response = await self.call(fn, *args, **kwargs)
             page = json.loads(response.data)
             items += page.get("items") or []
             token = (page.get("metadata") or {}).get("continue")
@@ -112,7 +112,7 @@ class KubeApi:
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, bytes]:
         try:
-            secret = await self._run(self.core.read_namespaced_secret, name, namespace)
+            secret = await self.call(self.core.read_namespaced_secret, name, namespace)
         except kubernetes.client.ApiException as exc:
             if exc.status in (403, 404):
                 raise SecretNotFound(
@@ -123,7 +123,7 @@ class KubeApi:
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         try:
-            await self._run(self.custom.patch_namespaced_custom_object_status, GROUP, VERSION,
+            await self.call(self.custom.patch_namespaced_custom_object_status, GROUP, VERSION,
                             namespace, PLURAL, name, {"status": status})
         except kubernetes.client.ApiException as exc:
             if exc.status != 404:  # deleted meanwhile: nothing to report on
@@ -150,7 +150,7 @@ class KubeApi:
             source=kubernetes.client.V1EventSource(component=self.component),
             first_timestamp=stamp, last_timestamp=stamp, count=1)
         try:
-            await self._run(self.core.create_namespaced_event, ref.namespace, body)
+            await self.call(self.core.create_namespaced_event, ref.namespace, body)
         except kubernetes.client.ApiException as exc:
             log.warning("Could not post event %s on %s/%s: %s", reason, ref.namespace,
                         ref.name, exc.reason)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from .durations import Duration
+from .leader import ElectionConfig, LeaderElector, LostLeadership
 from .logs import setup_logging
 from .model import DEFAULT_LEASE_TTL, DEFAULT_PREFIX, validate_prefix
 from .plan import Policy
@@ -99,6 +102,13 @@ def default_target(kw: dict[str, Any]) -> DefaultTarget:
               default="5m", show_default=True, help="How often pods are relisted.")
 @click.option("--health-port", envvar="KITEX_ETCD_HEALTH_PORT", type=int, default=8080,
               show_default=True, help="Port of /healthz, /readyz and /metrics.")
+@click.option("--leader-elect/--no-leader-elect", envvar="KITEX_ETCD_LEADER_ELECT",
+              default=False, show_default=True,
+              help="Elect one writer among replicas through a coordination Lease.")
+@click.option("--leader-election-namespace", envvar="POD_NAMESPACE", default="default",
+              show_default=True)
+@click.option("--leader-election-id", envvar="POD_NAME", default=None,
+              help="This replica's identity (default: host name and pid).")
 @click.option("--log-format", envvar="KITEX_ETCD_LOG_FORMAT", default="text",
               type=click.Choice(["text", "json"]), show_default=True)
 @click.option("--log-level", envvar="KITEX_ETCD_LOG_LEVEL", default="info",
@@ -119,10 +129,19 @@ def run(**kw: Any) -> None:
         resync_period=kw["resync_period"], health_port=kw["health_port"])
     if kw["kubeconfig"]:
         os.environ["KUBECONFIG"] = kw["kubeconfig"]
-    asyncio.run(operate(settings))
+    election = None
+    if kw["leader_elect"]:
+        identity = kw["leader_election_id"] or f"{socket.gethostname()}-{os.getpid()}"
+        election = ElectionConfig(namespace=kw["leader_election_namespace"], identity=identity)
+    try:
+        asyncio.run(operate(settings, election))
+    except LostLeadership as exc:
+        log.error("Stepping down: %s", exc)
+        sys.exit(1)
 
 
-async def operate(settings: Settings) -> None:
+async def operate(settings: Settings, election: ElectionConfig | None = None) -> None:
+    """Watch from the start (a standby stays warm), write only once leading."""
     import kopf
 
     from . import probes
@@ -132,15 +151,35 @@ async def operate(settings: Settings) -> None:
 
     kube = KubeApi.from_environment()
     controller = Controller(settings, kube)
+    elector = LeaderElector(kube, election) if election else None
     runner = await probes.serve(settings.health_host, settings.health_port,
                                 ready=lambda: controller.ready, alive=lambda: True)
     log.info("Operator starting: cluster id %s, %s, policy %s%s", settings.cluster_id,
              "namespaces " + ",".join(settings.namespaces) if settings.namespaces
              else "cluster-wide", settings.policy.value, ", dry run" if settings.dry_run else "")
+
+    async def lead() -> None:
+        if elector is not None:
+            await elector.leading.wait()
+        await controller.start()
+
+    tasks = [asyncio.create_task(kopf.operator(
+                 registry=make_registry(controller), standalone=True,
+                 clusterwide=not settings.namespaces, namespaces=list(settings.namespaces)),
+                 name="kopf"),
+             asyncio.create_task(lead(), name="lead")]
+    if elector is not None:
+        tasks.append(asyncio.create_task(elector.run(), name="leader election"))
     try:
-        await kopf.operator(registry=make_registry(controller), standalone=True,
-                            clusterwide=not settings.namespaces,
-                            namespaces=list(settings.namespaces))
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        await tasks[0]
     finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await controller.stop()
         await runner.cleanup()
         kube.close()

@@ -1,0 +1,119 @@
+"""Leader election on a coordination.k8s.io Lease, so that one replica writes at a time.
+
+kopf's peering is not leader election: after a crash a standby waits about
+a minute before it takes over. Here a standby takes over ``lease_duration``
+after the leader's last renewal (15 s by default), well inside the etcd lease
+TTL (60 s), so that no entry expires during a takeover: the new leader finds
+the old leader's leases through the ownership records and keeps them alive.
+
+Expiry is judged by the standby's own clock, from when it last saw the Lease
+change, as client-go does, so clock skew between nodes does not matter.
+A leader that cannot renew before ``renew_deadline`` steps down by exiting:
+the Deployment restarts it as a standby.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import kubernetes
+
+from .kubeapi import KubeApi
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ElectionConfig:
+    namespace: str
+    name: str = "kitex-etcd-operator"
+    identity: str = ""
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+
+
+class LostLeadership(Exception):
+    """Raised in the leader when it could not renew in time."""
+
+
+class LeaderElector:
+    """Acquires and renews the Lease; ``leading`` is set while we hold it."""
+
+    def __init__(self, kube: KubeApi, config: ElectionConfig) -> None:
+        self.kube = kube
+        self.config = config
+        self.coordination = kubernetes.client.CoordinationV1Api(kube.api_client)
+        self.leading = asyncio.Event()
+        self._observed: tuple[str, float] | None = None  # (resourceVersion, local time seen)
+        self.transitions = 0
+
+    async def run(self) -> None:
+        """Try until leading, then renew until it fails; raises ``LostLeadership``."""
+        last_renew = 0.0
+        while True:
+            try:
+                held = await self._try_acquire_or_renew()
+            except kubernetes.client.ApiException as exc:
+                log.warning("Leader election: %s %s", exc.status, exc.reason)
+                held = False
+            now = time.monotonic()
+            if held:
+                last_renew = now
+                if not self.leading.is_set():
+                    log.info("Became the leader (%s)", self.config.identity)
+                    self.leading.set()
+            elif self.leading.is_set() and now - last_renew > self.config.renew_deadline:
+                self.leading.clear()
+                raise LostLeadership(f"could not renew the Lease for "
+                                     f"{self.config.renew_deadline:g}s")
+            await asyncio.sleep(self.config.retry_period)
+
+    async def _try_acquire_or_renew(self) -> bool:
+        cfg = self.config
+        now = _now()
+        try:
+            lease = await self.kube.call(self.coordination.read_namespaced_lease,
+                                         cfg.name, cfg.namespace)
+        except kubernetes.client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            body = self._body(now, transitions=0, acquire_time=now)
+            await self.kube.call(self.coordination.create_namespaced_lease,
+                                 cfg.namespace, body)
+            return True
+        spec = lease.spec
+        holder = spec.holder_identity or ""
+        version = lease.metadata.resource_version
+        if self._observed is None or self._observed[0] != version:
+            self._observed = (version, time.monotonic())
+        if holder and holder != cfg.identity:
+            expired = time.monotonic() - self._observed[1] > cfg.lease_duration
+            if not expired:
+                return False
+            log.info("Lease held by %s expired; taking over", holder)
+            self.transitions += 1
+        transitions = (spec.lease_transitions or 0) + (holder != cfg.identity)
+        acquire = spec.acquire_time if holder == cfg.identity else now
+        body = self._body(now, transitions=transitions, acquire_time=acquire)
+        body.metadata.resource_version = version  # lose the race rather than overwrite
+        await self.kube.call(self.coordination.replace_namespaced_lease,
+                             cfg.name, cfg.namespace, body)
+        return True
+
+    def _body(self, now: datetime.datetime, *, transitions: int, acquire_time: Any) -> Any:
+        cfg = self.config
+        return kubernetes.client.V1Lease(
+            metadata=kubernetes.client.V1ObjectMeta(name=cfg.name, namespace=cfg.namespace),
+            spec=kubernetes.client.V1LeaseSpec(
+                holder_identity=cfg.identity, lease_duration_seconds=int(cfg.lease_duration),
+                acquire_time=acquire_time, renew_time=now, lease_transitions=transitions))
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
