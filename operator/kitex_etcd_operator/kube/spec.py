@@ -117,7 +117,7 @@ def check_int(value: Any, at: str, minimum: int, maximum: int) -> int:
 def check_port(value: Any, at: str) -> int | str:
     """A port number, or the IANA-style name of a container port, as a Service's targetPort."""
     if isinstance(value, str):
-        if value.isdigit():
+        if value.isascii() and value.isdigit():
             return check_int(int(value), at, 1, 65535)
         if not _PORT_NAME.match(value) or not any(c.isalpha() for c in value):
             raise SpecError(at, f"{value!r} is neither a port number nor a container port name "
