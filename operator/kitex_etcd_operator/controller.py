@@ -151,7 +151,7 @@ class Controller:
             started = time.monotonic()
             try:
                 bodies = await self.kube.list_pods(self.settings.namespaces)
-            except Exception as exc:  # noqa: BLE001 - a failed list must change nothing
+            except Exception as exc:
                 log.warning("Pod resync failed, keeping what we know: %s", exc)
                 continue
             listed = set()

@@ -12,8 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .kube.pods import PodView
-from .kube.spec import ServiceSpec, SpecError, instance_for
+from .kube import PodView, ServiceSpec, SpecError, instance_for, matches, spec_from_annotations
 from .model import DEFAULT_LEASE_TTL, DEFAULT_PREFIX, HERTZ_PREFIX, Framework, instance_key
 from .plan import Binding
 from .retry import RetryConfig
@@ -122,7 +121,7 @@ class DesiredState:
         binding, config = self.binding_of(spec, key[0])
         self.sources[binding].add(Source("KitexService", *key))
         self.configs[binding] = config
-        self.dirty[binding]  # noqa: B018 - a spec without pods still gets a worker
+        self.dirty[binding]
 
     def remove_spec(self, key: SpecKey) -> None:
         spec = self.specs.pop(key, None)
@@ -130,7 +129,7 @@ class DesiredState:
         if spec is not None:
             binding, _ = self.binding_of(spec, key[0])
             self.sources[binding].discard(Source("KitexService", *key))
-            self.dirty[binding]  # noqa: B018
+            self.dirty[binding]
         self._recompute_namespace(key[0])
 
     # --- derived -----------------------------------------------------------
@@ -194,11 +193,8 @@ class DesiredState:
         self._set_contributions(uid, contributions)
 
     def _specs_for(self, pod: PodView) -> Iterable[tuple[Source, ServiceSpec]]:
-        from .kube.annotations import spec_from_annotations
-        from .kube.selectors import matches
-
         try:
-            annotated = spec_from_annotations(pod)
+            annotated = spec_from_annotations(pod, retry=self.defaults.retry)
         except SpecError as err:
             self.pod_errors[pod.uid] = (Source(ANNOTATIONS, pod.namespace), err)
             annotated = None

@@ -24,7 +24,8 @@ async def serve(host: str, port: int, *, ready: Callable[[], bool],
 
     async def metrics(_: web.Request) -> web.Response:
         body = prometheus_client.generate_latest()
-        return web.Response(body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
+        return web.Response(body=body,
+                            headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
 
     app = web.Application()
     app.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz),

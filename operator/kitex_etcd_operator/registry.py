@@ -14,6 +14,7 @@ service in one step.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -131,7 +132,8 @@ class TargetRegistry:
         if state.lease and state.ttl == ttl and state.lease in self.records:
             return state.lease
         for record in self.records.values():
-            if (record.prefix, record.service, record.ttl) == (binding.prefix, binding.service, ttl):
+            if record.prefix == binding.prefix and record.service == binding.service \
+                    and record.ttl == ttl:
                 state.lease, state.ttl = record.lease, ttl
                 return record.lease
         self.requests += 2
@@ -176,10 +178,8 @@ class TargetRegistry:
             self._wake.clear()
             delay = min(self._keepalive_due.values(), default=now + 60) - time.monotonic()
             if delay > 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
 
     async def _lease_lost(self, lease: int) -> None:
         """The lease expired (etcd down longer than the TTL): its keys are gone."""

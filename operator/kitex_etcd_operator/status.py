@@ -120,7 +120,8 @@ class StatusReporter:
                       and uid in self.state.pods]
         self._set(obj, "InvalidPods", bool(pod_errors),
                   "PodErrors" if pod_errors else "AllPodsValid",
-                  "; ".join(sorted(pod_errors)[:5]) if pod_errors else "every selected pod is usable")
+                  "; ".join(sorted(pod_errors)[:5]) if pod_errors
+                  else "every selected pod is usable")
         obj.pending = self._render(obj, binding, worker)
 
     def _render(self, obj: _Object, binding: Binding | None,
@@ -186,7 +187,7 @@ class StatusReporter:
                 try:
                     await self.kube.patch_status(key[0], key[1], pending)
                     obj.written, obj.pending = comparable, None
-                except Exception as exc:  # noqa: BLE001 - status is best effort, retried
+                except Exception as exc:
                     log.warning("Could not write status of %s/%s: %s", *key, exc)
             while not self._events.empty():
                 ref, reason, message, warning = self._events.get_nowait()
