@@ -1,0 +1,111 @@
+"""Desired state: which pods become which keys, event by event, with dirty tracking."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kitex_etcd_operator.desired import DesiredState, Source, TargetRef
+from kitex_etcd_operator.kube import parse_kitexservice, pod_view
+from kitex_etcd_operator.plan import Binding
+
+DEFAULT = Binding("default", "kitex/registry-etcd", "echo")
+
+
+def pod(uid: str, ip: str = "10.0.0.1", *, ready: bool = True, labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None, ns: str = "default",
+        deleting: bool = False) -> dict[str, Any]:
+    meta: dict[str, Any] = {"uid": uid, "name": f"pod-{uid}", "namespace": ns,
+                            "labels": labels or {}, "annotations": annotations or {}}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    return {"metadata": meta,
+            "spec": {"containers": [{"name": "c", "ports": [{"name": "rpc",
+                                                             "containerPort": 8888}]}]},
+            "status": {"podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "192.168.0.1",
+                       "phase": "Running",
+                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+ANNOTATED = {"kitex.cloudwego.io/service": "echo", "kitex.cloudwego.io/port": "8888"}
+
+
+def test_annotated_ready_pod_gives_one_key() -> None:
+    state = DesiredState()
+    state.upsert_pod(pod_view(pod("a", annotations=ANNOTATED)))
+    assert state.values(DEFAULT) == {
+        "kitex/registry-etcd/echo/10.0.0.1:8888":
+            b'{"network":"tcp","address":"10.0.0.1:8888","weight":10,"tags":null}'}
+    assert state.take_dirty() == {DEFAULT: {"kitex/registry-etcd/echo/10.0.0.1:8888"}}
+    assert state.take_dirty() == {}
+
+
+def test_not_ready_and_terminating_pods_leave() -> None:
+    state = DesiredState()
+    state.upsert_pod(pod_view(pod("a", annotations=ANNOTATED)))
+    state.take_dirty()
+    state.upsert_pod(pod_view(pod("a", annotations=ANNOTATED, ready=False)))
+    assert state.values(DEFAULT) == {}
+    assert state.take_dirty() == {DEFAULT: {"kitex/registry-etcd/echo/10.0.0.1:8888"}}
+    state.upsert_pod(pod_view(pod("a", annotations=ANNOTATED, deleting=True)))
+    assert state.values(DEFAULT) == {}
+
+
+def test_losing_the_annotation_removes_the_key() -> None:
+    state = DesiredState()
+    state.upsert_pod(pod_view(pod("a", annotations=ANNOTATED)))
+    state.upsert_pod(pod_view(pod("a")))
+    assert state.values(DEFAULT) == {}
+
+
+def test_malformed_annotation_is_a_pod_error_not_a_crash() -> None:
+    state = DesiredState()
+    state.upsert_pod(pod_view(pod("a", annotations={**ANNOTATED,
+                                                    "kitex.cloudwego.io/weight": "heavy"})))
+    state.upsert_pod(pod_view(pod("b", "10.0.0.2", annotations=ANNOTATED)))
+    assert "a" in state.pod_errors
+    assert "weight" in state.pod_errors["a"][1].field
+    assert list(state.values(DEFAULT)) == ["kitex/registry-etcd/echo/10.0.0.2:8888"]
+
+
+def kitexservice(name: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "kitex.cloudwego.io/v1alpha1", "kind": "KitexService",
+            "metadata": {"name": name, "namespace": "default", "uid": f"u-{name}",
+                         "generation": 1},
+            "spec": {"selector": {"matchLabels": {"app": "echo"}}, **spec}}
+
+
+def test_kitexservice_selects_by_label_with_named_port_and_label_tags() -> None:
+    state = DesiredState()
+    body = kitexservice("svc", port="rpc", weight=5, tagsFromLabels=["zone"],
+                        etcd={"prefix": "custom/prefix"})
+    state.upsert_spec(("default", "svc"), parse_kitexservice(body), body["spec"]["selector"])
+    state.upsert_pod(pod_view(pod("a", labels={"app": "echo", "zone": "z1"})))
+    state.upsert_pod(pod_view(pod("b", "10.0.0.2", labels={"app": "other"})))
+    binding = Binding("default", "custom/prefix", "svc")
+    assert state.values(binding) == {
+        "custom/prefix/svc/10.0.0.1:8888":
+            b'{"network":"tcp","address":"10.0.0.1:8888","weight":5,"tags":{"zone":"z1"}}'}
+    assert state.sources[binding] == {Source("KitexService", "default", "svc")}
+    state.remove_spec(("default", "svc"))
+    assert state.values(binding) == {}
+    assert not state.sources[binding]
+
+
+def test_spec_with_own_etcd_gets_its_own_target() -> None:
+    state = DesiredState()
+    body = kitexservice("svc", port=1, etcd={"endpoints": ["10.9.9.9:2379"],
+                                             "authSecretRef": {"name": "creds"}})
+    binding, config = state.binding_of(parse_kitexservice(body), "default")
+    assert config.target == TargetRef(endpoints=("10.9.9.9:2379",),
+                                      auth_secret=("default", "creds"))
+    assert binding.target == config.target.id != "default"
+
+
+def test_two_pods_claiming_one_address_do_not_flap() -> None:
+    state = DesiredState()
+    state.upsert_pod(pod_view(pod("b", annotations=ANNOTATED)))
+    state.upsert_pod(pod_view(pod("a", annotations=ANNOTATED)))
+    state.remove_pod("b")
+    assert list(state.values(DEFAULT)) == ["kitex/registry-etcd/echo/10.0.0.1:8888"]
+    state.remove_pod("a")
+    assert state.values(DEFAULT) == {}
