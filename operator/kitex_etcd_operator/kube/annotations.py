@@ -171,4 +171,11 @@ def spec_from_annotations(pod: PodView | Mapping[str, str], *,
     if Annotation.SERVICE.value not in notes:
         return None
     items = tuple(sorted((k, v) for k, v in notes.items() if k.startswith(ANNOTATION_PREFIX)))
-    return _parse(items, retry or RetryConfig())
+    try:
+        return _parse(items, retry or RetryConfig())
+    except SpecError as err:
+        # An annotation is one string: name it, not an index inside its parsed value.
+        end = err.field.find("]")
+        if err.field.startswith("metadata.annotations[") and end != len(err.field) - 1:
+            raise SpecError(err.field[:end + 1], err.message) from None
+        raise

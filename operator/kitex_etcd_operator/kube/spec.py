@@ -44,6 +44,7 @@ MAX_TAGS = 64
 MAX_ENDPOINTS = 16
 _PORT_NAME = re.compile(r"^(?!-)(?!.*--)[a-z0-9-]{1,15}(?<!-)$")
 _NETWORK = re.compile(r"^[a-z][a-z0-9]{0,15}$")
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$")
 _SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?"
                         r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
@@ -189,7 +190,10 @@ def check_host(value: Any, at: str) -> str:
     try:
         return ipaddress.ip_address(value).compressed
     except ValueError:
-        return value
+        pass
+    if len(value) > 253 or not _HOSTNAME.match(value):
+        raise SpecError(at, f"{value!r} is not an IP address or DNS name")
+    return value
 
 
 def check_duration(value: Any, at: str) -> float:
