@@ -32,6 +32,16 @@ KWOK_VERSION = "v0.8.0"
 ETCD_BINARIES = ("etcd", "etcdctl")
 KUBERNETES_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 KWOK_BINARIES = ("kwok",)
+# The kwok controller run on its own (not through kwokctl) loads no Stage
+# unless given a config: these are the ones kwokctl would install, taken from
+# the same module at build time so they always match the binary.
+KWOK_STAGE_FILES = (
+    "kustomize/stage/node/fast/node-initialize.yaml",
+    "kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "kustomize/stage/pod/fast/pod-ready.yaml",
+    "kustomize/stage/pod/fast/pod-complete.yaml",
+    "kustomize/stage/pod/fast/pod-delete.yaml",
+)
 
 Progress = Callable[[str], None]
 
@@ -55,6 +65,8 @@ class Tools:
     kube_scheduler: Path
     kubectl: Path
     kwok: Path
+    kwok_stages: Path
+    """kwok's default Stages, one multi-document YAML to pass as ``--config``."""
 
 
 def cache_root() -> Path:
@@ -261,12 +273,29 @@ def ensure_kubernetes(progress: Progress = _stderr) -> Path:
     )
 
 
+def _module_dir(module: str, version: str) -> Path:
+    out = subprocess.run(
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
+        capture_output=True,
+        text=True,
+        env=_go_env(),
+    )
+    info = json.loads(out.stdout or "{}")
+    if out.returncode != 0 or "Dir" not in info:
+        raise BuildError(f"go mod download {module}@{version} failed:\n{out.stdout}{out.stderr}")
+    return Path(info["Dir"])
+
+
 def ensure_kwok(progress: Progress = _stderr) -> Path:
-    """Directory holding ``kwok`` of :data:`KWOK_VERSION` (kwok has no replace
-    directives, so plain ``go install`` works)."""
+    """Directory holding ``kwok`` of :data:`KWOK_VERSION` and ``stages.yaml``
+    (kwok has no replace directives, so plain ``go install`` works)."""
     root = component_dir("kwok", KWOK_VERSION)
     bindir = root / "bin"
-    spec: dict[str, object] = {"version": KWOK_VERSION, "binaries": list(KWOK_BINARIES)}
+    spec: dict[str, object] = {
+        "version": KWOK_VERSION,
+        "binaries": list(KWOK_BINARIES),
+        "stages": list(KWOK_STAGE_FILES),
+    }
     if _stamp_matches(bindir, spec, KWOK_BINARIES):
         return bindir
     with _locked(root / ".lock", progress):
@@ -282,6 +311,9 @@ def ensure_kwok(progress: Progress = _stderr) -> Path:
             what="kwok",
             env=_go_env({"GOBIN": str(bindir)}),
         )
+        src = _module_dir("sigs.k8s.io/kwok", KWOK_VERSION)
+        docs = [(src / f).read_text().strip() + "\n" for f in KWOK_STAGE_FILES]
+        (bindir / "stages.yaml").write_text("---\n".join(docs))
         (bindir / ".stamp").write_text(json.dumps(spec))
     return bindir
 
@@ -300,4 +332,5 @@ def ensure_tools(progress: Progress = _stderr) -> Tools:
         kube_scheduler=kube / "kube-scheduler",
         kubectl=kube / "kubectl",
         kwok=kwok / "kwok",
+        kwok_stages=kwok / "stages.yaml",
     )

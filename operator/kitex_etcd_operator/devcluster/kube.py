@@ -1,0 +1,590 @@
+"""A real Kubernetes control plane on 127.0.0.1 whose nodes are kwok fakes.
+
+kube-apiserver, kube-controller-manager and kube-scheduler are the real
+binaries (see :mod:`.build`); kwok stands in for kubelets, so a Deployment
+really gets scheduled, Running, Ready pods with pod IPs, without containers.
+
+Every process runs in its own process group and is registered for cleanup at
+interpreter exit and on SIGTERM/SIGHUP, so neither a failing test nor Ctrl-C
+leaves a process or a port behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import base64
+import contextlib
+import inspect
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
+
+from . import pki
+from .build import Tools
+from .etcd import EtcdCluster
+
+T = TypeVar("T")
+
+# Nodes kwok manages carry this annotation; --manage-nodes-with-annotation-selector
+# picks them, so a stray real node would never be faked.
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+SERVICE_CIDR = "10.96.0.0/16"
+POD_CIDR = "10.244.0.1/16"
+DEFAULT_TIMEOUT = 120.0
+
+
+class StartError(RuntimeError):
+    """A component did not come up; the message holds the tail of its log."""
+
+
+# ---------------------------------------------------------------- cleanup
+
+
+_cleanups: list[Callable[[], None]] = []
+_cleanup_lock = threading.Lock()
+
+
+def _run_cleanups() -> None:
+    while True:
+        with _cleanup_lock:
+            if not _cleanups:
+                return
+            fn = _cleanups.pop()
+        with contextlib.suppress(Exception):
+            fn()
+
+
+def register_cleanup(fn: Callable[[], None]) -> Callable[[], None]:
+    """Run ``fn`` at interpreter exit unless :func:`unregister_cleanup` ran first."""
+    with _cleanup_lock:
+        _cleanups.append(fn)
+    return fn
+
+
+def unregister_cleanup(fn: Callable[[], None]) -> None:
+    with _cleanup_lock, contextlib.suppress(ValueError):
+        _cleanups.remove(fn)
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    # SystemExit unwinds finally blocks and fixture teardowns, then atexit runs.
+    raise SystemExit(128 + signum)
+
+
+def install_signal_handlers() -> None:
+    """Turn SIGTERM and SIGHUP into SystemExit (their default kills Python
+    without running atexit, which would orphan the control plane)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) in (signal.SIG_DFL, None):
+            signal.signal(sig, _exit_on_signal)
+
+
+atexit.register(_run_cleanups)
+
+
+# ---------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Process:
+    """One component, in its own process group so that stopping it also stops
+    anything it spawned."""
+
+    def __init__(self, name: str, argv: list[str], log: Path) -> None:
+        self.name = name
+        self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            self.popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._cleanup = register_cleanup(self.stop)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def failure(self, what: str) -> StartError:
+        state = "running" if self.alive() else f"exited with {self.popen.returncode}"
+        return StartError(f"{self.name} {what} ({state}); last lines of {self.log}:\n{self.tail()}")
+
+    def stop(self, grace: float = 10.0) -> None:
+        unregister_cleanup(self._cleanup)
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(grace)
+        # The group may outlive its leader; make sure nothing of it is left.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(5)
+
+
+def wait_until(
+    check: Callable[[], T | None],
+    *,
+    timeout: float,
+    what: str,
+    proc: Process | None = None,
+    interval: float = 0.2,
+) -> T:
+    """Poll ``check`` until it returns a value that is not None/False; fail
+    early when ``proc`` dies, with its log tail, instead of waiting out the
+    deadline."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            result = check()
+            if result is not None and result is not False:
+                return result
+        except Exception as exc:  # the component is still coming up
+            last_error = exc
+        if proc is not None and not proc.alive():
+            raise proc.failure(f"died while waiting for {what}")
+        if time.monotonic() > deadline:
+            detail = f" (last error: {last_error})" if last_error else ""
+            if proc is not None:
+                raise proc.failure(f"not ready after {timeout:.0f} s waiting for {what}{detail}")
+            raise StartError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+def _resolve(value: Any) -> Any:
+    """Helper B's launcher may be sync or async; accept both."""
+    if inspect.isawaitable(value):
+        return asyncio.run(_await(value))
+    return value
+
+
+async def _await(value: Any) -> Any:
+    return await value
+
+
+# ---------------------------------------------------------------- certificates
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def write_kubeconfig(
+    path: Path,
+    server: str,
+    ca_pem: bytes,
+    *,
+    cert_pem: bytes | None = None,
+    key_pem: bytes | None = None,
+    token: str | None = None,
+    user: str = "admin",
+) -> Path:
+    """A self-contained kubeconfig (certificates inline, so it can be copied)."""
+    creds: dict[str, str] = {}
+    if cert_pem is not None and key_pem is not None:
+        creds = {"client-certificate-data": _b64(cert_pem), "client-key-data": _b64(key_pem)}
+    if token is not None:
+        creds["token"] = token
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "local",
+                "cluster": {"server": server, "certificate-authority-data": _b64(ca_pem)},
+            }
+        ],
+        "users": [{"name": user, "user": creds}],
+        "contexts": [{"name": "local", "context": {"cluster": "local", "user": user}}],
+        "current-context": "local",
+    }
+    path.write_text(json.dumps(config, indent=2))  # JSON is YAML
+    path.chmod(0o600)
+    return path
+
+
+def _write(path: Path, data: bytes, mode: int = 0o600) -> Path:
+    path.write_bytes(data)
+    path.chmod(mode)
+    return path
+
+
+# ---------------------------------------------------------------- the cluster
+
+
+class KubeCluster:
+    """A running control plane; use :meth:`start`, then :meth:`stop` (or ``with``)."""
+
+    def __init__(self, tools: Tools, workdir: Path, owns_workdir: bool) -> None:
+        self.tools = tools
+        self.workdir = workdir
+        self._owns_workdir = owns_workdir
+        self.pki_dir = workdir / "pki"
+        self.log_dir = workdir / "logs"
+        self.kubeconfig = workdir / "admin.kubeconfig"
+        self.server = ""
+        self.ca_pem = b""
+        self.etcd: EtcdCluster | None = None
+        self.processes: list[Process] = []
+        self.node_names: list[str] = []
+        self._cleanup = register_cleanup(self.stop)
+
+    # -- start
+
+    @classmethod
+    def start(
+        cls,
+        tools: Tools,
+        *,
+        workdir: Path | None = None,
+        nodes: int = 2,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> KubeCluster:
+        """Start everything and return once a pod could be scheduled and run:
+        /readyz green, the default ServiceAccount present, ``nodes`` kwok nodes Ready."""
+        install_signal_handlers()
+        owns = workdir is None
+        wd = Path(tempfile.mkdtemp(prefix="kitex-kube-")) if workdir is None else workdir
+        wd.mkdir(parents=True, exist_ok=True)
+        cluster = cls(tools, wd, owns)
+        try:
+            cluster._start(nodes, timeout)
+        except BaseException:
+            cluster.stop()
+            raise
+        return cluster
+
+    def _start(self, nodes: int, timeout: float) -> None:
+        self.pki_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.etcd = _resolve(EtcdCluster.start(self.workdir / "etcd", members=1))
+        port = free_port()
+        self.server = f"https://127.0.0.1:{port}"
+        files = self._write_pki()
+        apiserver = self._spawn("kube-apiserver", self._apiserver_args(port, files))
+        wait_until(
+            lambda: self._get("/readyz") == "ok",
+            timeout=timeout,
+            what=f"{self.server}/readyz",
+            proc=apiserver,
+        )
+        kcm_port, sched_port, kwok_port = free_port(), free_port(), free_port()
+        kcm = self._spawn("kube-controller-manager", self._kcm_args(kcm_port, files))
+        sched = self._spawn("kube-scheduler", self._scheduler_args(sched_port))
+        kwok = self._spawn("kwok", self._kwok_args(kwok_port))
+        for proc, p in ((kcm, kcm_port), (sched, sched_port)):
+            url = f"https://127.0.0.1:{p}/healthz"
+            wait_until(_healthz(url), timeout=timeout, what=url, proc=proc)
+        self._create_nodes(nodes)
+        wait_until(
+            lambda: self._nodes_ready(),
+            timeout=timeout,
+            what=f"{nodes} kwok nodes Ready",
+            proc=kwok,
+        )
+        wait_until(
+            lambda: self._default_service_account(),
+            timeout=timeout,
+            what="ServiceAccount default/default (token controller)",
+            proc=kcm,
+        )
+
+    def _write_pki(self) -> dict[str, Path]:
+        d = self.pki_dir
+        ca = pki.make_ca("kitex-dev-kubernetes-ca")
+        self.ca_pem = ca.cert_pem
+        serving = pki.issue(
+            ca,
+            "kube-apiserver",
+            sans=[
+                "127.0.0.1",
+                "localhost",
+                "10.96.0.1",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ],
+            client=False,
+            server=True,
+        )
+        # The apiserver's client identity towards webhooks/aggregated APIs.
+        admin = pki.issue(ca, "kubernetes-admin", organizations=["system:masters"], server=False)
+        component = pki.issue(
+            ca, "kitex-dev-components", organizations=["system:masters"], server=False
+        )
+        files = {
+            "ca": _write(d / "ca.crt", ca.cert_pem, 0o644),
+            "ca_key": _write(d / "ca.key", ca.key_pem),
+            "serving_cert": _write(d / "apiserver.crt", serving[0], 0o644),
+            "serving_key": _write(d / "apiserver.key", serving[1]),
+            "sa_key": _write(d / "sa.key", pki.make_rsa_key_pem()),
+        }
+        write_kubeconfig(
+            self.kubeconfig, self.server, ca.cert_pem, cert_pem=admin[0], key_pem=admin[1]
+        )
+        self.component_kubeconfig = write_kubeconfig(
+            self.workdir / "components.kubeconfig",
+            self.server,
+            ca.cert_pem,
+            cert_pem=component[0],
+            key_pem=component[1],
+            user="components",
+        )
+        self._client_cert = (
+            _write(d / "admin.crt", admin[0], 0o644),
+            _write(d / "admin.key", admin[1]),
+        )
+        return files
+
+    def _apiserver_args(self, port: int, f: dict[str, Path]) -> list[str]:
+        assert self.etcd is not None
+        return [
+            str(self.tools.kube_apiserver),
+            f"--etcd-servers={','.join(self.etcd.endpoints)}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={self.pki_dir}",
+            f"--tls-cert-file={f['serving_cert']}",
+            f"--tls-private-key-file={f['serving_key']}",
+            f"--client-ca-file={f['ca']}",
+            "--authorization-mode=Node,RBAC",
+            f"--service-account-key-file={f['sa_key']}",
+            f"--service-account-signing-key-file={f['sa_key']}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            # 127.0.0.1 is not a valid Endpoints address; nothing in-cluster
+            # needs the kubernetes Service to resolve.
+            "--endpoint-reconciler-type=none",
+            "--allow-privileged=true",
+            "--profiling=false",
+            "--v=1",
+        ]
+
+    def _kcm_args(self, port: int, f: dict[str, Path]) -> list[str]:
+        kc = str(self.component_kubeconfig)
+        return [
+            str(self.tools.kube_controller_manager),
+            f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={self.workdir / 'kcm-certs'}",
+            "--leader-elect=false",
+            "--controllers=*",
+            # Both keys make ServiceAccounts usable: the token controller signs
+            # with the private key, every namespace gets kube-root-ca.crt.
+            f"--service-account-private-key-file={f['sa_key']}",
+            f"--root-ca-file={f['ca']}",
+            f"--cluster-signing-cert-file={f['ca']}",
+            f"--cluster-signing-key-file={f['ca_key']}",
+            "--use-service-account-credentials=false",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--profiling=false",
+            "--v=1",
+        ]
+
+    def _scheduler_args(self, port: int) -> list[str]:
+        kc = str(self.component_kubeconfig)
+        return [
+            str(self.tools.kube_scheduler),
+            f"--kubeconfig={kc}",
+            f"--authentication-kubeconfig={kc}",
+            f"--authorization-kubeconfig={kc}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={self.workdir / 'scheduler-certs'}",
+            "--leader-elect=false",
+            "--profiling=false",
+            "--v=1",
+        ]
+
+    def _kwok_args(self, port: int) -> list[str]:
+        return [
+            str(self.tools.kwok),
+            f"--config={self.tools.kwok_stages}",
+            f"--kubeconfig={self.component_kubeconfig}",
+            "--manage-all-nodes=false",
+            f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
+            f"--server-address=127.0.0.1:{port}",
+            f"--cidr={POD_CIDR}",
+            "--node-ip=127.0.0.1",
+            "--node-lease-duration-seconds=40",
+        ]
+
+    def _spawn(self, name: str, argv: list[str]) -> Process:
+        proc = Process(name, argv, self.log_dir / f"{name}.log")
+        self.processes.append(proc)
+        return proc
+
+    # -- API access
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cadata=self.ca_pem.decode())
+        ctx.load_cert_chain(str(self._client_cert[0]), str(self._client_cert[1]))
+        return ctx
+
+    def _get(self, path: str) -> str:
+        with urllib.request.urlopen(
+            self.server + path, context=self._ssl_context(), timeout=5
+        ) as resp:
+            return str(resp.read().decode())
+
+    def api_client(self) -> Any:
+        """A ``kubernetes.client.ApiClient`` with admin rights; the caller closes it."""
+        from kubernetes import client, config
+
+        cfg = client.Configuration()
+        load: Any = config.load_kube_config
+        load(config_file=str(self.kubeconfig), client_configuration=cfg)
+        return client.ApiClient(cfg)
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the kubectl of the same release against this cluster."""
+        return subprocess.run(
+            [str(self.tools.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=timeout,
+        )
+
+    def token_kubeconfig(self, namespace: str, service_account: str, path: Path) -> Path:
+        """A kubeconfig that acts as ``namespace/service_account`` (a bound
+        token from the TokenRequest API, one hour), for running the operator
+        with only its own RBAC rights."""
+        token = self.kubectl(
+            "create", "token", service_account, "-n", namespace, "--duration=1h"
+        ).stdout.strip()
+        return write_kubeconfig(
+            path, self.server, self.ca_pem, token=token, user=f"{namespace}-{service_account}"
+        )
+
+    def _create_nodes(self, count: int) -> None:
+        from kubernetes import client
+
+        with self.api_client() as api:
+            core: Any = client.CoreV1Api(api)
+            for i in range(count):
+                name = f"kwok-node-{i}"
+                body = {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {
+                        "name": name,
+                        "annotations": {
+                            KWOK_NODE_ANNOTATION: "fake",
+                            "node.alpha.kubernetes.io/ttl": "0",
+                        },
+                        "labels": {
+                            "type": "kwok",
+                            "kubernetes.io/hostname": name,
+                            "kubernetes.io/os": "linux",
+                            "kubernetes.io/arch": "amd64",
+                            "kubernetes.io/role": "agent",
+                        },
+                    },
+                    "status": {
+                        "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                        "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                    },
+                }
+                core.create_node(body)
+                self.node_names.append(name)
+
+    def _nodes_ready(self) -> bool:
+        from kubernetes import client
+
+        with self.api_client() as api:
+            nodes: list[Any] = client.CoreV1Api(api).list_node().items
+        ready = {
+            n.metadata.name
+            for n in nodes
+            if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+        }
+        return set(self.node_names) <= ready
+
+    def _default_service_account(self) -> bool:
+        from kubernetes import client
+
+        with self.api_client() as api:
+            client.CoreV1Api(api).read_namespaced_service_account("default", "default")
+        return True
+
+    # -- stop
+
+    def stop(self) -> None:
+        """Stop every process (kwok first, etcd last) and remove a temp workdir.
+        Safe to call twice."""
+        unregister_cleanup(self._cleanup)
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+        if self.etcd is not None:
+            etcd, self.etcd = self.etcd, None
+            _resolve(etcd.stop())
+        if self._owns_workdir and not os.environ.get("KITEX_DEV_KEEP_LOGS"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> KubeCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _healthz(url: str) -> Callable[[], bool]:
+    return lambda: _insecure_get(url) == "ok"
+
+
+def _insecure_get(url: str) -> str:
+    """GET a component's /healthz; its serving cert is self-signed at start."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(url, context=ctx, timeout=5) as resp:
+            return str(resp.read().decode())
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}"

@@ -1,0 +1,95 @@
+"""Shared pytest fixtures.
+
+Sections: markers, the local cluster (session-scoped: started once, torn
+down at session end, also on failure or Ctrl-C), Kubernetes API helpers.
+Tests that use the cluster are marked ``cluster`` automatically, so
+``pytest -m 'not cluster'`` runs only the fast ones.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CLUSTER_FIXTURES = {"tools", "kube", "registry_etcd", "dev_cluster", "k8s", "namespace"}
+
+# ---------------------------------------------------------------- markers
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.cluster)
+
+
+# ---------------------------------------------------------------- the local cluster
+
+
+@pytest.fixture(scope="session")
+def tools() -> Any:
+    """The Go-built binaries (built on first use: ~15 min, then cached)."""
+    from kitex_etcd_operator.devcluster.build import ensure_tools
+
+    return ensure_tools()
+
+
+@pytest.fixture(scope="session")
+def kube(tools: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A running KubeCluster: ``.kubeconfig``, ``.server``, ``.api_client()``,
+    ``.kubectl(...)``, ``.token_kubeconfig(ns, sa, path)``; two kwok nodes."""
+    from kitex_etcd_operator.devcluster.kube import KubeCluster
+
+    cluster = KubeCluster.start(tools, workdir=tmp_path_factory.mktemp("kube"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_etcd(tools: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A single-member etcd for the Kitex registry (``.endpoints``), separate
+    from the apiserver's so a test may stop it."""
+    from kitex_etcd_operator.devcluster.etcd import EtcdCluster
+
+    from kitex_etcd_operator.devcluster.kube import _resolve
+
+    etcd = _resolve(EtcdCluster.start(tmp_path_factory.mktemp("registry-etcd"), members=1))
+    try:
+        yield etcd
+    finally:
+        _resolve(etcd.stop())
+
+
+# ---------------------------------------------------------------- Kubernetes API
+
+
+@pytest.fixture(scope="session")
+def k8s(kube: Any) -> Iterator[Any]:
+    """An admin ``kubernetes.client.ApiClient`` for the session's cluster."""
+    with kube.api_client() as api:
+        yield api
+
+
+@pytest.fixture
+def namespace(k8s: Any) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (tests stay independent)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(k8s)
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(kube: Any) -> Path:
+    path: Path = kube.kubeconfig
+    return path
