@@ -28,6 +28,7 @@ venv: $(STAMP)
 # Go builds of etcd, Kubernetes, kwok and the Kitex interop programs, cached
 # under ~/.cache/kitex-etcd-operator/<version>/.
 tools: $(STAMP)
+	@echo "Go builds of etcd, Kubernetes and kwok: the first run takes ~15 min on 2 cores, then they are cached"
 	$(BIN)/kitex-etcd-operator dev build
 
 deps: venv tools

@@ -26,6 +26,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.cluster)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the Go tools before any test runs when a cluster test is selected:
+    the first build takes ~15 min, which must not count against a test's timeout."""
+    if session.config.option.collectonly:
+        return
+    if any(item.get_closest_marker("cluster") for item in session.items):
+        from kitex_etcd_operator.devcluster.build import ensure_tools
+
+        ensure_tools()
+
+
 # ---------------------------------------------------------------- the local cluster
 
 

@@ -109,7 +109,6 @@ def _go_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     # A local toolchain must do: fetching another Go toolchain is not possible here.
     env.setdefault("GOTOOLCHAIN", "local")
-    env.setdefault("CGO_ENABLED", "0")
     env.pop("GOFLAGS", None)
     env["GOFLAGS"] = "-buildvcs=false"
     if extra:
