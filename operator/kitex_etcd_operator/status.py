@@ -99,7 +99,10 @@ class StatusReporter:
         if retry.failures == 0:
             self._set(obj, "Ready", True, "Synced", f"entries in etcd match the pods ({binding})")
         else:
-            self._set(obj, "Ready", False, "SyncFailed", retry.last_error or "sync failed")
+            message = retry.last_error or "sync failed"
+            if obj.conditions.get("Ready", {}).get("message") != message:
+                self.event(obj.ref, "SyncFailed", message)
+            self._set(obj, "Ready", False, "SyncFailed", message)
         was_degraded = obj.conditions.get("Degraded", {}).get("status") == "True"
         self._set(obj, "Degraded", degraded, "EtcdUnavailable" if degraded else "Healthy",
                   f"{retry.failures} consecutive failures: {retry.last_error}" if degraded

@@ -1,0 +1,114 @@
+"""An independent view of etcd for assertions: etcdctl, not the operator's client.
+
+The tests judge the operator's writes with a different etcd client than the
+one it writes with, so a bug in the operator's etcd layer cannot hide itself.
+The watch recorder keeps every PUT and DELETE under a prefix, which is how
+"no DELETE for a pod that stayed" is proven.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class KV:
+    key: str
+    value: bytes
+    lease: int
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    kind: str  # "PUT" or "DELETE"
+    key: str
+    value: bytes
+    revision: int
+
+
+class EtcdProbe:
+    def __init__(self, etcdctl: Path, endpoints: list[str], *extra: str) -> None:
+        self.etcdctl = etcdctl
+        self.endpoints = endpoints
+        self.extra = list(extra)
+
+    def _argv(self, *args: str) -> list[str]:
+        return [str(self.etcdctl), f"--endpoints={','.join(self.endpoints)}", *self.extra, *args]
+
+    def run(self, *args: str) -> str:
+        proc = subprocess.run(self._argv(*args), capture_output=True, text=True, timeout=30)
+        if proc.returncode != 0:
+            raise RuntimeError(f"etcdctl {' '.join(args)}: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def get_prefix(self, prefix: str) -> dict[str, KV]:
+        data = json.loads(self.run("get", "--prefix", prefix, "-w", "json"))
+        result = {}
+        for kv in data.get("kvs") or []:
+            key = base64.b64decode(kv["key"]).decode()
+            result[key] = KV(key, base64.b64decode(kv.get("value", "")), int(kv.get("lease", 0)))
+        return result
+
+    def values(self, prefix: str) -> dict[str, bytes]:
+        return {k: kv.value for k, kv in self.get_prefix(prefix).items()}
+
+    def put(self, key: str, value: str, *, lease: int | None = None) -> None:
+        args = ["put", key, value] + ([f"--lease={lease:x}"] if lease else [])
+        self.run(*args)
+
+    def delete(self, key: str) -> None:
+        self.run("del", key)
+
+    def grant(self, ttl: int) -> int:
+        out = self.run("lease", "grant", str(ttl))  # "lease 694d... granted with TTL(60s)"
+        return int(out.split()[1], 16)
+
+    def watch(self, prefix: str) -> WatchRecorder:
+        return WatchRecorder(self._argv("watch", "--prefix", prefix, "-w", "json"))
+
+
+class WatchRecorder:
+    """``etcdctl watch`` in the background; events kept in order."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.events: list[WatchEvent] = []
+        self._lock = threading.Lock()
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            for ev in data.get("Events") or data.get("events") or []:
+                kv = ev.get("kv", {})
+                event = WatchEvent("DELETE" if ev.get("type") == 1 else "PUT",
+                                   base64.b64decode(kv.get("key", "")).decode(),
+                                   base64.b64decode(kv.get("value", "")),
+                                   int(kv.get("mod_revision", 0)))
+                with self._lock:
+                    self.events.append(event)
+
+    def snapshot(self) -> list[WatchEvent]:
+        with self._lock:
+            return list(self.events)
+
+    def deletes(self) -> list[str]:
+        return [e.key for e in self.snapshot() if e.kind == "DELETE"]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()

@@ -1,0 +1,277 @@
+"""The product, end to end: the operator as a process, a real cluster, a real etcd."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from conftest import wait_keys
+from etcd_probe import EtcdProbe
+from kubernetes import client
+from operator_process import OperatorProcess
+
+from helpers import pod_is_ready, set_pod_ready, wait_for
+
+PREFIX = "kitex/registry-etcd"
+ANN = "kitex.cloudwego.io/"
+
+
+def value(ip: str, port: int, weight: int = 10, tags: str = "null") -> bytes:
+    return (f'{{"network":"tcp","address":"{ip}:{port}","weight":{weight},"tags":{tags}}}'
+            ).encode()
+
+
+def deployment(name: str, replicas: int, *, annotations: dict[str, str] | None = None,
+               labels: dict[str, str] | None = None, ports: list[dict[str, Any]] | None = None,
+               ) -> dict[str, Any]:
+    labels = {"app": name, **(labels or {})}
+    container: dict[str, Any] = {"name": "app", "image": "fake/kitex-server"}
+    if ports:
+        container["ports"] = ports
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": labels,
+                                               "annotations": annotations or {}},
+                                  "spec": {"containers": [container],
+                                           "terminationGracePeriodSeconds": 30}}}}
+
+
+def ready_pods(core: Any, namespace: str, app: str) -> list[Any]:
+    pods = core.list_namespaced_pod(namespace, label_selector=f"app={app}").items
+    return [p for p in pods if pod_is_ready(p) and p.status.pod_ip
+            and not p.metadata.deletion_timestamp]
+
+
+def expected(core: Any, namespace: str, app: str, service: str, port: int,
+             prefix: str = PREFIX, **kw: Any) -> dict[str, bytes]:
+    return {f"{prefix}/{service}/{p.status.pod_ip}:{port}": value(p.status.pod_ip, port, **kw)
+            for p in ready_pods(core, namespace, app)}
+
+
+def test_annotated_deployment_scales_and_rolls(
+        k8s: Any, namespace: str, etcd_probe: EtcdProbe,
+        start_operator: Callable[..., OperatorProcess]) -> None:
+    core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
+    service = f"echo-{namespace}"
+    start_operator("--namespace", namespace)
+    annotations = {ANN + "service": service, ANN + "port": "8888"}
+    apps.create_namespaced_deployment(namespace, deployment("echo", 3, annotations=annotations))
+    rng = f"{PREFIX}/{service}/"
+
+    for replicas in (3, 5, 1):
+        apps.patch_namespaced_deployment_scale("echo", namespace,
+                                               {"spec": {"replicas": replicas}})
+        wait_for(lambda r=replicas: len(ready_pods(core, namespace, "echo")) == r
+                 and etcd_probe.values(rng) == expected(core, namespace, "echo", service, 8888),
+                 timeout=60, what=f"{replicas} keys with the exact value")
+
+    # A rolling update: never zero instances in etcd while it runs.
+    apps.patch_namespaced_deployment_scale("echo", namespace, {"spec": {"replicas": 3}})
+    wait_for(lambda: len(etcd_probe.values(rng)) == 3, timeout=60, what="3 keys")
+    old_ips = {p.status.pod_ip for p in ready_pods(core, namespace, "echo")}
+    counts: list[int] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            counts.append(len(etcd_probe.values(rng)))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        apps.patch_namespaced_deployment(namespace=namespace, name="echo", body={
+            "spec": {"template": {"metadata": {"labels": {"rev": "2"}}}}})
+        wait_for(lambda: (ips := {p.status.pod_ip for p in ready_pods(core, namespace, "echo")})
+                 and not (ips & old_ips) and len(ips) == 3
+                 and etcd_probe.values(rng) == expected(core, namespace, "echo", service, 8888),
+                 timeout=90, what="the rolled-out pods, and only them, registered")
+    finally:
+        stop.set()
+        sampler.join()
+    assert counts and min(counts) > 0, f"the service had zero instances during the roll: {counts}"
+
+
+def kitexservice(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "kitex.cloudwego.io/v1alpha1", "kind": "KitexService",
+            "metadata": {"name": name}, "spec": spec}
+
+
+def custom(k8s: Any) -> Any:
+    return client.CustomObjectsApi(k8s)
+
+
+def cr_status(k8s: Any, namespace: str, name: str) -> dict[str, Any]:
+    obj = custom(k8s).get_namespaced_custom_object("kitex.cloudwego.io", "v1alpha1", namespace,
+                                                   "kitexservices", name)
+    return dict(obj.get("status") or {})
+
+
+def condition(k8s: Any, namespace: str, name: str, kind: str) -> dict[str, Any]:
+    for cond in cr_status(k8s, namespace, name).get("conditions") or []:
+        if cond["type"] == kind:
+            return dict(cond)
+    return {}
+
+
+def test_kitexservice_selects_names_port_tags_weight_prefix(
+        k8s: Any, kube: Any, namespace: str, etcd_probe: EtcdProbe,
+        start_operator: Callable[..., OperatorProcess]) -> None:
+    core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
+    start_operator("--namespace", namespace)
+    prefix = f"custom/{uuid.uuid4().hex[:6]}"
+    apps.create_namespaced_deployment(namespace, deployment(
+        "api", 2, labels={"tier": "backend", "zone": "z1"},
+        ports=[{"name": "rpc", "containerPort": 9000}]))
+    spec = {"serviceName": "api", "selector": {"matchLabels": {"tier": "backend"}},
+            "port": "rpc", "weight": 7, "tagsFromLabels": ["zone"], "tags": {"env": "test"},
+            "etcd": {"prefix": prefix}}
+    custom(k8s).create_namespaced_custom_object("kitex.cloudwego.io", "v1alpha1", namespace,
+                                                "kitexservices", kitexservice("api", spec))
+    tags = '{"env":"test","zone":"z1"}'
+    wait_for(lambda: len(ready_pods(core, namespace, "api")) == 2 and etcd_probe.values(
+        f"{prefix}/api/") == expected(core, namespace, "api", "api", 9000, prefix, weight=7,
+                                      tags=tags), timeout=60, what="the KitexService's keys")
+    wait_for(lambda: cr_status(k8s, namespace, "api").get("readyInstances") == 2
+             and condition(k8s, namespace, "api", "Ready").get("status") == "True",
+             timeout=30, what="status: 2 ready instances, Ready True")
+    table = kube.kubectl("get", "kitexservices", "-n", namespace).stdout
+    assert "api" in table and "2" in table and "True" in table, table
+
+    custom(k8s).patch_namespaced_custom_object("kitex.cloudwego.io", "v1alpha1", namespace,
+                                               "kitexservices", "api", {"spec": {"weight": 3}})
+    wait_for(lambda: etcd_probe.values(f"{prefix}/api/") == expected(
+        core, namespace, "api", "api", 9000, prefix, weight=3, tags=tags),
+        timeout=30, what="the edited weight")
+
+    custom(k8s).delete_namespaced_custom_object("kitex.cloudwego.io", "v1alpha1", namespace,
+                                                "kitexservices", "api")
+    wait_for(lambda: etcd_probe.values(f"{prefix}/api/") == {}, timeout=30,
+             what="the KitexService's keys removed with it")
+    wait_for(lambda: not custom(k8s).list_namespaced_custom_object(
+        "kitex.cloudwego.io", "v1alpha1", namespace, "kitexservices")["items"],
+        timeout=30, what="the finalizer released")
+
+
+def test_readiness_and_graceful_deletion(
+        k8s: Any, namespace: str, etcd_probe: EtcdProbe,
+        start_operator: Callable[..., OperatorProcess]) -> None:
+    core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
+    service = f"ready-{namespace}"
+    start_operator("--namespace", namespace)
+    apps.create_namespaced_deployment(namespace, deployment(
+        "rdy", 2, annotations={ANN + "service": service, ANN + "port": "8888"}))
+    rng = f"{PREFIX}/{service}/"
+    pods = wait_for(lambda: len(p := ready_pods(core, namespace, "rdy")) == 2 and p,
+                    timeout=60, what="2 ready pods")
+    wait_for(lambda: len(etcd_probe.values(rng)) == 2, timeout=30, what="2 keys")
+    victim = pods[0]
+    key = f"{rng}{victim.status.pod_ip}:8888"
+
+    set_pod_ready(core, victim.metadata.name, namespace, False)
+    wait_for(lambda: key not in etcd_probe.values(rng) and len(etcd_probe.values(rng)) == 1,
+             timeout=30, what="the not-ready pod's key removed, the other kept")
+    set_pod_ready(core, victim.metadata.name, namespace, True)
+    wait_for(lambda: key in etcd_probe.values(rng), timeout=30, what="the key back when ready")
+
+    # A finalizer of the test's own keeps the pod terminating, so we can see
+    # that the key leaves while the pod still exists.
+    core.patch_namespaced_pod(victim.metadata.name, namespace,
+                              {"metadata": {"finalizers": ["test.kitex/hold"]}})
+    core.delete_namespaced_pod(victim.metadata.name, namespace, grace_period_seconds=30)
+    wait_for(lambda: key not in etcd_probe.values(rng), timeout=30,
+             what="the terminating pod's key removed")
+    assert core.read_namespaced_pod(victim.metadata.name, namespace).metadata.deletion_timestamp
+    core.patch_namespaced_pod(victim.metadata.name, namespace,
+                              {"metadata": {"finalizers": None}})
+
+
+def test_kill_and_restart_converges_without_deleting_stayers(
+        k8s: Any, namespace: str, etcd_probe: EtcdProbe,
+        start_operator: Callable[..., OperatorProcess]) -> None:
+    core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
+    service = f"restart-{namespace}"
+    rng = f"{PREFIX}/{service}/"
+    recorder = etcd_probe.watch(rng)
+    try:
+        first = start_operator("--namespace", namespace)
+        apps.create_namespaced_deployment(namespace, deployment(
+            "stay", 3, annotations={ANN + "service": service, ANN + "port": "8888"}))
+        wait_for(lambda: len(ready_pods(core, namespace, "stay")) == 3
+                 and len(etcd_probe.values(rng)) == 3, timeout=60, what="3 keys")
+        stayers = set(etcd_probe.values(rng))
+        first.kill()
+
+        # While it is down: a second deployment comes, one pod of it goes.
+        apps.create_namespaced_deployment(namespace, deployment(
+            "late", 2, annotations={ANN + "service": service, ANN + "port": "8888"}))
+        late = wait_for(lambda: len(p := ready_pods(core, namespace, "late")) == 2 and p,
+                        timeout=60, what="2 late pods")
+        apps.patch_namespaced_deployment_scale("late", namespace, {"spec": {"replicas": 1}})
+        wait_for(lambda: len(ready_pods(core, namespace, "late")) == 1, timeout=60,
+                 what="late scaled to 1")
+        assert late
+
+        start_operator("--namespace", namespace)
+        want = {**expected(core, namespace, "stay", service, 8888),
+                **expected(core, namespace, "late", service, 8888)}
+        wait_keys(etcd_probe, rng, want, timeout=60, what="exactly the desired set")
+        assert set(want) >= stayers
+        assert not set(recorder.deletes()) & stayers, recorder.deletes()
+    finally:
+        recorder.stop()
+
+
+def test_bad_input_is_reported_and_contained(
+        k8s: Any, kube: Any, namespace: str, etcd_probe: EtcdProbe,
+        start_operator: Callable[..., OperatorProcess]) -> None:
+    core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
+    operator = start_operator("--namespace", namespace)
+    good = f"good-{namespace}"
+    apps.create_namespaced_deployment(namespace, deployment(
+        "good", 2, annotations={ANN + "service": good, ANN + "port": "8888"}))
+    wait_for(lambda: len(etcd_probe.values(f"{PREFIX}/{good}/")) == 2, timeout=60,
+             what="the good service's keys")
+    before = etcd_probe.values(f"{PREFIX}/{good}/")
+
+    # A malformed annotation: an Event on the pod naming the annotation.
+    apps.create_namespaced_deployment(namespace, deployment(
+        "bad", 1, annotations={ANN + "service": "bad", ANN + "port": "eighty"}))
+
+    def events(reason: str) -> list[Any]:
+        return [e for e in core.list_namespaced_event(namespace).items if e.reason == reason]
+
+    event = wait_for(lambda: events("InvalidKitexRegistration"), timeout=60,
+                     what="an Event on the badly annotated pod")[0]
+    assert event.involved_object.kind == "Pod"
+    assert "kitex.cloudwego.io/port" in event.message
+
+    # A service name with '/' is refused at admission by the CRD's rules.
+    refused = kube.kubectl("apply", "-n", namespace, "-f", "-", check=False, input=(
+        "apiVersion: kitex.cloudwego.io/v1alpha1\nkind: KitexService\nmetadata: {name: slash}\n"
+        "spec: {serviceName: a/b, port: 1, selector: {matchLabels: {app: good}}}\n"))
+    assert refused.returncode != 0 and "/" in refused.stderr, refused.stderr
+
+    # An unknown port name, and a missing Secret: conditions naming the field.
+    custom(k8s).create_namespaced_custom_object(
+        "kitex.cloudwego.io", "v1alpha1", namespace, "kitexservices", kitexservice(
+            "noport", {"selector": {"matchLabels": {"app": "good"}}, "port": "grpc"}))
+    wait_for(lambda: "grpc" in condition(k8s, namespace, "noport", "InvalidPods")
+             .get("message", ""), timeout=30, what="InvalidPods naming the port")
+    custom(k8s).create_namespaced_custom_object(
+        "kitex.cloudwego.io", "v1alpha1", namespace, "kitexservices", kitexservice(
+            "nosecret", {"selector": {"matchLabels": {"app": "good"}}, "port": 8888,
+                         "etcd": {"prefix": "nosecret", "authSecretRef": {"name": "absent"}}}))
+    cond = wait_for(lambda: (c := condition(k8s, namespace, "nosecret", "Ready"))
+                    and c["status"] == "False" and c, timeout=60,
+                    what="Ready False for the missing Secret")
+    assert "spec.etcd.authSecretRef" in cond["message"] and "absent" in cond["message"]
+    failed = wait_for(lambda: events("SyncFailed"), timeout=30, what="a SyncFailed Event")
+    assert any("spec.etcd.authSecretRef" in e.message for e in failed)
+
+    assert etcd_probe.values(f"{PREFIX}/{good}/") == before
+    assert operator.running
+    for name in ("noport", "nosecret"):
+        custom(k8s).delete_namespaced_custom_object("kitex.cloudwego.io", "v1alpha1", namespace,
+                                                    "kitexservices", name)
