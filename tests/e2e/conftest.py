@@ -11,8 +11,6 @@ import pytest
 from etcd_probe import EtcdProbe
 from operator_process import OperatorProcess
 
-from helpers import wait_for
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -47,12 +45,3 @@ def start_operator(kube: Any, registry_etcd: Any, crds: None, tmp_path: Path
     for proc in started:
         proc.stop()
         print(f"--- {proc.log_path.name} (tail)\n{proc.tail(80)}")  # shown when a test fails
-
-
-def wait_keys(probe: EtcdProbe, prefix: str, expected: dict[str, bytes] | Callable[[], Any],
-              timeout: float = 30, what: str = "etcd to hold the expected entries") -> Any:
-    """Wait until etcd under ``prefix`` holds exactly ``expected``."""
-    if callable(expected):
-        return wait_for(expected, timeout=timeout, what=what)
-    return wait_for(lambda: probe.values(prefix) == expected, timeout=timeout,
-                    what=f"{what}: {sorted(expected)}")

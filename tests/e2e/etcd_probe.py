@@ -12,8 +12,12 @@ import base64
 import json
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from helpers import wait_for
 
 
 @dataclass(frozen=True)
@@ -112,3 +116,12 @@ class WatchRecorder:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+def wait_keys(probe: EtcdProbe, prefix: str, expected: dict[str, bytes] | Callable[[], Any],
+              timeout: float = 30, what: str = "etcd to hold the expected entries") -> Any:
+    """Wait until etcd under ``prefix`` holds exactly ``expected``."""
+    if callable(expected):
+        return wait_for(expected, timeout=timeout, what=what)
+    return wait_for(lambda: probe.values(prefix) == expected, timeout=timeout,
+                    what=f"{what}: {sorted(expected)}")

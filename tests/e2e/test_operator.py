@@ -7,8 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from conftest import wait_keys
-from etcd_probe import EtcdProbe
+from etcd_probe import EtcdProbe, wait_keys
 from kubernetes import client
 from operator_process import OperatorProcess
 
