@@ -16,7 +16,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .desired import ANNOTATIONS, Defaults, DesiredState, SpecKey, TargetRef
+from . import metrics
+from .desired import ANNOTATIONS, BindingConfig, Defaults, DesiredState, SpecKey, TargetRef
 from .etcd.errors import EtcdError
 from .kube.pods import pod_view
 from .kube.spec import SpecError, parse_kitexservice
@@ -70,6 +71,7 @@ class Controller:
                 self._versions[uid] = version
             self._seen_at[uid] = time.monotonic()
             self.state.upsert_pod(pod_view(body))
+        metrics.pods_seen.set(len(self.state.pods))
         self._wake_dirty()
 
     def on_kitexservice(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -108,6 +110,7 @@ class Controller:
         if self.kube is not None:
             await self._initial_lists()
         self.synced.set()
+        metrics.initial_sync_done.set(1)
         await self._adopt_orphans()
         self._tasks.append(asyncio.create_task(self._resync_loop(), name="resync"))
         self.status.start()
@@ -139,9 +142,7 @@ class Controller:
                 self.workers[binding] = BindingWorker(self, binding)
                 self.workers[binding].poke(set())
 
-    def _default_config(self) -> Any:
-        from .desired import BindingConfig
-
+    def _default_config(self) -> BindingConfig:
         return BindingConfig(TargetRef(), self.settings.lease_ttl, self.settings.retry)
 
     async def _resync_loop(self) -> None:
@@ -277,9 +278,12 @@ class BindingWorker:
             self.retry = self.retry.failed(str(exc))
             self.full = True
             self._not_before = time.monotonic() + self.retry.next_delay(config.retry)
+            metrics.etcd_errors.labels("sync").inc()
             log.warning("Sync of %s failed (%d in a row): %s", self.binding,
                         self.retry.failures, exc)
         else:
+            metrics.writes.labels("put").inc(result.puts)
+            metrics.writes.labels("delete").inc(result.deletes)
             self.retry = self.retry.succeeded()
             self.last = result
             self.synced_once = True
@@ -291,7 +295,20 @@ class BindingWorker:
                          (time.monotonic() - started) * 1000,
                          " (dry run)" if self.c.settings.dry_run else "")
         self.last_sync_time = time.monotonic()
+        self._export(config, "full" if keys is None else "incremental", started)
         self.c.status.binding_synced(self.binding, self)
+
+    def _export(self, config: Any, kind: str, started: float) -> None:
+        labels = (self.binding.prefix, self.binding.service)
+        metrics.sync_seconds.labels(kind).observe(time.monotonic() - started)
+        desired = self.c.state.instance_count(self.binding)
+        conflicts = len(self.last.conflicts) if self.last else 0
+        metrics.desired_instances.labels(*labels).set(desired)
+        metrics.conflicts.labels(*labels).set(conflicts)
+        metrics.consecutive_failures.labels(*labels).set(self.retry.failures)
+        metrics.degraded.labels(*labels).set(int(self.retry.degraded(config.retry)))
+        if self.retry.failures == 0:
+            metrics.instances.labels(*labels).set(desired - conflicts)
 
     async def _remove(self, target: TargetRef) -> bool:
         try:
@@ -305,6 +322,7 @@ class BindingWorker:
             log.warning("Removing %s failed: %s", self.binding, exc)
             return False
         log.info("Removed %s", self.binding)
+        metrics.forget_service(self.binding.prefix, self.binding.service)
         self.done = True
         self._idle.set()
         self.c.workers.pop(self.binding, None)

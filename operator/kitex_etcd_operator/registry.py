@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from . import metrics
 from .etcd.client import EtcdClient, KeyValue
 from .etcd.errors import EtcdError
 from .plan import Binding, Delete, Observed, Op, Plan, Policy, Put, batches, make_plan
@@ -94,6 +95,10 @@ class TargetRegistry:
         self.keepalive_requests = 0
         self.requests = 0
 
+    def _count(self, op: str, n: int = 1) -> None:
+        self.requests += n
+        metrics.etcd_ops.labels(op).inc(n)
+
     # --- ownership records -------------------------------------------------
 
     @property
@@ -109,7 +114,7 @@ class TargetRegistry:
         Keeping them alive before Kubernetes has been read is what lets a
         restart adopt the entries without any of them expiring meanwhile.
         """
-        self.requests += 1
+        self._count("range")
         kvs, _ = await self.client.get_prefix(self.records_prefix)
         records: dict[int, LeaseRecord] = {}
         for kv in kvs:
@@ -136,8 +141,9 @@ class TargetRegistry:
                     and record.ttl == ttl:
                 state.lease, state.ttl = record.lease, ttl
                 return record.lease
-        self.requests += 2
+        self._count("grant")
         lease = await self.client.grant(ttl)
+        self._count("txn")
         record = LeaseRecord(lease, binding.prefix, binding.service, ttl)
         await self.client.txn([], [Put(self.record_key(lease), record.encode(), lease)])
         self.records[lease] = record
@@ -166,12 +172,15 @@ class TargetRegistry:
                     continue
                 try:
                     self.keepalive_requests += 1
+                    self._count("keepalive")
                     remaining = await self.client.keepalive(lease)
                 except EtcdError as exc:
+                    metrics.keepalive_failures.inc()
                     log.warning("Keepalive of lease %x failed: %s", lease, exc)
                     self._keepalive_due[lease] = now + min(record.ttl / 6, 5.0)
                     continue
                 if remaining <= 0:
+                    metrics.keepalive_failures.inc()
                     await self._lease_lost(lease)
                 else:
                     self._keepalive_due[lease] = now + record.ttl / 3
@@ -201,7 +210,7 @@ class TargetRegistry:
     async def observe(self, binding: Binding) -> dict[str, Observed]:
         """Read the binding's range: the check the Go registry does every observeDelay."""
         state = self._states.setdefault(binding, _BindingState())
-        self.requests += 1
+        self._count("range")
         kvs, _ = await self.client.get_prefix(binding.range)
         state.observed = {kv.key: Observed(kv.value, kv.lease, kv.mod_revision) for kv in kvs}
         state.fresh = True
@@ -248,7 +257,7 @@ class TargetRegistry:
         """Apply ops in batched, guarded transactions; True if any compare failed."""
         failed = False
         for batch in batches(ops):
-            self.requests += 1
+            self._count("txn")
             result.txns += 1
             if not await self.client.txn(_compares(batch), list(batch)):
                 failed = True
@@ -271,7 +280,7 @@ class TargetRegistry:
                 await self._revoke(record.lease)
 
     async def _revoke(self, lease: int) -> None:
-        self.requests += 1
+        self._count("revoke")
         await self.client.revoke(lease)
         self.records.pop(lease, None)
         self._keepalive_due.pop(lease, None)

@@ -1,0 +1,49 @@
+"""Prometheus metrics: what an on-call engineer needs to see the operator is syncing.
+
+The metric names are part of the operator's interface (dashboards and
+alerts use them): rename with care. Labels are bounded: services and etcd
+operations, never pods or keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import Counter, Gauge, Histogram
+
+NS = "kitex_etcd_operator"
+
+instances = Gauge(f"{NS}_instances", "Instances registered in etcd, per service",
+                  ["prefix", "service"])
+desired_instances = Gauge(f"{NS}_desired_instances",
+                          "Instances Kubernetes wants registered, per service",
+                          ["prefix", "service"])
+conflicts = Gauge(f"{NS}_conflicts", "Keys held by another writer, left alone",
+                  ["prefix", "service"])
+consecutive_failures = Gauge(f"{NS}_consecutive_failures",
+                             "Consecutive failed syncs per service (retry.maxAttemptTimes "
+                             "applies to it)", ["prefix", "service"])
+degraded = Gauge(f"{NS}_degraded", "1 while a service is past maxAttemptTimes failures",
+                 ["prefix", "service"])
+sync_seconds = Histogram(f"{NS}_sync_duration_seconds", "Duration of one sync of one service",
+                         ["kind"], buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1,
+                                            2.5, 5, 10, 30))
+etcd_ops = Counter(f"{NS}_etcd_operations_total", "etcd operations sent, by kind",
+                   ["op"])
+etcd_errors = Counter(f"{NS}_etcd_errors_total", "etcd operations that failed, by kind",
+                      ["op"])
+keepalive_failures = Counter(f"{NS}_lease_keepalive_failures_total",
+                             "Lease keepalives that failed or found the lease gone")
+leases = Gauge(f"{NS}_leases", "Leases held, over all etcd targets")
+pods_seen = Gauge(f"{NS}_pods_seen", "Pods in the operator's view (watched namespaces)")
+pods_registered = Gauge(f"{NS}_pods_registered", "Pods that are an instance of some service")
+writes = Counter(f"{NS}_entries_written_total", "Entries put or deleted, by kind", ["kind"])
+initial_sync_done = Gauge(f"{NS}_initial_sync_done", "1 once the initial lists were applied")
+leader = Gauge(f"{NS}_leader", "1 while this replica is the writer")
+
+
+def forget_service(prefix: str, service: str) -> None:
+    """A removed service must not linger on dashboards with its last values."""
+    for gauge in (instances, desired_instances, conflicts, consecutive_failures, degraded):
+        with contextlib.suppress(KeyError):
+            gauge.remove(prefix, service)
