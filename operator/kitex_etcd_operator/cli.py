@@ -18,11 +18,12 @@ def main() -> None:
 
 
 def _register() -> None:
+    from .commands import diff, purge, resolve, status
     from .devcluster.cli import dev
     from .runner import run
 
-    main.add_command(run)
-    main.add_command(dev)
+    for command in (run, resolve, diff, status, purge, dev):
+        main.add_command(command)
 
 
 _register()

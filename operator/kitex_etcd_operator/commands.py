@@ -1,0 +1,203 @@
+"""Day-2 commands: ``resolve``, ``diff``, ``purge`` and ``status``.
+
+Each reads the same state the operator reads and prints it for a person;
+only ``purge`` writes, and only what this cluster id provably owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from .desired import Defaults, DesiredState, TargetRef
+from .etcd.client import EtcdClient
+from .etcd.errors import EtcdError
+from .kube import parse_kitexservice, pod_view
+from .kube.errors import SpecError
+from .plan import Binding, Observed, make_plan
+from .registry import DEFAULT_OWNER_PREFIX, TargetRegistry
+from .resolve import NoInstance, go_resolve, service_prefix
+from .runner import default_target, etcd_options
+from .settings import Settings
+from .targets import Targets
+
+T = TypeVar("T")
+
+
+def _run(coro: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(coro())  # type: ignore[arg-type]
+    except EtcdError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _settings(kw: dict[str, Any]) -> Settings:
+    return Settings(etcd=default_target(kw), prefix=kw["prefix"],
+                    cluster_id=kw.get("cluster_id", "default"),
+                    owner_prefix=kw.get("owner_prefix", DEFAULT_OWNER_PREFIX))
+
+
+@click.command()
+@click.argument("service")
+@etcd_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def resolve(service: str, as_json: bool, **kw: Any) -> None:
+    """Print SERVICE's instances exactly as a Kitex client's etcd resolver sees them."""
+    settings = _settings(kw)
+
+    async def go() -> None:
+        targets = Targets(settings, None)
+        client = EtcdClient(await targets.resolve(TargetRef()))
+        try:
+            kvs, _ = await client.get_prefix(service_prefix(settings.prefix, service))
+        finally:
+            await client.close()
+        try:
+            result = go_resolve(service, [(kv.key, kv.value, kv.lease) for kv in kvs])
+        except NoInstance as exc:
+            raise click.ClickException(f"{exc} (a Kitex client keeps its last good list)"
+                                       ) from None
+        if as_json:
+            click.echo(json.dumps([{"network": i.network, "address": i.address,
+                                    "weight": i.weight, "tags": i.tags, "key": i.key,
+                                    "lease": f"{i.lease:x}"} for i in result.instances],
+                                  indent=2))
+        else:
+            click.echo(f"{'ADDRESS':<28} {'NETWORK':<8} {'WEIGHT':>6}  {'LEASE':<17} TAGS")
+            for i in result.instances:
+                click.echo(f"{i.address:<28} {i.network:<8} {i.weight:>6}  {i.lease:<17x} "
+                           f"{json.dumps(i.tags) if i.tags else '-'}")
+        for key, why in result.skipped:
+            click.echo(f"skipped {key}: {why}", err=True)
+
+    _run(go)
+
+
+def _ownership_options(fn: Any) -> Any:
+    fn = click.option("--cluster-id", envvar="KITEX_ETCD_CLUSTER_ID", default="default",
+                      show_default=True)(fn)
+    return click.option("--owner-prefix", envvar="KITEX_ETCD_OWNER_PREFIX",
+                        default=DEFAULT_OWNER_PREFIX, show_default=True)(fn)
+
+
+@click.command()
+@etcd_options
+@_ownership_options
+@click.option("--kubeconfig", envvar="KUBECONFIG")
+@click.option("--namespace", "namespaces", multiple=True)
+def diff(kubeconfig: str | None, namespaces: tuple[str, ...], **kw: Any) -> None:
+    """Show, per service, what the operator would put and delete now. Writes nothing."""
+    from .kubeapi import KubeApi
+
+    settings = _settings(kw)
+
+    async def go() -> int:
+        kube = KubeApi.from_environment(kubeconfig)
+        state = DesiredState(Defaults(settings.prefix, settings.lease_ttl, settings.retry))
+        for body in await kube.list_kitexservices(namespaces):
+            meta = body["metadata"]
+            try:
+                state.upsert_spec((meta["namespace"], meta["name"]), parse_kitexservice(body),
+                                  (body.get("spec") or {}).get("selector") or {})
+            except SpecError as err:
+                click.echo(f"KitexService {meta['namespace']}/{meta['name']}: {err}", err=True)
+        for body in await kube.list_pods(namespaces):
+            state.upsert_pod(pod_view(body))
+        targets = Targets(settings, kube)
+        changes = 0
+        try:
+            for binding in sorted(state.bindings()):
+                config = state.configs.get(binding)
+                if config is None:
+                    continue
+                registry = await targets.get(config.target)
+                changes += await _print_diff(registry, binding, state.values(binding))
+        finally:
+            await targets.close()
+            kube.close()
+        return changes
+
+    changes = _run(go)
+    click.echo(f"{changes} change(s) pending")
+
+
+async def _print_diff(registry: TargetRegistry, binding: Binding,
+                      desired: dict[str, bytes]) -> int:
+    observed: dict[str, Observed] = await registry.observe(binding)
+    ours = registry.owned_leases()
+    lease = next((o.lease for o in observed.values() if o.lease in ours), 0)
+    plan = make_plan(desired, observed, lease=lease, owned_leases=ours)
+    click.echo(f"{binding} (target {binding.target}): {len(desired)} desired, "
+               f"{len(observed)} in etcd, {plan.unchanged} unchanged")
+    for put in plan.puts:
+        click.echo(f"  + {put.key} {put.value.decode()}")
+    for delete in plan.deletes:
+        click.echo(f"  - {delete.key}")
+    for key in plan.conflicts:
+        click.echo(f"  ! {key} is held by another writer")
+    return len(plan.ops)
+
+
+@click.command()
+@etcd_options
+@_ownership_options
+@click.option("--yes", is_flag=True, help="Do it; without, only say what would go.")
+def purge(yes: bool, **kw: Any) -> None:
+    """Remove every entry this cluster id owns in the default etcd (for uninstall)."""
+    settings = _settings(kw)
+
+    async def go() -> None:
+        targets = Targets(settings, None)
+        registry = await targets.get(TargetRef())
+        try:
+            records = sorted(registry.records.values(), key=lambda r: (r.prefix, r.service))
+            click.echo(f"{len(records)} lease(s) owned by cluster id {settings.cluster_id!r}")
+            for done, record in enumerate(records, 1):
+                binding = Binding(TargetRef().id, record.prefix, record.service)
+                keys = [k for k, o in (await registry.observe(binding)).items()
+                        if o.lease == record.lease]
+                verb = "revoking" if yes else "would revoke"
+                click.echo(f"[{done}/{len(records)}] {verb} lease {record.lease:x}: "
+                           f"{record.prefix}/{record.service}, {len(keys)} entr(y/ies)")
+                if yes:
+                    await registry.remove(binding)
+        finally:
+            await targets.close()
+        if not yes:
+            click.echo("nothing removed: add --yes to purge")
+
+    _run(go)
+
+
+@click.command()
+@click.option("--kubeconfig", envvar="KUBECONFIG")
+@click.option("--namespace", "namespaces", multiple=True)
+def status(kubeconfig: str | None, namespaces: tuple[str, ...]) -> None:
+    """The KitexServices with their conditions and counts, as a table."""
+    from .kubeapi import KubeApi
+
+    async def go() -> list[dict[str, Any]]:
+        kube = KubeApi.from_environment(kubeconfig)
+        try:
+            return await kube.list_kitexservices(namespaces)
+        finally:
+            kube.close()
+
+    items = _run(go)
+    rows = [("NAMESPACE", "NAME", "SERVICE", "READY", "CONDITIONS", "LAST ERROR")]
+    for body in sorted(items, key=lambda b: (b["metadata"]["namespace"], b["metadata"]["name"])):
+        st = body.get("status") or {}
+        conds = ",".join(f"{c['type']}={c['status']}" for c in st.get("conditions") or [])
+        rows.append((body["metadata"]["namespace"], body["metadata"]["name"],
+                     str(st.get("serviceName", "")), str(st.get("readyInstances", 0)),
+                     conds or "-", (st.get("lastError") or "-")[:60]))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if not items:
+        sys.stderr.write("no KitexService found\n")
