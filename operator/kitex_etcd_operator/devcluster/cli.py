@@ -104,7 +104,7 @@ def _up_background(path: Path, log: Path, nodes: int) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         child = subprocess.Popen(
-            [sys.executable, "-m", "kitex_etcd_operator", "dev", "up", f"--nodes={nodes}"],
+            [sys.executable, "-m", "kitex_etcd_operator.devcluster", "up", f"--nodes={nodes}"],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
