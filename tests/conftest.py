@@ -11,9 +11,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:  # imported lazily below: unit tests must not need the cluster code
+    from kitex_etcd_operator.devcluster.build import Tools
+    from kitex_etcd_operator.devcluster.etcd import EtcdCluster
+    from kitex_etcd_operator.devcluster.kube import KubeCluster
 
 CLUSTER_FIXTURES = {"tools", "kube", "registry_etcd", "dev_cluster", "k8s", "namespace"}
 
@@ -41,7 +46,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
-def tools() -> Any:
+def tools() -> Tools:
     """The Go-built binaries (built on first use: ~15 min, then cached)."""
     from kitex_etcd_operator.devcluster.build import ensure_tools
 
@@ -49,7 +54,7 @@ def tools() -> Any:
 
 
 @pytest.fixture(scope="session")
-def kube(tools: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def kube(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
     """A running KubeCluster: ``.kubeconfig``, ``.server``, ``.api_client()``,
     ``.kubectl(...)``, ``.token_kubeconfig(ns, sa, path)``; two kwok nodes."""
     from kitex_etcd_operator.devcluster.kube import KubeCluster
@@ -62,25 +67,24 @@ def kube(tools: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def registry_etcd(tools: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def registry_etcd(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
     """A single-member etcd for the Kitex registry (``.endpoints``), separate
     from the apiserver's so a test may stop it."""
     from kitex_etcd_operator.devcluster.etcd import EtcdCluster
+    from kitex_etcd_operator.devcluster.kube import run_sync
 
-    from kitex_etcd_operator.devcluster.kube import _resolve
-
-    etcd = _resolve(EtcdCluster.start(tmp_path_factory.mktemp("registry-etcd"), members=1))
+    etcd = run_sync(EtcdCluster.start(tmp_path_factory.mktemp("registry-etcd"), members=1))
     try:
         yield etcd
     finally:
-        _resolve(etcd.stop())
+        run_sync(etcd.stop())
 
 
 # ---------------------------------------------------------------- Kubernetes API
 
 
 @pytest.fixture(scope="session")
-def k8s(kube: Any) -> Iterator[Any]:
+def k8s(kube: KubeCluster) -> Iterator[Any]:
     """An admin ``kubernetes.client.ApiClient`` for the session's cluster."""
     with kube.api_client() as api:
         yield api
@@ -101,6 +105,5 @@ def namespace(k8s: Any) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def kubeconfig(kube: Any) -> Path:
-    path: Path = kube.kubeconfig
-    return path
+def kubeconfig(kube: KubeCluster) -> Path:
+    return kube.kubeconfig
