@@ -71,13 +71,12 @@ def registry_etcd(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """A single-member etcd for the Kitex registry (``.endpoints``), separate
     from the apiserver's so a test may stop it."""
     from kitex_etcd_operator.devcluster.etcd import EtcdCluster
-    from kitex_etcd_operator.devcluster.kube import run_sync
 
-    etcd = run_sync(EtcdCluster.start(tmp_path_factory.mktemp("registry-etcd"), members=1))
+    etcd = EtcdCluster.start(tmp_path_factory.mktemp("registry-etcd"), members=1)
     try:
         yield etcd
     finally:
-        run_sync(etcd.stop())
+        etcd.stop()
 
 
 # ---------------------------------------------------------------- Kubernetes API

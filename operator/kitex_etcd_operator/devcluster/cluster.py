@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .build import Tools, cache_root
 from .etcd import EtcdCluster
-from .kube import KubeCluster, register_cleanup, run_sync, unregister_cleanup
+from .kube import KubeCluster
+from .processes import register_cleanup, unregister_cleanup
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class DevCluster:
         wd = Path(tempfile.mkdtemp(prefix="kitex-dev-")) if workdir is None else workdir
         kube = KubeCluster.start(tools, workdir=wd / "kube", nodes=nodes)
         try:
-            registry: EtcdCluster = run_sync(EtcdCluster.start(wd / "registry-etcd", members=1))
+            registry = EtcdCluster.start(wd / "registry-etcd", members=1)
         except BaseException:
             kube.stop()
             raise
@@ -87,7 +88,7 @@ class DevCluster:
         self._stopped = True
         unregister_cleanup(self._cleanup)
         try:
-            run_sync(self.registry.stop())
+            self.registry.stop()
         finally:
             self.kube.stop()
             if self._owns and not os.environ.get("KITEX_DEV_KEEP_LOGS"):

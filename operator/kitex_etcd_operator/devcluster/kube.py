@@ -11,9 +11,7 @@ leaves a process or a port behind.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import inspect
 import json
 import os
 import shutil
@@ -24,7 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from . import pki
 from .build import Tools
@@ -38,29 +36,12 @@ from .processes import (
     wait_until,
 )
 
-T = TypeVar("T")
-
 # Nodes kwok manages carry this annotation; --manage-nodes-with-annotation-selector
 # picks them, so a stray real node would never be faked.
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.1/16"
 DEFAULT_TIMEOUT = 120.0
-
-
-# ---------------------------------------------------------------- cleanup
-
-
-def run_sync(value: Any) -> Any:
-    """Return ``value``, or run it to completion if it is awaitable: the etcd
-    launcher may be either, and these callers are synchronous."""
-    if inspect.isawaitable(value):
-        return asyncio.run(_await(value))
-    return value
-
-
-async def _await(value: Any) -> Any:
-    return await value
 
 
 # ---------------------------------------------------------------- certificates
@@ -158,7 +139,7 @@ class KubeCluster:
     def _start(self, nodes: int, timeout: float) -> None:
         self.pki_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.etcd = run_sync(EtcdCluster.start(self.workdir / "etcd", members=1))
+        self.etcd = EtcdCluster.start(self.workdir / "etcd", members=1)
         port = free_port()
         self.server = f"https://127.0.0.1:{port}"
         files = self._write_pki()
@@ -428,7 +409,7 @@ class KubeCluster:
         self.processes.clear()
         if self.etcd is not None:
             etcd, self.etcd = self.etcd, None
-            run_sync(etcd.stop())
+            etcd.stop()
         if self._owns_workdir and not os.environ.get("KITEX_DEV_KEEP_LOGS"):
             shutil.rmtree(self.workdir, ignore_errors=True)
 
