@@ -39,7 +39,7 @@ def parse_duration(text: str | float | int) -> float:
     return total
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType):  # type: ignore[type-arg]
     """A click parameter that takes Go durations."""
 
     name = "duration"

@@ -25,7 +25,7 @@ def make_registry(controller: Controller) -> kopf.OperatorRegistry:
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        return kopf.login_via_client(**kwargs)  # type: ignore[no-any-return]
+        return kopf.login_via_client(**kwargs)
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -40,7 +40,7 @@ def make_registry(controller: Controller) -> kopf.OperatorRegistry:
         settings.batching.worker_limit = None
 
     @kopf.on.event("", "v1", "pods", registry=registry)
-    def pod_event(event: dict[str, Any], **_: Any) -> None:
+    def pod_event(event: kopf.RawEvent, **_: Any) -> None:
         # Returns None: a result of an on.event handler would be written to the object.
         try:
             controller.on_pod(event.get("type"), event["object"])
@@ -48,15 +48,15 @@ def make_registry(controller: Controller) -> kopf.OperatorRegistry:
             log.exception("Could not process a pod event")
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def kitexservice_event(event: dict[str, Any], **_: Any) -> None:
+    def kitexservice_event(event: kopf.RawEvent, **_: Any) -> None:
         try:
             controller.on_kitexservice(event.get("type"), event["object"])
         except Exception:
             log.exception("Could not process a KitexService event")
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
-    async def kitexservice_deleted(namespace: str, name: str, **_: Any) -> None:
+    async def kitexservice_deleted(namespace: str | None, name: str, **_: Any) -> None:
         """Hold the finalizer until the service's entries are out of etcd."""
-        await controller.wait_removed((namespace, name))
+        await controller.wait_removed((namespace or "", name))
 
     return registry

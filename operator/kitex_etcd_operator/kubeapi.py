@@ -63,10 +63,11 @@ class KubeApi:
         """In-cluster credentials when running in a pod, else the kubeconfig."""
         config = kubernetes.client.Configuration()
         try:
-            kubernetes.config.load_incluster_config(client_configuration=config)
+            kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=config)
         except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config(config_file=kubeconfig,
-                                               client_configuration=config)
+            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, client_configuration=config)
         return cls(kubernetes.client.ApiClient(config), component=component)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -157,4 +158,4 @@ class KubeApi:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self.api_client.close()
+        self.api_client.close()  # type: ignore[no-untyped-call]

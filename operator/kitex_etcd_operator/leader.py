@@ -87,13 +87,14 @@ class LeaderElector:
             await self.kube.call(self.coordination.create_namespaced_lease,
                                  cfg.namespace, body)
             return True
-        spec = lease.spec
+        spec = lease.spec or kubernetes.client.V1LeaseSpec()
         holder = spec.holder_identity or ""
-        version = lease.metadata.resource_version
-        if self._observed is None or self._observed[0] != version:
-            self._observed = (version, time.monotonic())
+        version = str(lease.metadata.resource_version if lease.metadata else "")
+        observed = self._observed
+        if observed is None or observed[0] != version:
+            observed = self._observed = (version, time.monotonic())
         if holder and holder != cfg.identity:
-            expired = time.monotonic() - self._observed[1] > cfg.lease_duration
+            expired = time.monotonic() - observed[1] > cfg.lease_duration
             if not expired:
                 return False
             log.info("Lease held by %s expired; taking over", holder)

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import metrics
-from .etcd.client import EtcdClient, KeyValue
+from .etcd.client import Compare, DeleteOp, EtcdClient, KeyValue, PutOp
 from .etcd.errors import EtcdError
 from .plan import Binding, Delete, Observed, Op, Plan, Policy, Put, batches, make_plan
 
@@ -145,7 +145,8 @@ class TargetRegistry:
         lease = await self.client.grant(ttl)
         self._count("txn")
         record = LeaseRecord(lease, binding.prefix, binding.service, ttl)
-        await self.client.txn([], [Put(self.record_key(lease), record.encode(), lease)])
+        await self.client.txn([Compare.absent(self.record_key(lease))],
+                              [PutOp(self.record_key(lease), record.encode(), lease)])
         self.records[lease] = record
         self._keepalive_due[lease] = time.monotonic() + ttl / 3
         self._ensure_keepalive()
@@ -259,7 +260,7 @@ class TargetRegistry:
         for batch in batches(ops):
             self._count("txn")
             result.txns += 1
-            if not await self.client.txn(_compares(batch), list(batch)):
+            if not await self.client.txn(*_guarded(batch)):
                 failed = True
                 continue
             for op in batch:
@@ -316,9 +317,19 @@ class TargetRegistry:
             self._keepalive_task = None
 
 
-def _compares(batch: list[Op]) -> list[Put | Delete]:
-    """The guards are carried by the ops themselves; the client turns them into compares."""
-    return list(batch)
+def _guarded(batch: list[Op]) -> tuple[list[Compare], list[PutOp | DeleteOp]]:
+    """Each op with the compare that proves the key is still what we planned on."""
+    compares: list[Compare] = []
+    ops: list[PutOp | DeleteOp] = []
+    for op in batch:
+        if isinstance(op, Put):
+            compares.append(Compare.lease_is(op.key, op.expect_lease) if op.expect_lease
+                            else Compare.absent(op.key))
+            ops.append(PutOp(op.key, op.value, op.lease))
+        else:
+            compares.append(Compare.lease_is(op.key, op.expect_lease))
+            ops.append(DeleteOp(op.key))
+    return compares, ops
 
 
 def _parse_record(kv: KeyValue, prefix: str) -> LeaseRecord | None:

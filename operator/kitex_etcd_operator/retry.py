@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+DEFAULT_MAX_ATTEMPT_TIMES = 5
+
 
 @dataclass(frozen=True, slots=True)
 class RetryConfig:
@@ -50,7 +52,7 @@ class RetryState:
         yet a service whose writes keep failing is still not healthy; it is
         reported Degraded after the default five failures.
         """
-        limit = config.max_attempt_times or RetryConfig.max_attempt_times
+        limit = config.max_attempt_times or DEFAULT_MAX_ATTEMPT_TIMES
         return self.failures >= limit
 
     def next_delay(self, config: RetryConfig) -> float:

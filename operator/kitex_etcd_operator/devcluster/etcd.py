@@ -6,6 +6,7 @@ Members keep their data directory and ports across ``stop_member`` /
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
@@ -180,8 +181,8 @@ class EtcdCluster:
         for i, m in enumerate(self.members):
             if m.process is not None:
                 wait_until(
-                    lambda i=i: self._healthy(i),
-                    timeout=timeout,  # type: ignore[misc]
+                    functools.partial(self._healthy, i),
+                    timeout=timeout,
                     what=f"etcd member {m.name} healthy",
                     proc=m.process,
                 )
