@@ -40,6 +40,16 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _print_state(kubeconfig: str, server: str, endpoints: list[str]) -> None:
     click.echo(f"export KUBECONFIG={kubeconfig}")
     click.echo(f"# apiserver:     {server}")
@@ -146,9 +156,13 @@ def down() -> None:
     if not clean:
         # The daemon died without its teardown (SIGKILL, say) or hangs:
         # stop its process groups ourselves.
-        for pgid in [state.pid, *state.pgids]:
+        groups = [state.pid, *state.pgids]
+        for pgid in groups:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while any(_group_alive(g) for g in groups) and time.monotonic() < deadline:
+            time.sleep(0.1)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     click.echo("dev cluster stopped", err=True)

@@ -41,6 +41,12 @@ class State:
         return cls(**json.loads(path.read_text()))
 
 
+def _etcd_pids(*clusters: EtcdCluster | None) -> list[int]:
+    return [
+        m.process.pid for c in clusters if c is not None for m in c.members if m.process is not None
+    ]
+
+
 def state_file() -> Path:
     return cache_root() / "devcluster.json"
 
@@ -79,7 +85,7 @@ class DevCluster:
             kubeconfig=str(self.kube.kubeconfig),
             server=self.kube.server,
             registry_endpoints=self.registry_endpoints,
-            pgids=[p.pid for p in self.kube.processes],
+            pgids=[p.pid for p in self.kube.processes] + _etcd_pids(self.kube.etcd, self.registry),
         )
 
     def stop(self) -> None:
