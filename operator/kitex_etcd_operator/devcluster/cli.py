@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,23 +32,23 @@ def build() -> None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """True for a live process, false for none or a zombie (a killed daemon
+    stays a zombie until init reaps it)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _group_alive(pgid: int) -> bool:
+def _runs_our_binary(pid: int) -> bool:
+    from .build import cache_root
+
     try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
+        exe = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    except (OSError, UnicodeDecodeError):
         return False
-    except PermissionError:
-        return True
-    return True
+    return exe.startswith(str(cache_root()) + "/")
 
 
 def _print_state(kubeconfig: str, server: str, endpoints: list[str]) -> None:
@@ -146,23 +147,23 @@ def down() -> None:
         click.echo("no dev cluster is running", err=True)
         return
     state = State.load(path)
-    clean = False
     if _pid_alive(state.pid):
         os.kill(state.pid, signal.SIGTERM)
         deadline = time.monotonic() + 60
         while _pid_alive(state.pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        clean = not _pid_alive(state.pid)
-    if not clean:
-        # The daemon died without its teardown (SIGKILL, say) or hangs:
-        # stop its process groups ourselves.
-        groups = [state.pid, *state.pgids]
-        for pgid in groups:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pgid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while any(_group_alive(g) for g in groups) and time.monotonic() < deadline:
-            time.sleep(0.1)
+    # Whatever the daemon could not stop (it was SIGKILLed, say) goes now;
+    # only groups still led by one of our cached binaries, never a reused pid.
+    groups = [g for g in state.pgids if _runs_our_binary(g)]
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(_pid_alive(g) for g in groups) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workdir = Path(state.workdir)
+    if workdir.name.startswith("kitex-dev-"):  # the daemon's own temp dir
+        shutil.rmtree(workdir, ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     click.echo("dev cluster stopped", err=True)
