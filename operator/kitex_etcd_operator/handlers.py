@@ -25,7 +25,10 @@ def make_registry(controller: Controller) -> kopf.OperatorRegistry:
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        return kopf.login_via_client(**kwargs)
+        if controller.kube is None or controller.kube.in_cluster:
+            return kopf.login_with_service_account(**kwargs)
+        info: kopf.ConnectionInfo = controller.kube.connection_info()
+        return info
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -40,15 +43,16 @@ def make_registry(controller: Controller) -> kopf.OperatorRegistry:
         settings.batching.worker_limit = None
 
     @kopf.on.event("", "v1", "pods", registry=registry)
-    def pod_event(event: kopf.RawEvent, **_: Any) -> None:
-        # Returns None: a result of an on.event handler would be written to the object.
+    async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
+        # Async, so it runs on the loop (kopf runs sync handlers in threads); returns
+        # None, as a result of an on.event handler would be written to the object.
         try:
             controller.on_pod(event.get("type"), event["object"])
         except Exception:  # one odd pod must never stop the stream for the others
             log.exception("Could not process a pod event")
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def kitexservice_event(event: kopf.RawEvent, **_: Any) -> None:
+    async def kitexservice_event(event: kopf.RawEvent, **_: Any) -> None:
         try:
             controller.on_kitexservice(event.get("type"), event["object"])
         except Exception:

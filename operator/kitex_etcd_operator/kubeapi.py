@@ -13,6 +13,7 @@ import base64
 import datetime
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,8 +50,10 @@ class ObjectRef:
 class KubeApi:
     """Async facade over the synchronous client."""
 
-    def __init__(self, api_client: kubernetes.client.ApiClient, *, component: str) -> None:
+    def __init__(self, api_client: kubernetes.client.ApiClient, *, component: str,
+                 in_cluster: bool = False) -> None:
         self.api_client = api_client
+        self.in_cluster = in_cluster
         self.core = kubernetes.client.CoreV1Api(api_client)
         self.custom = kubernetes.client.CustomObjectsApi(api_client)
         self.component = component
@@ -62,13 +65,33 @@ class KubeApi:
                          component: str = "kitex-etcd-operator") -> KubeApi:
         """In-cluster credentials when running in a pod, else the kubeconfig."""
         config = kubernetes.client.Configuration()
-        try:
-            kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=config)
-        except kubernetes.config.ConfigException:
+        in_cluster = False
+        if kubeconfig is None:
+            try:
+                kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
+                    client_configuration=config)
+                in_cluster = True
+            except kubernetes.config.ConfigException:
+                pass
+        if not in_cluster:
+            # The path is passed explicitly: the client reads $KUBECONFIG only at import.
             kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=kubeconfig, client_configuration=config)
-        return cls(kubernetes.client.ApiClient(config), component=component)
+                config_file=kubeconfig or os.environ.get("KUBECONFIG"),
+                client_configuration=config)
+        return cls(kubernetes.client.ApiClient(config), component=component,
+                   in_cluster=in_cluster)
+
+    def connection_info(self) -> Any:
+        """The same credentials for kopf's own API calls (its login handler)."""
+        import kopf
+
+        config = self.api_client.configuration
+        token = (config.api_key or {}).get("authorization", "")
+        scheme, _, token = token.partition(" ") if " " in token else ("Bearer", "", token)
+        return kopf.ConnectionInfo(
+            server=config.host, ca_path=config.ssl_ca_cert, insecure=not config.verify_ssl,
+            scheme=scheme if token else None, token=token or None,
+            certificate_path=config.cert_file, private_key_path=config.key_file)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()

@@ -56,5 +56,7 @@ def setup_logging(fmt: str = "text", level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("kubernetes.client.rest", "urllib3", "aiohttp.access", "grpc"):
+    # kopf.objects logs every handler call at INFO: 10,000 pods would drown the log.
+    for noisy in ("kubernetes.client.rest", "urllib3", "aiohttp.access", "grpc",
+                  "kopf.objects"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -127,20 +127,19 @@ def run(**kw: Any) -> None:
         namespaces=tuple(ns for item in kw["namespaces"] for ns in item.split(",") if ns),
         policy=Policy(kw["policy"]), dry_run=kw["dry_run"], max_deletes=kw["max_deletes"],
         resync_period=kw["resync_period"], health_port=kw["health_port"])
-    if kw["kubeconfig"]:
-        os.environ["KUBECONFIG"] = kw["kubeconfig"]
     election = None
     if kw["leader_elect"]:
         identity = kw["leader_election_id"] or f"{socket.gethostname()}-{os.getpid()}"
         election = ElectionConfig(namespace=kw["leader_election_namespace"], identity=identity)
     try:
-        asyncio.run(operate(settings, election))
+        asyncio.run(operate(settings, election, kw["kubeconfig"]))
     except LostLeadership as exc:
         log.error("Stepping down: %s", exc)
         sys.exit(1)
 
 
-async def operate(settings: Settings, election: ElectionConfig | None = None) -> None:
+async def operate(settings: Settings, election: ElectionConfig | None = None,
+                  kubeconfig: str | None = None) -> None:
     """Watch from the start (a standby stays warm), write only once leading."""
     import kopf
 
@@ -149,7 +148,7 @@ async def operate(settings: Settings, election: ElectionConfig | None = None) ->
     from .handlers import make_registry
     from .kubeapi import KubeApi
 
-    kube = KubeApi.from_environment()
+    kube = KubeApi.from_environment(kubeconfig)
     controller = Controller(settings, kube)
     elector = LeaderElector(kube, election) if election else None
     runner = await probes.serve(settings.health_host, settings.health_port,
