@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 DEFAULT_PREFIX = "kitex/registry-etcd"
 HERTZ_PREFIX = "hertz/registry-etcd"
@@ -26,7 +26,7 @@ MAX_SERVICE_NAME = 253
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-class Framework(str, Enum):
+class Framework(StrEnum):
     """Which Go library reads the entries: they differ in prefix and naming rules."""
 
     KITEX = "kitex"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from .model import service_range
 
@@ -20,7 +20,7 @@ from .model import service_range
 MAX_TXN_OPS = 128
 
 
-class Policy(str, Enum):
+class Policy(StrEnum):
     """ExternalDNS's policies: ``upsert-only`` never deletes, for cautious roll-outs."""
 
     SYNC = "sync"
