@@ -106,3 +106,11 @@ def namespace(k8s: Any) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def kubeconfig(kube: KubeCluster) -> Path:
     return kube.kubeconfig
+
+
+@pytest.fixture
+def etcd_probe(tools: Any, registry_etcd: Any) -> Any:
+    """etcdctl on the registry etcd: an independent judge of what the operator wrote."""
+    from etcd_probe import EtcdProbe
+
+    return EtcdProbe(tools.etcdctl, list(registry_etcd.endpoints))

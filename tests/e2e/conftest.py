@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from etcd_probe import EtcdProbe
 from operator_process import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,11 +18,6 @@ def crds(kube: Any) -> None:
     kube.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
     kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                  "crd/kitexservices.kitex.cloudwego.io")
-
-
-@pytest.fixture
-def etcd_probe(tools: Any, registry_etcd: Any) -> EtcdProbe:
-    return EtcdProbe(tools.etcdctl, list(registry_etcd.endpoints))
 
 
 @pytest.fixture

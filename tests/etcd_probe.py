@@ -72,8 +72,16 @@ class EtcdProbe:
         out = self.run("lease", "grant", str(ttl))  # "lease 694d... granted with TTL(60s)"
         return int(out.split()[1], 16)
 
+    def revision(self) -> int:
+        data = json.loads(self.run("get", "probe/no-such-key", "-w", "json"))
+        return int(data["header"]["revision"])
+
     def watch(self, prefix: str) -> WatchRecorder:
-        return WatchRecorder(self._argv("watch", "--prefix", prefix, "-w", "json"))
+        """Every event from now on: the watch starts at the current revision, so
+        nothing written while etcdctl is still starting up is missed."""
+        start = self.revision() + 1
+        return WatchRecorder(self._argv("watch", "--prefix", prefix, f"--rev={start}",
+                                        "-w", "json"))
 
 
 class WatchRecorder:

@@ -1,0 +1,210 @@
+"""The registry core against a real etcd: bytes, leases, batching, ownership, adoption."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from etcd_probe import EtcdProbe
+from helpers import async_wait_for
+from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget
+from kitex_etcd_operator.model import Instance, instance_key
+from kitex_etcd_operator.plan import Binding, Policy
+from kitex_etcd_operator.registry import TargetRegistry
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:8]}/registry-etcd"
+
+
+CLUSTER = "c1"
+
+
+@pytest.fixture(autouse=True)
+def _own_cluster_id() -> None:
+    """Each test owns its leases under a cluster id of its own, like separate clusters."""
+    global CLUSTER
+    CLUSTER = f"c-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def client(registry_etcd: Any) -> AsyncIterator[EtcdClient]:
+    c = EtcdClient(EtcdTarget(tuple(registry_etcd.endpoints)))
+    yield c
+    await c.close()
+
+
+async def make_registry(client: EtcdClient, cluster: str | None = None) -> TargetRegistry:
+    registry = TargetRegistry(client, cluster_id=cluster or CLUSTER,
+                              owner_prefix="kitex-etcd-operator/owners")
+    await registry.load_ownership()
+    return registry
+
+
+def desired(prefix: str, service: str, instances: list[Instance]) -> dict[str, bytes]:
+    return {instance_key(prefix, service, i.address): i.encode() for i in instances}
+
+
+async def test_exact_bytes_ipv4_ipv6_tags(client: EtcdClient, etcd_probe: EtcdProbe,
+                                          prefix: str) -> None:
+    registry = await make_registry(client)
+    binding = Binding("default", prefix, "echo")
+    want = desired(prefix, "echo", [Instance.make("10.0.0.1", 8888),
+                                    Instance.make("fd00::1", 8888),
+                                    Instance.make("10.0.0.2", 8888, weight=5,
+                                                  tags={"zone": "a", "env": "prod"})])
+    result = await registry.sync(binding, want, ttl=60)
+    assert result.puts == 3
+    got = etcd_probe.get_prefix(f"{prefix}/echo/")
+    assert {k: v.value for k, v in got.items()} == {
+        f"{prefix}/echo/10.0.0.1:8888":
+            b'{"network":"tcp","address":"10.0.0.1:8888","weight":10,"tags":null}',
+        f"{prefix}/echo/[fd00::1]:8888":
+            b'{"network":"tcp","address":"[fd00::1]:8888","weight":10,"tags":null}',
+        f"{prefix}/echo/10.0.0.2:8888": (b'{"network":"tcp","address":"10.0.0.2:8888",'
+                                         b'"weight":5,"tags":{"env":"prod","zone":"a"}}'),
+    }
+    assert len({kv.lease for kv in got.values()}) == 1, "one lease per service"
+    await registry.close()
+
+
+async def test_thousand_instances_in_batched_transactions(client: EtcdClient,
+                                                          etcd_probe: EtcdProbe,
+                                                          prefix: str) -> None:
+    registry = await make_registry(client)
+    binding = Binding("default", prefix, "big")
+    want = desired(prefix, "big", [Instance.make(f"10.1.{i // 250}.{i % 250}", 9000)
+                                   for i in range(1000)])
+    result = await registry.sync(binding, want, ttl=60)
+    assert (result.puts, result.txns) == (1000, 8)  # 128 operations per transaction
+    assert etcd_probe.values(f"{prefix}/big/") == want
+    again = await registry.sync(binding, want, ttl=60)
+    assert (again.puts, again.unchanged, again.txns) == (0, 1000, 0)  # nothing rewritten
+    await registry.close()
+
+
+async def test_foreign_keys_are_left_alone_and_reported(client: EtcdClient,
+                                                        etcd_probe: EtcdProbe,
+                                                        prefix: str) -> None:
+    # A self-registered Kitex server: its own lease, not ours.
+    foreign_lease = etcd_probe.grant(60)
+    foreign_key = f"{prefix}/echo/10.0.0.9:8888"
+    foreign_value = '{"network":"tcp","address":"10.0.0.9:8888","weight":10,"tags":null}'
+    etcd_probe.put(foreign_key, foreign_value, lease=foreign_lease)
+    # Another cluster's operator under the same service.
+    other = await make_registry(client, "other-cluster")
+    binding = Binding("default", prefix, "echo")
+    await other.sync(binding, desired(prefix, "echo", [Instance.make("10.0.0.8", 8888)]), ttl=60)
+
+    registry = await make_registry(client)
+    mine = desired(prefix, "echo", [Instance.make("10.0.0.1", 8888),
+                                    Instance.make("10.0.0.9", 8888, weight=3)])
+    result = await registry.sync(binding, mine, ttl=60)
+    assert result.conflicts == [foreign_key]
+    values = etcd_probe.values(f"{prefix}/echo/")
+    assert values[foreign_key] == foreign_value.encode()
+    assert f"{prefix}/echo/10.0.0.8:8888" in values  # the other cluster's entry
+    # Emptying our desired set deletes only our key.
+    await registry.sync(binding, {}, ttl=60)
+    assert set(etcd_probe.values(f"{prefix}/echo/")) == {
+        foreign_key, f"{prefix}/echo/10.0.0.8:8888"}
+    await registry.close()
+    await other.close()
+
+
+async def test_restart_adopts_without_any_delete(registry_etcd: Any, etcd_probe: EtcdProbe,
+                                                 prefix: str) -> None:
+    recorder = etcd_probe.watch(f"{prefix}/")
+    try:
+        binding = Binding("default", prefix, "echo")
+        want = desired(prefix, "echo", [Instance.make(f"10.0.0.{i}", 8888) for i in range(1, 6)])
+        first_client = EtcdClient(EtcdTarget(tuple(registry_etcd.endpoints)))
+        first = await make_registry(first_client)
+        await first.sync(binding, want, ttl=60)
+        leases = {kv.lease for kv in etcd_probe.get_prefix(f"{prefix}/echo/").values()}
+        await first.close()  # a crash: nothing revoked, nothing deleted
+        await first_client.close()
+
+        second_client = EtcdClient(EtcdTarget(tuple(registry_etcd.endpoints)))
+        second = await make_registry(second_client)
+        changed = dict(want)
+        changed[instance_key(prefix, "echo", "10.0.0.9:8888")] = \
+            Instance.make("10.0.0.9", 8888).encode()
+        result = await second.sync(binding, changed, ttl=60)
+        assert (result.puts, result.unchanged, result.deletes) == (1, 5, 0)
+        got = etcd_probe.get_prefix(f"{prefix}/echo/")
+        assert {kv.lease for kv in got.values()} == leases  # the old lease, adopted
+        await async_wait_for(lambda: _puts_seen(recorder, 6), what="the watch caught up")
+        assert recorder.deletes() == []
+        await second.close()
+        await second_client.close()
+    finally:
+        recorder.stop()
+
+
+async def _puts_seen(recorder: Any, count: int) -> bool:
+    return len([e for e in recorder.snapshot() if e.kind == "PUT"]) >= count
+
+
+async def test_ttl_change_moves_keys_to_a_new_lease_without_gap(
+        client: EtcdClient, etcd_probe: EtcdProbe, prefix: str) -> None:
+    recorder = etcd_probe.watch(f"{prefix}/")
+    try:
+        registry = await make_registry(client)
+        binding = Binding("default", prefix, "echo")
+        want = desired(prefix, "echo", [Instance.make("10.0.0.1", 8888)])
+        await registry.sync(binding, want, ttl=60)
+        old = {kv.lease for kv in etcd_probe.get_prefix(f"{prefix}/echo/").values()}
+        await registry.sync(binding, want, ttl=30)
+        new = {kv.lease for kv in etcd_probe.get_prefix(f"{prefix}/echo/").values()}
+        assert new != old and len(new) == 1
+        assert await client.lease_ttl(old.pop()) == -1  # drained and revoked
+        assert recorder.deletes() == []
+        await registry.close()
+    finally:
+        recorder.stop()
+
+
+async def test_remove_revokes_the_lease_in_one_step(client: EtcdClient, etcd_probe: EtcdProbe,
+                                                    prefix: str) -> None:
+    registry = await make_registry(client)
+    binding = Binding("default", prefix, "gone")
+    await registry.sync(binding, desired(prefix, "gone", [Instance.make(f"10.0.0.{i}", 1)
+                                                          for i in range(1, 50)]), ttl=60)
+    assert len(etcd_probe.values(f"{prefix}/gone/")) == 49
+    requests_before = registry.requests
+    assert await registry.remove(binding) == 1
+    assert registry.requests - requests_before == 1  # one revoke
+    assert etcd_probe.values(f"{prefix}/gone/") == {}
+    assert registry.records == {}
+    await registry.close()
+
+
+async def test_upsert_only_never_deletes(client: EtcdClient, etcd_probe: EtcdProbe,
+                                         prefix: str) -> None:
+    registry = await make_registry(client)
+    binding = Binding("default", prefix, "keep")
+    want = desired(prefix, "keep", [Instance.make("10.0.0.1", 1), Instance.make("10.0.0.2", 1)])
+    await registry.sync(binding, want, ttl=60)
+    result = await registry.sync(binding, {}, ttl=60, policy=Policy.UPSERT_ONLY)
+    assert result.withheld_deletes == 2
+    assert etcd_probe.values(f"{prefix}/keep/") == want
+    assert await registry.remove(binding, policy=Policy.UPSERT_ONLY) == 0
+    assert etcd_probe.values(f"{prefix}/keep/") == want
+    await registry.close()
+
+
+async def test_dry_run_writes_nothing(client: EtcdClient, etcd_probe: EtcdProbe,
+                                      prefix: str) -> None:
+    registry = await make_registry(client)
+    binding = Binding("default", prefix, "dry")
+    result = await registry.sync(binding, desired(prefix, "dry", [Instance.make("10.0.0.1", 1)]),
+                                 ttl=60, dry_run=True)
+    assert result.planned is not None and len(result.planned.puts) == 1
+    assert etcd_probe.values(f"{prefix}/") == {}
+    assert registry.records == {}
+    await registry.close()
