@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from factories import ANNOTATED, kitexservice, pod
 from kitex_etcd_operator.desired import DesiredState, Source, TargetRef
 from kitex_etcd_operator.kube import parse_kitexservice, pod_view
 from kitex_etcd_operator.plan import Binding
@@ -11,22 +10,6 @@ from kitex_etcd_operator.plan import Binding
 DEFAULT = Binding("default", "kitex/registry-etcd", "echo")
 
 
-def pod(uid: str, ip: str = "10.0.0.1", *, ready: bool = True, labels: dict[str, str] | None = None,
-        annotations: dict[str, str] | None = None, ns: str = "default",
-        deleting: bool = False) -> dict[str, Any]:
-    meta: dict[str, Any] = {"uid": uid, "name": f"pod-{uid}", "namespace": ns,
-                            "labels": labels or {}, "annotations": annotations or {}}
-    if deleting:
-        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    return {"metadata": meta,
-            "spec": {"containers": [{"name": "c", "ports": [{"name": "rpc",
-                                                             "containerPort": 8888}]}]},
-            "status": {"podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "192.168.0.1",
-                       "phase": "Running",
-                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
-
-
-ANNOTATED = {"kitex.cloudwego.io/service": "echo", "kitex.cloudwego.io/port": "8888"}
 
 
 def test_annotated_ready_pod_gives_one_key() -> None:
@@ -65,13 +48,6 @@ def test_malformed_annotation_is_a_pod_error_not_a_crash() -> None:
     assert "a" in state.pod_errors
     assert "weight" in state.pod_errors["a"][1].field
     assert list(state.values(DEFAULT)) == ["kitex/registry-etcd/echo/10.0.0.2:8888"]
-
-
-def kitexservice(name: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "kitex.cloudwego.io/v1alpha1", "kind": "KitexService",
-            "metadata": {"name": name, "namespace": "default", "uid": f"u-{name}",
-                         "generation": 1},
-            "spec": {"selector": {"matchLabels": {"app": "echo"}}, **spec}}
 
 
 def test_kitexservice_selects_by_label_with_named_port_and_label_tags() -> None:

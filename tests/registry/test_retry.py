@@ -1,0 +1,135 @@
+"""Retry, the registry-etcd way and better: repair within observeDelay, degrade, never give up.
+
+The controller runs in this process with no Kubernetes (pods are fed as the
+API server would send them), against an etcd of its own that the tests stop
+and start.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from etcd_probe import EtcdProbe
+from factories import pod
+from helpers import async_wait_for
+from kitex_etcd_operator.controller import Controller
+from kitex_etcd_operator.devcluster.etcd import EtcdCluster
+from kitex_etcd_operator.plan import Binding
+from kitex_etcd_operator.retry import RetryConfig
+from kitex_etcd_operator.settings import DefaultTarget, Settings
+
+OBSERVE, RETRY, ATTEMPTS = 1.0, 0.3, 3
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Any:
+    cluster = EtcdCluster.start(tmp_path / "etcd")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+async def controller(etcd: Any) -> AsyncIterator[Controller]:
+    settings = Settings(
+        etcd=DefaultTarget(endpoints=tuple(etcd.endpoints), dial_timeout=0.5),
+        retry=RetryConfig(max_attempt_times=ATTEMPTS, observe_delay=OBSERVE, retry_delay=RETRY),
+        cluster_id=f"c-{uuid.uuid4().hex[:6]}", lease_ttl=10)
+    c = Controller(settings, kube=None)
+    await c.start()
+    yield c
+    await c.stop()
+
+
+def feed(controller: Controller, service: str, count: int) -> dict[str, str]:
+    ips = {}
+    for i in range(count):
+        ip = f"10.2.0.{i + 1}"
+        controller.on_pod(None, pod(f"{service}-{i}", ip, annotations={
+            "kitex.cloudwego.io/service": service, "kitex.cloudwego.io/port": "8888"}))
+        ips[ip] = f"kitex/registry-etcd/{service}/{ip}:8888"
+    return ips
+
+
+async def test_a_key_deleted_by_hand_is_back_within_observe_delay(
+        controller: Controller, etcd: Any, tools: Any) -> None:
+    probe = EtcdProbe(tools.etcdctl, etcd.endpoints)
+    keys = feed(controller, "repair", 3)
+    await async_wait_for(_has(probe, "kitex/registry-etcd/repair/", 3), what="3 keys")
+    victim = next(iter(keys.values()))
+    probe.delete(victim)
+    deleted_at = time.monotonic()
+    await async_wait_for(_has(probe, "kitex/registry-etcd/repair/", 3), timeout=OBSERVE * 3,
+                         what="the deleted key put back")
+    print(f"key restored {time.monotonic() - deleted_at:.2f}s after a manual delete "
+          f"(observeDelay {OBSERVE}s)")
+
+
+async def test_etcd_down_degrades_then_everything_comes_back(
+        controller: Controller, etcd: Any, tools: Any) -> None:
+    probe = EtcdProbe(tools.etcdctl, etcd.endpoints)
+    feed(controller, "outage", 4)
+    await async_wait_for(_has(probe, "kitex/registry-etcd/outage/", 4), what="4 keys")
+    binding = Binding("default", "kitex/registry-etcd", "outage")
+    worker = controller.workers[binding]
+    config = controller.state.configs[binding]
+
+    etcd.stop_member(0)
+    # Changes while etcd is down: one pod leaves, two arrive.
+    controller.on_pod("DELETED", pod("outage-0"))
+    feed_more = {f"10.2.1.{i}": f"kitex/registry-etcd/outage/10.2.1.{i}:8888" for i in (1, 2)}
+    for i, ip in enumerate(feed_more):
+        controller.on_pod(None, pod(f"late-{i}", ip, annotations={
+            "kitex.cloudwego.io/service": "outage", "kitex.cloudwego.io/port": "8888"}))
+    await async_wait_for(_true(lambda: worker.retry.degraded(config.retry)),
+                         timeout=RETRY * ATTEMPTS * 10 + 10, what="the service reported degraded")
+    assert worker.retry.failures >= ATTEMPTS and worker.retry.last_error
+    failures_when_degraded = worker.retry.failures
+    await async_wait_for(_true(lambda: worker.retry.failures > failures_when_degraded),
+                         timeout=OBSERVE * 5 + 10, what="still trying after degraded")
+
+    etcd.start_member(0)
+    back = time.monotonic()
+    want = {f"kitex/registry-etcd/outage/10.2.0.{i}:8888" for i in (2, 3, 4)} | set(
+        feed_more.values())
+    await async_wait_for(_equals(probe, "kitex/registry-etcd/outage/", want),
+                         timeout=OBSERVE * 3 + 10, what="exactly the desired keys after recovery")
+    await async_wait_for(_true(lambda: worker.retry.failures == 0), what="healthy again")
+    print(f"recovered {time.monotonic() - back:.2f}s after etcd came back "
+          f"(observeDelay {OBSERVE}s)")
+
+
+async def test_a_lost_lease_is_replaced_and_entries_rewritten(
+        controller: Controller, etcd: Any, tools: Any) -> None:
+    probe = EtcdProbe(tools.etcdctl, etcd.endpoints)
+    feed(controller, "lease", 2)
+    await async_wait_for(_has(probe, "kitex/registry-etcd/lease/", 2), what="2 keys")
+    old = {kv.lease for kv in probe.get_prefix("kitex/registry-etcd/lease/").values()}
+    probe.run("lease", "revoke", f"{old.pop():x}")  # as if the lease expired
+    await async_wait_for(_has(probe, "kitex/registry-etcd/lease/", 2), timeout=OBSERVE * 3 + 10,
+                         what="entries back on a new lease")
+    new = {kv.lease for kv in probe.get_prefix("kitex/registry-etcd/lease/").values()}
+    assert len(new) == 1 and not new & old
+
+
+def _has(probe: EtcdProbe, prefix: str, count: int) -> Any:
+    async def check() -> bool:
+        return len(probe.values(prefix)) == count
+    return check
+
+
+def _equals(probe: EtcdProbe, prefix: str, keys: set[str]) -> Any:
+    async def check() -> bool:
+        return set(probe.values(prefix)) == keys
+    return check
+
+
+def _true(fn: Any) -> Any:
+    async def check() -> bool:
+        return bool(fn())
+    return check
