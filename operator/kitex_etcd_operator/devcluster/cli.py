@@ -167,3 +167,18 @@ def down() -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     click.echo("dev cluster stopped", err=True)
+
+
+@dev.command()
+@click.option("--cycles", type=int, default=None,
+              help="Scale through the demo sequence this many times (default: until Ctrl-C).")
+@click.option("--pause", type=float, default=3.0, show_default=True,
+              help="Seconds between scaling steps.")
+def demo(cycles: int | None, pause: float) -> None:
+    """Local cluster + etcd + the operator; watch a Deployment's instances as Kitex sees them."""
+    from .demo import run_demo
+
+    try:
+        run_demo(cycles, pause)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted; everything stopped", err=True)
