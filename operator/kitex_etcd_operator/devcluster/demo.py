@@ -114,7 +114,7 @@ def run_demo(cycles: int | None, pause: float = 3.0) -> None:
                              "crd/kitexservices.kitex.cloudwego.io")
         with operator_process(cluster, workdir), cluster.kube.api_client() as api:
             apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
-            apps.create_namespaced_deployment("default", DEPLOYMENT)
+            apps.create_namespaced_deployment("default", DEPLOYMENT)  # type: ignore[arg-type]
             done = 0
             while cycles is None or done < cycles:
                 for replicas in SCALES:
