@@ -211,6 +211,11 @@ class BindingWorker:
         self.task: asyncio.Task[None] | None = asyncio.create_task(
             self._run(), name=f"binding {binding}")
 
+    @property
+    def _log_extra(self) -> dict[str, str]:
+        """Fields of the JSON log format: which service a line is about."""
+        return {"service": self.binding.service, "binding": str(self.binding)}
+
     def poke(self, keys: set[str]) -> None:
         self.dirty |= keys
         self._idle.clear()
@@ -280,7 +285,7 @@ class BindingWorker:
             self._not_before = time.monotonic() + self.retry.next_delay(config.retry)
             metrics.etcd_errors.labels("sync").inc()
             log.warning("Sync of %s failed (%d in a row): %s", self.binding,
-                        self.retry.failures, exc)
+                        self.retry.failures, exc, extra=self._log_extra)
         else:
             metrics.writes.labels("put").inc(result.puts)
             metrics.writes.labels("delete").inc(result.deletes)
@@ -293,7 +298,7 @@ class BindingWorker:
                          " in %.0f ms%s", self.binding, result.puts, result.deletes,
                          result.unchanged, len(result.conflicts), result.txns,
                          (time.monotonic() - started) * 1000,
-                         " (dry run)" if self.c.settings.dry_run else "")
+                         " (dry run)" if self.c.settings.dry_run else "", extra=self._log_extra)
         self.last_sync_time = time.monotonic()
         self._export(config, "full" if keys is None else "incremental", started)
         self.c.status.binding_synced(self.binding, self)

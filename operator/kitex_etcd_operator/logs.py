@@ -14,7 +14,8 @@ import sys
 from typing import Any
 
 _SECRETS = re.compile(
-    r"(?i)(password|passwd|token|authorization)(\"?\s*[:=]\s*\"?)([^\s\",}]+)")
+    r"(?i)(password|passwd|token|authorization)(\"?\s*[:=]\s*\"?)"
+    r"((?:bearer\s+|basic\s+)?[^\s\",}]+)")
 _EXTRA = ("service", "pod", "key", "binding", "namespace")
 
 

@@ -268,6 +268,9 @@ class TargetRegistry:
                     state.observed[op.key] = Observed(op.value, op.lease)
                 else:
                     state.observed.pop(op.key, None)
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("%s %s", "put" if isinstance(op, Put) else "deleted", op.key,
+                              extra={"key": op.key})
         return failed
 
     async def _drop_drained_leases(self, binding: Binding, state: _BindingState) -> None:

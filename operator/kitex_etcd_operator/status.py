@@ -165,6 +165,8 @@ class StatusReporter:
             if pod is None or self._pod_errors_reported.get(uid) == str(err):
                 continue
             self._pod_errors_reported[uid] = str(err)
+            log.warning("Pod %s/%s cannot be registered: %s", pod.namespace, pod.name, err,
+                        extra={"pod": pod.name, "namespace": pod.namespace})
             self.event(ObjectRef("Pod", "v1", pod.namespace, pod.name, pod.uid),
                        "InvalidKitexRegistration", str(err))
         for uid in [u for u in self._pod_errors_reported if u not in self.state.pod_errors]:
