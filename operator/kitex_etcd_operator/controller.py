@@ -48,7 +48,7 @@ class Controller:
         self._tombstones: dict[str, float] = {}  # pod uid -> when it was deleted
         self._seen_at: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._removed: dict[SpecKey, asyncio.Event] = {}
+        self._spec_bindings: dict[SpecKey, Binding] = {}
 
     # --- events from kopf or from lists -------------------------------------
 
@@ -88,6 +88,7 @@ class Controller:
                 self.status.spec_invalid(key, body, err)
             else:
                 self.state.upsert_spec(key, spec, _selector(body))
+                self._spec_bindings[key] = self.state.binding_of(spec, key[0])[0]
                 self.status.spec_valid(key, body)
         self._wake_dirty()
 
@@ -168,14 +169,21 @@ class Controller:
             self._tombstones = {u: t for u, t in self._tombstones.items() if t > cutoff}
 
     async def wait_removed(self, key: SpecKey) -> None:
-        """Until the entries of a deleted KitexService are gone (for its finalizer)."""
-        spec_bindings = [b for b, srcs in self.state.sources.items()
-                         if any(s.kind == "KitexService" and (s.namespace, s.name) == key
-                                for s in srcs)]
-        for binding in spec_bindings:
-            worker = self.workers.get(binding)
-            if worker is not None:
-                await worker.settled()
+        """Until the entries of a deleted KitexService are gone (for its finalizer).
+
+        The spec has already left the desired state; its binding's worker is
+        settled once it wrote that (or revoked the binding's lease).
+        """
+        binding = self._spec_bindings.get(key)
+        worker = self.workers.get(binding) if binding is not None else None
+        if worker is not None and not worker.done:
+            await worker.settled()
+        self._spec_bindings.pop(key, None)
+
+    def last_error(self, key: SpecKey) -> str | None:
+        binding = self._spec_bindings.get(key)
+        worker = self.workers.get(binding) if binding is not None else None
+        return worker.retry.last_error if worker is not None else None
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -189,7 +197,9 @@ class Controller:
 
     @property
     def ready(self) -> bool:
-        return self.synced.is_set() and all(w.synced_once for w in self.workers.values())
+        """After the initial lists, once every service was tried: a target that keeps
+        failing shows as Degraded on its KitexService, it must not hold up a rollout."""
+        return self.synced.is_set() and all(w.attempted for w in self.workers.values())
 
 
 class BindingWorker:
@@ -201,7 +211,7 @@ class BindingWorker:
         self.dirty: set[str] = set()
         self.full = True
         self.retry = RetryState()
-        self.synced_once = False
+        self.attempted = False
         self.last: SyncResult | None = None
         self.last_sync_time: float | None = None
         self.done = False
@@ -291,7 +301,6 @@ class BindingWorker:
             metrics.writes.labels("delete").inc(result.deletes)
             self.retry = self.retry.succeeded()
             self.last = result
-            self.synced_once = True
             self._not_before = 0.0
             if result.puts or result.deletes or result.conflicts:
                 log.info("Synced %s: %d put, %d deleted, %d unchanged, %d conflict(s), %d txn(s)"
@@ -300,6 +309,7 @@ class BindingWorker:
                          (time.monotonic() - started) * 1000,
                          " (dry run)" if self.c.settings.dry_run else "", extra=self._log_extra)
         self.last_sync_time = time.monotonic()
+        self.attempted = True
         self._export(config, "full" if keys is None else "incremental", started)
         self.c.status.binding_synced(self.binding, self)
 

@@ -8,6 +8,7 @@ through ``on.delete``, so that their entries leave etcd before they go.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -17,6 +18,7 @@ from .controller import Controller
 from .kubeapi import GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
+REMOVAL_WAIT = 30.0  # seconds one delete handler call waits before kopf retries it
 
 
 def make_registry(controller: Controller) -> kopf.OperatorRegistry:
@@ -60,7 +62,17 @@ def make_registry(controller: Controller) -> kopf.OperatorRegistry:
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
     async def kitexservice_deleted(namespace: str | None, name: str, **_: Any) -> None:
-        """Hold the finalizer until the service's entries are out of etcd."""
-        await controller.wait_removed((namespace or "", name))
+        """Hold the finalizer until the service's entries are out of etcd.
+
+        If etcd cannot be reached, kopf retries; the object stays (Terminating)
+        rather than leaving entries behind that nobody owns any more.
+        """
+        key = (namespace or "", name)
+        try:
+            await asyncio.wait_for(controller.wait_removed(key), REMOVAL_WAIT)
+        except TimeoutError:
+            raise kopf.TemporaryError(
+                f"entries not yet removed from etcd: {controller.last_error(key)}",
+                delay=10) from None
 
     return registry
