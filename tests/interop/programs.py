@@ -679,6 +679,26 @@ def launcher(workdir: Path) -> Iterator[Launcher]:
         yield lnch
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python tests/interop/programs.py build``: build (or find) the programs and
+    print their directory; ``info``: also the last build's duration as JSON."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args[0] if args else "build"
+    if command == "build":
+        print(ensure_built())
+        return 0
+    if command == "info":
+        info = build_info()
+        print(json.dumps({"bindir": str(info.bindir), "build_seconds": info.seconds}))
+        return 0
+    print(f"usage: {Path(__file__).name} [build|info]", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
 __all__ = [
     "PROGRAMS",
     "BuildError",
