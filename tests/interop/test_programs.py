@@ -441,3 +441,31 @@ def test_client_stops_calling_a_removed_instance(launcher: Launcher, etcd: EtcdC
     print(f"last call to the removed instance {lag:.2f} s after its key was deleted")
     assert lag <= REFRESH + 1.5
     assert any(c.server == "p21" and c.time > last_to_removed for c in calls)
+
+
+def test_custom_prefix_reaches_through_server_and_client(
+    launcher: Launcher, etcd: EtcdCluster
+) -> None:
+    """--prefix reaches registry-etcd's WithEtcdServicePrefix in both the
+    server's registry and the client's resolver."""
+    prefix = "custom/kitex"
+    srv = launcher.echo_server(
+        _free_addr("127.0.0.31"),
+        "c31",
+        register_etcd=etcd.endpoints,
+        service="prefixed",
+        prefix=prefix,
+        tags={"zone": "z1"},
+        weight=5,
+    )
+    kv = _get(etcd, f"{prefix}/prefixed/{srv.addr}")
+    assert kv and kv[0]["value"].decode() == (
+        f'{{"network":"tcp","address":"{srv.addr}","weight":5,"tags":{{"zone":"z1"}}}}'
+    )
+    _, summary = launcher.run_echo_client(
+        etcd.endpoints, "prefixed", prefix=prefix, calls=3, interval=0.01
+    )
+    assert summary.by_server == {"c31": 3}
+    calls, summary = launcher.run_echo_client(etcd.endpoints, "prefixed", calls=1)
+    assert summary.errors == 1
+    assert "no instance remains for prefixed" in (calls[0].error or "")
