@@ -30,6 +30,7 @@ venv: $(STAMP)
 tools: $(STAMP)
 	@echo "Go builds of etcd, Kubernetes and kwok: the first run takes ~15 min on 2 cores, then they are cached"
 	$(BIN)/kitex-etcd-operator dev build
+	$(BIN)/python tests/interop/programs.py build
 
 deps: venv tools
 

@@ -9,7 +9,7 @@ Tests that use the cluster are marked ``cluster`` automatically, so
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,3 +114,40 @@ def etcd_probe(tools: Any, registry_etcd: Any) -> Any:
     from etcd_probe import EtcdProbe
 
     return EtcdProbe(tools.etcdctl, list(registry_etcd.endpoints))
+
+
+# ---------------------------------------------------------------- the operator
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def crds(kube: Any) -> None:
+    """The KitexService CRD, installed once and Established."""
+    kube.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                 "crd/kitexservices.kitex.cloudwego.io")
+
+
+@pytest.fixture
+def start_operator(kube: Any, registry_etcd: Any, crds: None, tmp_path: Path
+                   ) -> Iterator[Callable[..., Any]]:
+    """Start ``kitex-etcd-operator run`` processes; all are stopped at teardown and
+    their log tails printed (pytest shows them when a test fails)."""
+    from operator_process import OperatorProcess
+
+    started: list[OperatorProcess] = []
+
+    def start(*args: str, wait_ready: bool = True, kubeconfig: Path | None = None,
+              endpoints: list[str] | None = None, env: dict[str, str] | None = None
+              ) -> OperatorProcess:
+        proc = OperatorProcess(kubeconfig or kube.kubeconfig,
+                               endpoints or list(registry_etcd.endpoints), tmp_path, *args,
+                               env=env, name=f"operator{len(started)}")
+        started.append(proc)
+        return proc.start(wait_ready=wait_ready)
+
+    yield start
+    for proc in started:
+        proc.stop()
+        print(f"--- {proc.log_path.name} (tail)\n{proc.tail(80)}")

@@ -1,11 +1,11 @@
 """What a Kitex client would resolve, read exactly as registry-etcd's resolver reads it.
 
 For debugging "my client does not see the pod": this reproduces the Go
-resolver step by step, quirks included, rather than what the operator meant
-to write. The resolver lists ``{prefix}/{service}/``, skips values that do
-not decode, raises weights <= 0 to 10, fails with ``no instance remains``
-when nothing is left, and decodes every value into one reused struct, so a
-value's tags are merged into one map shared by all instances that have tags.
+resolver (registry-etcd v0.2.6, ``etcdResolver.Resolve``) rather than what
+the operator meant to write: it lists ``{prefix}/{service}/``, skips values
+that do not decode (the Go code logs and ignores them), raises weights <= 0
+to the default weight 10, and fails with ``no instance remains for …`` when
+nothing is left. The interop tests compare it with the real Go resolver.
 """
 
 from __future__ import annotations
@@ -37,32 +37,26 @@ class Resolution:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (key, why)
 
 
-def go_resolve(service: str, kvs: Iterable[tuple[str, bytes, int]]) -> Resolution:
+def go_resolve(service: str, kvs: Iterable[tuple[str, bytes, int]],
+               default_weight: int = DEFAULT_WEIGHT) -> Resolution:
     """Emulate ``etcdResolver.Resolve`` over (key, value, lease) rows in key order."""
     result = Resolution()
-    shared: dict[str, str] | None = None
-    network, address, weight = "", "", 0
     for key, value, lease in kvs:
         try:
             data = json.loads(value)
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
-        except ValueError as exc:
+            weight = int(data.get("weight") or 0)
+            tags = data.get("tags")
+            if tags is not None and not isinstance(tags, dict):
+                raise ValueError("tags is not an object")
+        except (ValueError, TypeError) as exc:
             result.skipped.append((key, f"fail to unmarshal: {exc}"))
             continue
-        network = str(data.get("network", network))
-        address = str(data.get("address", address))
-        if "weight" in data:
-            weight = int(data["weight"])
-        if "tags" in data:
-            tags = data["tags"]
-            if tags is None:
-                shared = None
-            elif isinstance(tags, dict):
-                shared = shared if shared is not None else {}
-                shared.update({str(k): str(v) for k, v in tags.items()})
-        result.instances.append(Resolved(network, address, weight if weight > 0 else DEFAULT_WEIGHT,
-                                         shared, key, lease))
+        result.instances.append(Resolved(
+            str(data.get("network", "")), str(data.get("address", "")),
+            weight if weight > 0 else default_weight,
+            None if tags is None else {str(k): str(v) for k, v in tags.items()}, key, lease))
     if not result.instances:
         raise NoInstance(f"no instance remains for {service}")
     return result
