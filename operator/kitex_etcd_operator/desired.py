@@ -205,6 +205,13 @@ class DesiredState:
                 yield Source("KitexService", *key), spec
 
     def _set_contributions(self, uid: str, new: list[_Contribution]) -> None:
+        """Replace a pod's contributions; an unchanged pod marks nothing dirty.
+
+        Most pod events (status heartbeats, unrelated labels, relists) change
+        nothing the registry cares about: they must cost no etcd work at all.
+        """
+        if self._contrib.get(uid, []) == new:
+            return
         old = self._contrib.pop(uid, [])
         for c in old:
             claims = self._values[c.binding].get(c.key)

@@ -85,3 +85,11 @@ def test_two_pods_claiming_one_address_do_not_flap() -> None:
     assert list(state.values(DEFAULT)) == ["kitex/registry-etcd/echo/10.0.0.1:8888"]
     state.remove_pod("a")
     assert state.values(DEFAULT) == {}
+
+
+def test_an_event_that_changes_nothing_costs_nothing() -> None:
+    state = DesiredState()
+    state.upsert_pod(pod_view(pod("a", annotations=ANNOTATED)))
+    state.take_dirty()
+    state.upsert_pod(pod_view(pod("a", annotations=ANNOTATED, labels={"unrelated": "x"})))
+    assert state.take_dirty() == {}
