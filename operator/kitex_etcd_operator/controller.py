@@ -286,7 +286,7 @@ class BindingWorker:
             if keys is None:
                 await self.c.targets.refresh(config.target)
             result = await registry.sync(
-                self.binding, self.c.state.values(self.binding), ttl=config.ttl, keys=keys,
+                self.binding, self.c.state.view(self.binding), ttl=config.ttl, keys=keys,
                 policy=self.c.settings.policy, max_deletes=self.c.settings.max_deletes,
                 dry_run=self.c.settings.dry_run)
         except RECOVERABLE as exc:

@@ -9,7 +9,7 @@ I/O: the controller drains the dirty keys and writes them.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from .kube import PodView, ServiceSpec, SpecError, instance_for, matches, spec_from_annotations
@@ -148,6 +148,14 @@ class DesiredState:
         config = BindingConfig(target, spec.lease_ttl or self.defaults.lease_ttl, spec.retry)
         return binding, config
 
+    def view(self, binding: Binding) -> Mapping[str, bytes]:
+        """The desired values as a live read-only mapping: no copy per sync.
+
+        An incremental sync looks up a handful of keys; copying 10,000
+        values to answer that would cost more than the write itself.
+        """
+        return _ClaimsView(self._values.get(binding, {}))
+
     def values(self, binding: Binding) -> dict[str, bytes]:
         """The desired value of each key; if two pods claim one address, the first uid wins."""
         return {key: claims[min(claims)] for key, claims in self._values.get(binding, {}).items()}
@@ -227,3 +235,22 @@ class DesiredState:
                 self.sources[c.binding].add(c.source)
         if new:
             self._contrib[uid] = new
+
+
+class _ClaimsView(Mapping[str, bytes]):
+    """key -> value of the first claiming pod, computed on access."""
+
+    __slots__ = ("_claims",)
+
+    def __init__(self, claims: Mapping[str, Mapping[str, bytes]]) -> None:
+        self._claims = claims
+
+    def __getitem__(self, key: str) -> bytes:
+        claims = self._claims[key]
+        return claims[min(claims)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._claims)
+
+    def __len__(self) -> int:
+        return len(self._claims)
