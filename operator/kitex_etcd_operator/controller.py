@@ -114,6 +114,8 @@ class Controller:
         metrics.initial_sync_done.set(1)
         await self._adopt_orphans()
         self._tasks.append(asyncio.create_task(self._resync_loop(), name="resync"))
+        self._tasks.append(asyncio.create_task(self._report_initial_sync(time.monotonic()),
+                                               name="initial sync report"))
         self.status.start()
         log.info("Initial sync started: %d pod(s), %d KitexService(s), %d binding(s)",
                  len(self.state.pods), len(self.state.specs), len(self.workers))
@@ -145,6 +147,16 @@ class Controller:
 
     def _default_config(self) -> BindingConfig:
         return BindingConfig(TargetRef(), self.settings.lease_ttl, self.settings.retry)
+
+    async def _report_initial_sync(self, started: float) -> None:
+        """Progress of the first sync, which takes seconds with thousands of pods."""
+        while not self.ready:
+            done = sum(1 for w in self.workers.values() if w.attempted)
+            log.info("Initial sync: %d of %d service(s) written", done, len(self.workers))
+            await asyncio.sleep(2)
+        instances = sum(self.state.instance_count(b) for b in self.workers)
+        log.info("Initial sync complete: %d instance(s) in %d service(s) in %.1f s", instances,
+                 len(self.workers), time.monotonic() - started)
 
     async def _resync_loop(self) -> None:
         """Relist pods now and then: a watch that was cut may have missed a deletion."""

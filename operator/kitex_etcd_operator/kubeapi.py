@@ -131,6 +131,8 @@ class KubeApi:
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 return items
+            if len(items) % (PAGE * 10) == 0:
+                log.info("Listing: %d objects so far", len(items))
 
     # --- secrets, status, events ---------------------------------------------
 
