@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from . import metrics
 from .durations import Duration
 from .leader import ElectionConfig, LeaderElector, LostLeadership
 from .logs import setup_logging
@@ -160,6 +161,7 @@ async def operate(settings: Settings, election: ElectionConfig | None = None,
     async def lead() -> None:
         if elector is not None:
             await elector.leading.wait()
+        metrics.leader.set(1)
         await controller.start()
 
     tasks = [asyncio.create_task(kopf.operator(
