@@ -19,6 +19,7 @@ from typing import Any
 from . import metrics
 from .desired import ANNOTATIONS, BindingConfig, Defaults, DesiredState, SpecKey, TargetRef
 from .etcd.errors import EtcdError
+from .finalizers import Finalizers
 from .kube.pods import pod_view
 from .kube.spec import SpecError, parse_kitexservice
 from .kubeapi import KubeApi
@@ -42,6 +43,7 @@ class Controller:
         self.state = DesiredState(Defaults(settings.prefix, settings.lease_ttl, settings.retry))
         self.targets = Targets(settings, kube, on_lease_lost=self._lease_lost)
         self.status = StatusReporter(kube, self.state)
+        self.finalizers = Finalizers(kube, self.wait_removed)
         self.synced = asyncio.Event()
         self.workers: dict[Binding, BindingWorker] = {}
         self._versions: dict[str, int] = {}  # pod uid -> resourceVersion seen
@@ -77,7 +79,10 @@ class Controller:
     def on_kitexservice(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata", {})
         key: SpecKey = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        self.finalizers.observe(key, body, deleted=event_type == "DELETED")
         if event_type == "DELETED" or meta.get("deletionTimestamp"):
+            if key not in self.state.specs and event_type != "DELETED":
+                self._forget_unseen_spec(key, body)
             self.state.remove_spec(key)
             self.status.forget(key) if event_type == "DELETED" else None
         else:
@@ -91,6 +96,17 @@ class Controller:
                 self._spec_bindings[key] = self.state.binding_of(spec, key[0])[0]
                 self.status.spec_valid(key, body)
         self._wake_dirty()
+
+    def _forget_unseen_spec(self, key: SpecKey, body: Mapping[str, Any]) -> None:
+        """A KitexService deleted while we were down: still take its entries out."""
+        try:
+            spec = parse_kitexservice(body)
+        except SpecError:
+            return
+        binding, config = self.state.binding_of(spec, key[0])
+        self._spec_bindings[key] = binding
+        self.state.configs.setdefault(binding, config)
+        self.state.dirty[binding]
 
     def _wake_dirty(self) -> None:
         for binding, keys in self.state.take_dirty().items():
@@ -111,6 +127,7 @@ class Controller:
         if self.kube is not None:
             await self._initial_lists()
         self.synced.set()
+        self.finalizers.start()
         metrics.initial_sync_done.set(1)
         await self._adopt_orphans()
         self._tasks.append(asyncio.create_task(self._resync_loop(), name="resync"))
@@ -205,6 +222,7 @@ class Controller:
         await asyncio.gather(*self._tasks, *(w.task for w in self.workers.values() if w.task),
                              return_exceptions=True)
         await self.status.stop()
+        await self.finalizers.stop()
         await self.targets.close()
 
     @property

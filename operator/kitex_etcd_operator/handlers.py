@@ -1,14 +1,13 @@
 """The kopf glue, kept thin: events in, nothing written on Pods.
 
-Pods are watched with ``on.event`` only: no kopf annotations, no finalizers,
-no patches, so pods delete freely while the operator is down and a large
-cluster costs no write per pod (kopf #686). KitexServices get a finalizer
-through ``on.delete``, so that their entries leave etcd before they go.
+kopf is used for its watch streams only: ``on.event`` handlers write
+nothing, so pods delete freely while the operator is down and a large
+cluster costs no write per pod (kopf #686). The KitexService finalizer is
+the controller's (``finalizers.py``): only the leader may release it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -18,7 +17,6 @@ from .controller import Controller
 from .kubeapi import GROUP, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
-REMOVAL_WAIT = 30.0  # seconds one delete handler call waits before kopf retries it
 
 
 def make_registry(controller: Controller) -> kopf.OperatorRegistry:
@@ -34,11 +32,6 @@ def make_registry(controller: Controller) -> kopf.OperatorRegistry:
 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.persistence.finalizer = f"{GROUP}/entries"
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-            prefix=GROUP)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=GROUP, key="last-handled-configuration")
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
@@ -59,20 +52,5 @@ def make_registry(controller: Controller) -> kopf.OperatorRegistry:
             controller.on_kitexservice(event.get("type"), event["object"])
         except Exception:
             log.exception("Could not process a KitexService event")
-
-    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
-    async def kitexservice_deleted(namespace: str | None, name: str, **_: Any) -> None:
-        """Hold the finalizer until the service's entries are out of etcd.
-
-        If etcd cannot be reached, kopf retries; the object stays (Terminating)
-        rather than leaving entries behind that nobody owns any more.
-        """
-        key = (namespace or "", name)
-        try:
-            await asyncio.wait_for(controller.wait_removed(key), REMOVAL_WAIT)
-        except TimeoutError:
-            raise kopf.TemporaryError(
-                f"entries not yet removed from etcd: {controller.last_error(key)}",
-                delay=10) from None
 
     return registry

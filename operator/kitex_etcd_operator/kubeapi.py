@@ -155,6 +155,32 @@ class KubeApi:
             if exc.status != 404:  # deleted meanwhile: nothing to report on
                 raise
 
+    async def set_finalizer(self, namespace: str, name: str, finalizers: list[str],
+                            present: bool, finalizer: str) -> None:
+        """Add or remove one finalizer with a JSON patch that fails if the list moved.
+
+        The ``test`` operation makes a concurrent change (another controller's
+        finalizer) a conflict to retry, never a lost update.
+        """
+        if present == (finalizer in finalizers):
+            return
+        if present:
+            ops: list[dict[str, Any]] = (
+                [{"op": "test", "path": "/metadata/finalizers", "value": finalizers},
+                 {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer}]
+                if finalizers else
+                [{"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}])
+        else:
+            index = finalizers.index(finalizer)
+            ops = [{"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
+                   {"op": "remove", "path": f"/metadata/finalizers/{index}"}]
+        try:
+            await self.call(self.custom.patch_namespaced_custom_object, GROUP, VERSION,
+                            namespace, PLURAL, name, ops)
+        except kubernetes.client.ApiException as exc:
+            if exc.status != 404:
+                raise
+
     async def post_event(self, ref: ObjectRef, *, reason: str, message: str,
                          warning: bool = True, dedupe_seconds: float = 60.0) -> None:
         """Post an Event, at most once a minute for the same object, reason and message."""
