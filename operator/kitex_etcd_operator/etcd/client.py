@@ -33,6 +33,7 @@ from .errors import (
     is_failover,
     translate,
 )
+from .tls import check_client_certificate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -140,6 +141,8 @@ class EtcdClient:
         """The current session, or a new one on the first endpoint that answers."""
         if self._session is not None:
             return self._session
+        if self.target.cert_pem is not None:
+            check_client_certificate(self.target.cert_pem)
         async with self._lock:
             if self._session is not None:
                 return self._session

@@ -26,12 +26,17 @@ class EtcdRequestError(EtcdError):
 
 
 _TLS_HINTS = ("ssl", "handshake", "certificate", "tls", "x509")
+# What gRPC says when the server aborts the TLS session, e.g. over our client certificate.
+_REJECTED = ("tsi_data_corrupted", "unwrap failed")
 
 
 def translate(exc: grpc.aio.AioRpcError, endpoint: str) -> EtcdError:
     """One gRPC failure as the error a user can act on."""
     code, details = exc.code(), (exc.details() or "").strip()
     lowered = details.lower()
+    if any(hint in lowered for hint in _REJECTED):
+        return EtcdTLSError(f"etcd at {endpoint} rejected the TLS session: {details} (is the "
+                            "client certificate signed by the CA etcd trusts, and not expired?)")
     if any(hint in lowered for hint in _TLS_HINTS):
         return EtcdTLSError(f"TLS handshake with etcd at {endpoint} failed: {details} "
                             "(check the CA, the client certificate, its key and their expiry)")

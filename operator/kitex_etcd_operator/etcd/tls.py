@@ -1,0 +1,30 @@
+"""Checks of TLS material before it is used, for errors a person can act on.
+
+gRPC reports a server that rejects our client certificate as "Unwrap failed
+(TSI_DATA_CORRUPTED)". Checking the certificate's dates ourselves turns the
+commonest cause, an expired certificate, into a sentence that says so.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from cryptography import x509
+
+from .errors import EtcdTLSError
+
+
+def check_client_certificate(cert_pem: bytes, *, now: datetime.datetime | None = None) -> None:
+    """Raise ``EtcdTLSError`` for a certificate that cannot be parsed or is out of its dates."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as exc:
+        raise EtcdTLSError(f"the etcd client certificate is not a PEM certificate: {exc}") from None
+    moment = now or datetime.datetime.now(datetime.UTC)
+    subject = cert.subject.rfc4514_string() or "(no subject)"
+    if moment > cert.not_valid_after_utc:
+        raise EtcdTLSError(f"the etcd client certificate {subject} expired at "
+                           f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC")
+    if moment < cert.not_valid_before_utc:
+        raise EtcdTLSError(f"the etcd client certificate {subject} is not valid before "
+                           f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC")
