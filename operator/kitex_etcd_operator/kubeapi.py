@@ -86,7 +86,11 @@ class KubeApi:
         import kopf
 
         config = self.api_client.configuration
-        token = (config.api_key or {}).get("authorization", "")
+        if config.refresh_api_key_hook is not None:
+            config.refresh_api_key_hook(config)  # exec plugins and token files renew here
+        keys = config.api_key or {}
+        # The client keeps "Bearer <token>" under "BearerToken" (older: "authorization").
+        token = keys.get("BearerToken") or keys.get("authorization") or ""
         scheme, _, token = token.partition(" ") if " " in token else ("Bearer", "", token)
         return kopf.ConnectionInfo(
             server=config.host, ca_path=config.ssl_ca_cert, insecure=not config.verify_ssl,
@@ -176,7 +180,8 @@ class KubeApi:
                    {"op": "remove", "path": f"/metadata/finalizers/{index}"}]
         try:
             await self.call(self.custom.patch_namespaced_custom_object, GROUP, VERSION,
-                            namespace, PLURAL, name, ops)
+                            namespace, PLURAL, name, ops,
+                            _content_type="application/json-patch+json")
         except kubernetes.client.ApiException as exc:
             if exc.status != 404:
                 raise

@@ -90,6 +90,9 @@ def test_kitexservice_selects_names_port_tags_weight_prefix(
     wait_for(lambda: cr_status(k8s, namespace, "api").get("readyInstances") == 2
              and condition(k8s, namespace, "api", "Ready").get("status") == "True",
              timeout=30, what="status: 2 ready instances, Ready True")
+    obj = custom(k8s).get_namespaced_custom_object("kitex.cloudwego.io", "v1alpha1", namespace,
+                                                   "kitexservices", "api")
+    assert "kitex.cloudwego.io/entries" in obj["metadata"]["finalizers"]
     table = kube.kubectl("get", "kitexservices", "-n", namespace).stdout
     assert "api" in table and "2" in table and "True" in table, table
 

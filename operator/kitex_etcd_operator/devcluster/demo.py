@@ -109,7 +109,7 @@ def run_demo(cycles: int | None, pause: float = 3.0) -> None:
             DevCluster.start(tools) as cluster:
         workdir = Path(tmp)
         click.echo(f"cluster up; export KUBECONFIG={cluster.kube.kubeconfig}")
-        cluster.kube.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+        cluster.kube.kubectl("apply", "--server-side", "-k", str(ROOT / "crds"))
         cluster.kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                              "crd/kitexservices.kitex.cloudwego.io")
         with operator_process(cluster, workdir), cluster.kube.api_client() as api:
