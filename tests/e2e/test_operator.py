@@ -7,6 +7,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from kubernetes import client
+
+from etcd_probe import EtcdProbe, wait_keys
+from helpers import set_pod_ready, wait_for
 from kube_objects import (
     ANN,
     PREFIX,
@@ -18,11 +22,7 @@ from kube_objects import (
     kitexservice,
     ready_pods,
 )
-from kubernetes import client
 from operator_process import OperatorProcess
-
-from etcd_probe import EtcdProbe, wait_keys
-from helpers import set_pod_ready, wait_for
 
 
 def test_annotated_deployment_scales_and_rolls(
