@@ -356,17 +356,29 @@ class BindingWorker:
             metrics.instances.labels(*labels).set(desired - conflicts)
 
     async def _remove(self, target: TargetRef) -> bool:
+        """Take the binding out of etcd; True once it is gone (or cannot be ours any more).
+
+        A target we cannot even connect to (its Secret deleted, unreadable,
+        or malformed) has had no keepalive from us since: whatever we wrote
+        there expires within one lease TTL on its own, so the binding is let
+        go rather than holding a KitexService's finalizer forever.
+        """
+        self.attempted = True
         try:
             registry = await self.c.targets.get(target)
             await registry.remove(self.binding, policy=self.c.settings.policy,
                                   dry_run=self.c.settings.dry_run)
+        except TargetError as exc:
+            log.warning("Letting %s go without removing its entries (they expire within "
+                        "their lease TTL): %s", self.binding, exc, extra=self._log_extra)
         except RECOVERABLE as exc:
             self.retry = self.retry.failed(str(exc))
             self._not_before = time.monotonic() + self.retry.next_delay(self.c.settings.retry)
             self.full = True
-            log.warning("Removing %s failed: %s", self.binding, exc)
+            log.warning("Removing %s failed: %s", self.binding, exc, extra=self._log_extra)
             return False
-        log.info("Removed %s", self.binding)
+        else:
+            log.info("Removed %s", self.binding, extra=self._log_extra)
         metrics.forget_service(self.binding.prefix, self.binding.service)
         self.done = True
         self._idle.set()
