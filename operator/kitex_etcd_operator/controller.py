@@ -22,7 +22,7 @@ from .etcd.errors import EtcdError
 from .finalizers import Finalizers
 from .kube.pods import pod_view
 from .kube.spec import SpecError, parse_kitexservice
-from .kubeapi import KubeApi
+from .kubeapi import CrdMissing, KubeApi
 from .plan import Binding
 from .registry import RegistryError, SyncResult
 from .retry import RetryState
@@ -32,6 +32,7 @@ from .targets import TargetError, Targets
 
 log = logging.getLogger(__name__)
 RECOVERABLE = (EtcdError, RegistryError, TargetError, OSError)
+LIST_RETRY = 5.0
 
 
 class Controller:
@@ -124,8 +125,13 @@ class Controller:
 
     async def start(self) -> None:
         """Load the full lists, then let workers write and clean up what vanished."""
-        if self.kube is not None:
-            await self._initial_lists()
+        while self.kube is not None:
+            try:
+                await self._initial_lists()
+                break
+            except Exception as exc:
+                log.error("Initial lists failed, retrying in %gs: %s", LIST_RETRY, exc)
+                await asyncio.sleep(LIST_RETRY)
         self.synced.set()
         self.finalizers.start()
         metrics.initial_sync_done.set(1)
@@ -138,8 +144,20 @@ class Controller:
                  len(self.state.pods), len(self.state.specs), len(self.workers))
 
     async def _initial_lists(self) -> None:
+        """The complete lists, or an exception: a failed list is never read as empty.
+
+        A missing KitexService CRD is the one exception that is not retried:
+        annotation mode works without it, and kopf starts watching the CRD's
+        objects once it is installed.
+        """
         assert self.kube is not None
-        for body in await self.kube.list_kitexservices(self.settings.namespaces):
+        try:
+            specs = await self.kube.list_kitexservices(self.settings.namespaces)
+        except CrdMissing:
+            log.error("The KitexService CRD is not installed: annotated pods are registered, "
+                      "KitexServices will be once `kubectl apply -k crds/` has run")
+            specs = []
+        for body in specs:
             self.on_kitexservice(None, body)
         for body in await self.kube.list_pods(self.settings.namespaces):
             self.on_pod(None, body)

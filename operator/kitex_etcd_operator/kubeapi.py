@@ -32,6 +32,10 @@ PAGE = 500
 T = TypeVar("T")
 
 
+class CrdMissing(Exception):
+    """The KitexService CRD is not installed."""
+
+
 class SecretNotFound(Exception):
     """A referenced Secret does not exist (or may not be read)."""
 
@@ -112,6 +116,14 @@ class KubeApi:
         return items
 
     async def list_kitexservices(self, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        try:
+            return await self._list_kitexservices(namespaces)
+        except kubernetes.client.ApiException as exc:
+            if exc.status == 404:
+                raise CrdMissing(str(exc.reason)) from None
+            raise
+
+    async def _list_kitexservices(self, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
         if not namespaces:
             return await self._list_all(self.custom.list_cluster_custom_object,
                                         GROUP, VERSION, PLURAL)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
@@ -23,6 +24,8 @@ from kube_objects import (
     ready_pods,
 )
 from operator_process import OperatorProcess
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_annotated_deployment_scales_and_rolls(
@@ -232,3 +235,34 @@ def test_bad_input_is_reported_and_contained(
     for name in ("noport", "nosecret"):
         custom(k8s).delete_namespaced_custom_object("kitex.cloudwego.io", "v1alpha1", namespace,
                                                     "kitexservices", name)
+
+
+def test_annotation_mode_works_without_the_crd(
+        kube: Any, k8s: Any, namespace: str, registry_etcd: Any, etcd_probe: EtcdProbe,
+        tmp_path: Any) -> None:
+    """A missing CRD must not take the operator down (PEERS #11): pods still register."""
+    core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
+    # Leftovers of other tests must not hold the CRD's deletion with their finalizers.
+    for item in custom(k8s).list_cluster_custom_object(
+            "kitex.cloudwego.io", "v1alpha1", "kitexservices")["items"]:
+        custom(k8s).patch_namespaced_custom_object(
+            "kitex.cloudwego.io", "v1alpha1", item["metadata"]["namespace"], "kitexservices",
+            item["metadata"]["name"], {"metadata": {"finalizers": None}})
+    kube.kubectl("delete", "-k", str(ROOT / "crds"), "--wait=true", "--timeout=60s")
+    operator = OperatorProcess(kube.kubeconfig, list(registry_etcd.endpoints), tmp_path,
+                               "--namespace", namespace)
+    try:
+        operator.start()
+        service = f"nocrd-{namespace}"
+        apps.create_namespaced_deployment(namespace, deployment(
+            "n", 1, annotations={ANN + "service": service, ANN + "port": "8888"}))
+        wait_for(lambda: len(ready_pods(core, namespace, "n")) == 1
+                 and len(etcd_probe.values(f"{PREFIX}/{service}/")) == 1, timeout=60,
+                 what="the annotated pod registered without the CRD")
+        assert operator.running
+        assert "KitexService CRD is not installed" in operator.log()
+    finally:
+        operator.stop()
+        kube.kubectl("apply", "--server-side", "-k", str(ROOT / "crds"))
+        kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                     "crd/kitexservices.kitex.cloudwego.io")
