@@ -159,8 +159,9 @@ class Controller:
             specs = []
         for body in specs:
             self.on_kitexservice(None, body)
-        for body in await self.kube.list_pods(self.settings.namespaces):
-            self.on_pod(None, body)
+        async for page in self.kube.pod_pages(self.settings.namespaces):
+            for body in page:
+                self.on_pod(None, body)
 
     async def _adopt_orphans(self) -> None:
         """Bindings we own leases for that nothing asks for any more: empty them.
@@ -198,16 +199,15 @@ class Controller:
         while self.kube is not None:
             await asyncio.sleep(self.settings.resync_period)
             started = time.monotonic()
+            listed = set()
             try:
-                bodies = await self.kube.list_pods(self.settings.namespaces)
+                async for page in self.kube.pod_pages(self.settings.namespaces):
+                    for body in page:
+                        listed.add(str(body.get("metadata", {}).get("uid", "")))
+                        self.on_pod(None, body)
             except Exception as exc:
                 log.warning("Pod resync failed, keeping what we know: %s", exc)
                 continue
-            listed = set()
-            for body in bodies:
-                uid = str(body.get("metadata", {}).get("uid", ""))
-                listed.add(uid)
-                self.on_pod(None, body)
             for uid in [u for u in self.state.pods if u not in listed]:
                 if self._seen_at.get(uid, 0) < started:
                     log.info("Pod %s vanished without a delete event; removing it", uid)

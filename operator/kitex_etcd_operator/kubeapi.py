@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -108,12 +108,17 @@ class KubeApi:
     # --- lists ---------------------------------------------------------------
 
     async def list_pods(self, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        return [item async for page in self.pod_pages(namespaces) for item in page]
+
+    async def pod_pages(self, namespaces: tuple[str, ...] = ()
+                        ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Pods a page at a time, so 10,000 pod bodies never sit in memory at once."""
         if not namespaces:
-            return await self._list_all(self.core.list_pod_for_all_namespaces)
-        items: list[dict[str, Any]] = []
+            async for page in self._pages(self.core.list_pod_for_all_namespaces):
+                yield page
         for ns in namespaces:
-            items += await self._list_all(self.core.list_namespaced_pod, ns)
-        return items
+            async for page in self._pages(self.core.list_namespaced_pod, ns):
+                yield page
 
     async def list_kitexservices(self, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         try:
@@ -134,21 +139,27 @@ class KubeApi:
         return items
 
     async def _list_all(self, fn: Callable[..., Any], *args: Any) -> list[dict[str, Any]]:
-        """Every page of a list; an error anywhere fails the whole list, never truncates it."""
-        items: list[dict[str, Any]] = []
+        return [item async for page in self._pages(fn, *args) for item in page]
+
+    async def _pages(self, fn: Callable[..., Any], *args: Any
+                     ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every page of a list; an error anywhere raises: a list is never cut short."""
         token: str | None = None
+        count = 0
         while True:
             kwargs: dict[str, Any] = {"limit": PAGE, "_preload_content": False}
             if token:
                 kwargs["_continue"] = token
             response = await self.call(fn, *args, **kwargs)
             page = json.loads(response.data)
-            items += page.get("items") or []
+            items = page.get("items") or []
+            count += len(items)
+            yield items
             token = (page.get("metadata") or {}).get("continue")
             if not token:
-                return items
-            if len(items) % (PAGE * 10) == 0:
-                log.info("Listing: %d objects so far", len(items))
+                return
+            if count % (PAGE * 10) == 0:
+                log.info("Listing: %d objects so far", count)
 
     # --- secrets, status, events ---------------------------------------------
 
