@@ -1,0 +1,70 @@
+"""Credentials from Secrets: read when needed, and a rotation is picked up without a restart."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from helpers import wait_for
+from kitex_etcd_operator.devcluster.etcd import EtcdCluster
+from kube_objects import custom, deployment, kitexservice, ready_pods
+
+
+@pytest.fixture
+def auth_etcd(tmp_path: Path) -> Iterator[EtcdCluster]:
+    # Tokens live 2 s: after a rotation the old password cannot log in again for long.
+    cluster = EtcdCluster.start(tmp_path / "auth-etcd", extra_args=[
+        "--auth-token=simple", "--auth-token-ttl=2"])
+    cluster.enable_auth("root-pw")
+    cluster.add_user("kitex", "first-pw", prefix="kitex/")
+    cluster.etcdctl("role", "grant-permission", "kitex-role", "--prefix=true", "readwrite",
+                    "kitex-etcd-operator/")
+    yield cluster
+    cluster.stop()
+
+
+def keys(etcd: EtcdCluster, prefix: str) -> list[str]:
+    out = etcd.etcdctl("get", "--prefix", prefix, "--keys-only")
+    return [line for line in out.splitlines() if line]
+
+
+def test_a_rotated_password_is_picked_up_without_restart(
+        k8s: Any, namespace: str, auth_etcd: EtcdCluster,
+        start_operator: Callable[..., Any]) -> None:
+    core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
+    core.create_namespaced_secret(namespace, {
+        "metadata": {"name": "etcd-auth"},
+        "stringData": {"username": "kitex", "password": "first-pw"}})
+    operator = start_operator("--namespace", namespace, "--observe-delay", "2s",
+                              "--retry-delay", "1s")
+    apps.create_namespaced_deployment(namespace, deployment("s", 1, labels={"tier": "s"}))
+    custom(k8s).create_namespaced_custom_object(
+        "kitex.cloudwego.io", "v1alpha1", namespace, "kitexservices", kitexservice("sec", {
+            "selector": {"matchLabels": {"tier": "s"}}, "port": 8888,
+            "etcd": {"endpoints": auth_etcd.endpoints, "authSecretRef": {"name": "etcd-auth"}},
+            "retry": {"observeDelay": "2s", "retryDelay": "1s"}}))
+    wait_for(lambda: len(keys(auth_etcd, "kitex/registry-etcd/sec/")) == 1, timeout=60,
+             what="the entry written with the Secret's credentials")
+
+    # Rotate: etcd first, then the Secret, as an operator team would.
+    subprocess.run([str(auth_etcd.bin / "etcdctl"), f"--endpoints={auth_etcd.endpoints[0]}",
+                    "--user=root:root-pw", "user", "passwd", "kitex", "--interactive=false"],
+                   input="second-pw\n", text=True, check=True, capture_output=True)
+    core.patch_namespaced_secret("etcd-auth", namespace,
+                                 {"stringData": {"password": "second-pw"}})
+    apps.patch_namespaced_deployment_scale("s", namespace, {"spec": {"replicas": 2}})
+    wait_for(lambda: len(ready_pods(core, namespace, "s")) == 2
+             and len(keys(auth_etcd, "kitex/registry-etcd/sec/")) == 2, timeout=60,
+             what="a new entry written with the rotated password")
+    assert operator.running
+    assert "changed; reconnecting" in operator.log()
+    assert "first-pw" not in operator.log() and "second-pw" not in operator.log()
+    custom(k8s).delete_namespaced_custom_object("kitex.cloudwego.io", "v1alpha1", namespace,
+                                                "kitexservices", "sec")
+    wait_for(lambda: not keys(auth_etcd, "kitex/registry-etcd/sec/"), timeout=30,
+             what="the entries removed with the KitexService")
