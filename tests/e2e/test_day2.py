@@ -9,12 +9,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from kube_objects import ANN, PREFIX, custom, deployment, ready_pods
 from kubernetes import client
-from operator_process import OperatorProcess
 
 from etcd_probe import EtcdProbe
 from helpers import set_pod_ready, wait_for
+from kube_objects import ANN, PREFIX, custom, deployment, ready_pods
+from operator_process import OperatorProcess
 
 
 def cli(*args: str, kubeconfig: Any = None) -> subprocess.CompletedProcess[str]:
