@@ -25,6 +25,14 @@ class EtcdRequestError(EtcdError):
     """etcd refused the request itself (too large, quota exceeded, ...)."""
 
 
+class EtcdCompacted(EtcdRequestError):
+    """A watch asked for history etcd has compacted away: list again, then watch."""
+
+    def __init__(self, message: str, compact_revision: int) -> None:
+        super().__init__(message)
+        self.compact_revision = compact_revision
+
+
 _TLS_HINTS = ("ssl", "handshake", "certificate", "tls", "x509")
 # What gRPC says when the server aborts the TLS session, e.g. over our client certificate.
 _REJECTED = ("tsi_data_corrupted", "unwrap failed")
@@ -40,6 +48,9 @@ def translate(exc: grpc.aio.AioRpcError, endpoint: str) -> EtcdError:
     if any(hint in lowered for hint in _TLS_HINTS):
         return EtcdTLSError(f"TLS handshake with etcd at {endpoint} failed: {details} "
                             "(check the CA, the client certificate, its key and their expiry)")
+    if "user name is empty" in lowered:
+        return EtcdAuthError(f"etcd at {endpoint} requires authentication: give a username "
+                             "and a password")
     if code == grpc.StatusCode.UNAUTHENTICATED or "authentication failed" in lowered:
         return EtcdAuthError(f"etcd at {endpoint} refused the credentials: {details}")
     if code == grpc.StatusCode.PERMISSION_DENIED or "permission denied" in lowered:
@@ -60,3 +71,15 @@ def is_expired_token(exc: grpc.aio.AioRpcError) -> bool:
     """etcd's simple tokens expire (``--auth-token-ttl``); the fix is to authenticate again."""
     details = (exc.details() or "").lower()
     return "invalid auth token" in details or "token is expired" in details
+
+
+def never_sent(exc: grpc.aio.AioRpcError) -> bool:
+    """Failures that prove etcd did not apply the request, so any request may be resent.
+
+    gRPC fails a call at once with "failed to connect" when the channel has
+    no connection, and etcd refuses with "no leader" before proposing
+    anything. A connection lost mid-call or a deadline leaves it unknown.
+    """
+    details = (exc.details() or "").lower()
+    return exc.code() == grpc.StatusCode.UNAVAILABLE and (
+        "failed to connect" in details or "no leader" in details)
