@@ -37,6 +37,7 @@ from .errors import (
     EtcdError,
     EtcdRequestError,
     EtcdUnavailable,
+    handshake_error,
     is_expired_token,
     is_failover,
     never_sent,
@@ -61,6 +62,7 @@ class EtcdClient:
         self._channel: Channel | None = None
         self._connect_lock = asyncio.Lock()
         self._auth_lock = asyncio.Lock()
+        self._used: str | None = None  # the endpoint of the last channel, to count failovers
         self.failovers = 0
         self.token_renewals = 0
 
@@ -95,9 +97,10 @@ class EtcdClient:
                         raise
                     log.warning("etcd: %s", exc)
                     continue
-                if index != self._index:
+                if self._used is not None and channel.address != self._used:
                     self.failovers += 1
                     log.warning("etcd: now using %s", channel.address)
+                self._used = channel.address
                 self._index = index
                 self._channel = channel
                 return channel
@@ -117,12 +120,9 @@ class EtcdClient:
                 await channel.kv.Range(rpc.RangeRequest(key=b"\0", limit=1, serializable=True),
                                        timeout=timeout, metadata=channel.metadata)
         except grpc.aio.AioRpcError as exc:
-            error = translate(exc, channel.address)
-            if isinstance(error, EtcdUnavailable) and \
-                    exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                error = EtcdUnavailable(f"etcd at {channel.address} did not answer within the "
-                                        f"dial timeout ({timeout:g} s)")
-            raise error from None
+            raise handshake_error(exc, channel.address, tls=self.target.tls,
+                                  has_cert=self.target.cert_pem is not None,
+                                  dial_timeout=timeout) from None
 
     async def _authenticate(self, channel: Channel, deadline: float | None = None) -> None:
         response = await channel.auth.Authenticate(

@@ -42,6 +42,13 @@ def translate(exc: grpc.aio.AioRpcError, endpoint: str) -> EtcdError:
     """One gRPC failure as the error a user can act on."""
     code, details = exc.code(), (exc.details() or "").strip()
     lowered = details.lower()
+    if "certificate_verify_failed" in lowered:
+        reason = details.rsplit("CERTIFICATE_VERIFY_FAILED:", 1)[-1].removesuffix(": OK").strip()
+        return EtcdTLSError(f"the server certificate of etcd at {endpoint} is not trusted: "
+                            f"{reason} (is the CA the one that signed etcd's certificate?)")
+    if "peer name" in lowered and "not in peer certificate" in lowered:
+        return EtcdTLSError(f"the server certificate of etcd at {endpoint} does not name that "
+                            f"host: {details} (use an endpoint named in its SANs)")
     if any(hint in lowered for hint in _REJECTED):
         return EtcdTLSError(f"etcd at {endpoint} rejected the TLS session: {details} (is the "
                             "client certificate signed by the CA etcd trusts, and not expired?)")
@@ -83,3 +90,21 @@ def never_sent(exc: grpc.aio.AioRpcError) -> bool:
     details = (exc.details() or "").lower()
     return exc.code() == grpc.StatusCode.UNAVAILABLE and (
         "failed to connect" in details or "no leader" in details)
+
+
+def handshake_error(exc: grpc.aio.AioRpcError, endpoint: str, *, tls: bool, has_cert: bool,
+                    dial_timeout: float) -> EtcdError:
+    """A failure of a new channel's first request, said with what the client knows of
+    its own settings (gRPC only sees a closed socket or a corrupted frame)."""
+    error = translate(exc, endpoint)
+    details = (exc.details() or "").lower()
+    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return EtcdUnavailable(f"etcd at {endpoint} did not answer within the dial timeout "
+                               f"({dial_timeout:g} s)")
+    if not tls and isinstance(error, EtcdUnavailable) and "socket closed" in details:
+        return EtcdTLSError(f"etcd at {endpoint} closed the connection at once: if it serves "
+                            "TLS, use an https:// endpoint or give its CA")
+    if not has_cert and any(hint in details for hint in _REJECTED):
+        return EtcdTLSError(f"etcd at {endpoint} rejected the TLS session: it requires a client "
+                            "certificate and none was given")
+    return error
