@@ -50,7 +50,8 @@ async def test_mutual_tls_with_files_like_registry_etcds_with_tls_opt(
 async def test_a_wrong_ca(etcd_tls: EtcdCluster, make_client: MakeClient) -> None:
     other = pki.make_ca("not the etcd CA")
     await refused(make_client(tls_target(etcd_tls, ca=other.cert_pem)),
-                  r"server certificate of etcd at 127\.0\.0\.1:\d+ is not trusted: "
+                  r"TLS handshake with etcd at 127\.0\.0\.1:\d+ failed: its server "
+                  r"certificate is not trusted: "
                   r"unable to get local issuer certificate \(is the CA the one")
 
 

@@ -44,11 +44,13 @@ def translate(exc: grpc.aio.AioRpcError, endpoint: str) -> EtcdError:
     lowered = details.lower()
     if "certificate_verify_failed" in lowered:
         reason = details.rsplit("CERTIFICATE_VERIFY_FAILED:", 1)[-1].removesuffix(": OK").strip()
-        return EtcdTLSError(f"the server certificate of etcd at {endpoint} is not trusted: "
-                            f"{reason} (is the CA the one that signed etcd's certificate?)")
+        return EtcdTLSError(f"TLS handshake with etcd at {endpoint} failed: its server "
+                            f"certificate is not trusted: {reason} (is the CA the one that "
+                            "signed etcd's certificate?)")
     if "peer name" in lowered and "not in peer certificate" in lowered:
-        return EtcdTLSError(f"the server certificate of etcd at {endpoint} does not name that "
-                            f"host: {details} (use an endpoint named in its SANs)")
+        return EtcdTLSError(f"TLS handshake with etcd at {endpoint} failed: its server "
+                            f"certificate does not name that host: {details} (use an endpoint "
+                            "named in its SANs)")
     if any(hint in lowered for hint in _REJECTED):
         return EtcdTLSError(f"etcd at {endpoint} rejected the TLS session: {details} (is the "
                             "client certificate signed by the CA etcd trusts, and not expired?)")
