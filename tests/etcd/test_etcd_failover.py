@@ -150,3 +150,29 @@ async def test_every_member_in_turn_then_none(
     with pytest.raises(EtcdUnavailable, match="no etcd endpoint answered"):
         await client.get_prefix(prefix)
     assert time.monotonic() - started < 3 * 1 + 1  # at most a dial timeout per endpoint
+
+
+async def test_a_member_without_quorum_refuses_rather_than_hangs(
+        etcd_three: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
+    client = make_client(EtcdTarget(tuple(etcd_three.endpoints), dial_timeout=1,
+                                    request_timeout=30))
+    assert (await client.get_prefix(prefix))[0] == []
+    survivor = member_of(etcd_three, client.current_endpoint)
+    for i in range(3):
+        if i != survivor:
+            etcd_three.stop_member(i)
+
+    async def refused_at_once() -> bool:
+        """Once the survivor has noticed (etcd times out the first request, ~7 s), it
+        refuses at once instead of leaving requests waiting out their 30 s timeout."""
+        started = time.monotonic()
+        try:
+            await client.get_prefix(prefix)
+        except EtcdUnavailable as exc:
+            return "no leader" in str(exc) and time.monotonic() - started < 5
+        return False
+
+    started = time.monotonic()
+    await async_wait_for(refused_at_once, timeout=20, what="'no leader' from the survivor")
+    print(f"\nquorum lost: requests refused with 'no leader' "
+          f"{time.monotonic() - started:.1f} s after the second member stopped")
