@@ -6,24 +6,15 @@ auth tokens renewed when etcd expires them, a dial timeout, and errors whose
 messages can go straight into a Kubernetes Event.
 """
 
-from .client import EtcdClient
+from .client import Compare, DeleteOp, EtcdClient, KeyValue, PutOp, WatchEvent
 from .config import EtcdTarget
-from .errors import (
-    EtcdAuthError,
-    EtcdCompacted,
-    EtcdError,
-    EtcdRequestError,
-    EtcdTLSError,
-    EtcdUnavailable,
-)
-from .ops import Compare, DeleteOp, KeyValue, PutOp, WatchEvent, txn_replay_safe
+from .errors import EtcdAuthError, EtcdError, EtcdRequestError, EtcdTLSError, EtcdUnavailable
 
 __all__ = [
     "Compare",
     "DeleteOp",
     "EtcdAuthError",
     "EtcdClient",
-    "EtcdCompacted",
     "EtcdError",
     "EtcdRequestError",
     "EtcdTLSError",
@@ -32,5 +23,4 @@ __all__ = [
     "KeyValue",
     "PutOp",
     "WatchEvent",
-    "txn_replay_safe",
 ]
