@@ -15,9 +15,17 @@ from pathlib import Path
 
 from . import pki
 from .build import ensure_etcd
-from .processes import Process, StartError, free_port, register_cleanup, wait_until
+from .processes import (
+    Process,
+    StartError,
+    free_port,
+    register_cleanup,
+    unregister_cleanup,
+    wait_until,
+)
 
 START_TIMEOUT = 60.0
+_PORT_ATTEMPTS = 3
 
 
 @dataclass
@@ -63,19 +71,37 @@ class EtcdCluster:
         client_cert_auth: bool = False,
         extra_args: list[str] | None = None,
     ) -> EtcdCluster:
-        """Start and wait until every member is healthy (with a deadline)."""
+        """Start and wait until every member is healthy (with a deadline).
+
+        A failed start stops whatever it spawned before raising, so nothing
+        outlives the exception (nor a Ctrl-C). Ports are picked free but may be
+        taken by a neighbour before etcd binds them: that case alone is retried
+        with fresh ports and a fresh data directory.
+        """
         workdir.mkdir(parents=True, exist_ok=True)
-        nodes = [
-            _Member(f"m{i}", free_port(), free_port(), workdir / f"m{i}.etcd")
-            for i in range(members)
-        ]
-        cluster = cls(workdir, nodes, tls, client_cert_auth, list(extra_args or []))
-        if tls:
-            cluster._write_pki()
-        for i in range(members):
-            cluster._spawn(i, new=True)
-        cluster.wait_healthy()
-        return cluster
+        for attempt in range(_PORT_ATTEMPTS):
+            base = workdir / f"try{attempt}" if attempt else workdir
+            nodes = [
+                _Member(f"m{i}", free_port(), free_port(), base / f"m{i}.etcd")
+                for i in range(members)
+            ]
+            cluster = cls(workdir, nodes, tls, client_cert_auth, list(extra_args or []))
+            try:
+                if tls:
+                    cluster._write_pki()
+                for i in range(members):
+                    cluster._spawn(i, new=True)
+                cluster.wait_healthy()
+            except StartError as exc:
+                cluster.stop()
+                if "address already in use" not in str(exc) or attempt + 1 == _PORT_ATTEMPTS:
+                    raise
+                continue
+            except BaseException:
+                cluster.stop()
+                raise
+            return cluster
+        raise AssertionError("unreachable")
 
     # --- endpoints and files ----------------------------------------------
 
@@ -131,7 +157,8 @@ class EtcdCluster:
 
     def _spawn(self, i: int, new: bool) -> None:
         m = self.members[i]
-        m.process = Process(f"etcd {m.name}", self._argv(i, new), self.workdir / f"{m.name}.log")
+        log = m.data_dir.parent / f"{m.name}.log"
+        m.process = Process(f"etcd {m.name}", self._argv(i, new), log)
 
     # --- health and control -------------------------------------------------
 
@@ -221,6 +248,7 @@ class EtcdCluster:
     def stop(self) -> None:
         for i in range(len(self.members)):
             self.stop_member(i)
+        unregister_cleanup(self._cleanup)
 
     def destroy(self) -> None:
         self.stop()

@@ -6,15 +6,24 @@ auth tokens renewed when etcd expires them, a dial timeout, and errors whose
 messages can go straight into a Kubernetes Event.
 """
 
-from .client import Compare, DeleteOp, EtcdClient, KeyValue, PutOp, WatchEvent
+from .client import EtcdClient
 from .config import EtcdTarget
-from .errors import EtcdAuthError, EtcdError, EtcdRequestError, EtcdTLSError, EtcdUnavailable
+from .errors import (
+    EtcdAuthError,
+    EtcdCompacted,
+    EtcdError,
+    EtcdRequestError,
+    EtcdTLSError,
+    EtcdUnavailable,
+)
+from .ops import Compare, DeleteOp, KeyValue, PutOp, WatchEvent, txn_replay_safe
 
 __all__ = [
     "Compare",
     "DeleteOp",
     "EtcdAuthError",
     "EtcdClient",
+    "EtcdCompacted",
     "EtcdError",
     "EtcdRequestError",
     "EtcdTLSError",
@@ -23,4 +32,5 @@ __all__ = [
     "KeyValue",
     "PutOp",
     "WatchEvent",
+    "txn_replay_safe",
 ]

@@ -1,16 +1,22 @@
 """The etcd client the registry uses: aetcd's protocol, our channels.
 
-aetcd supplies etcd's generated gRPC stubs and messages, its range helpers
-and its watch stream. This module supplies the channel: one endpoint at a
-time, TLS (CA, client certificate), authentication whose token is renewed
-when etcd expires it, a dial timeout, and failover to the next endpoint when
-the current one is unavailable.
+One endpoint is used at a time. When it fails (unavailable, past a
+deadline, a TLS failure) the client drops it and moves to the next one, and
+the failed request is sent again there, but only when that cannot do harm:
 
-Every request is retried on the next endpoint after an unavailable one. That
-is safe for what the registry sends: reads, keepalives and revokes are
-idempotent, and every write is a transaction guarded by compares, so a
-replay of one that did land simply fails its compare and is re-planned. A
-replayed lease grant at worst leaves an unused lease, which expires.
+* always, when the failure proves etcd never got the request (no connection,
+  or etcd answered "no leader");
+* otherwise only for requests that are safe to replay: reads (``get_prefix``,
+  ``lease_ttl``, ``status``), ``keepalive``, ``revoke``, ``grant`` (a
+  duplicate lease holds no key and expires after its TTL) and transactions in
+  which every written key is guarded by a compare on it
+  (:func:`~.ops.txn_replay_safe`), which is every transaction the registry
+  sends. An unguarded transaction fails with ``EtcdUnavailable`` instead.
+
+When etcd answers "invalid auth token" (simple tokens expire after
+``--auth-token-ttl``) the client authenticates again, once for all requests
+waiting on that token, and resends the request: etcd checks the token before
+doing anything, so that is always safe.
 """
 
 from __future__ import annotations
@@ -18,111 +24,32 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
 from aetcd import rpc, utils
 
+from .channel import MAX_MESSAGE, Channel
 from .config import EtcdTarget
 from .errors import (
     EtcdAuthError,
+    EtcdCompacted,
     EtcdError,
+    EtcdRequestError,
     EtcdUnavailable,
+    handshake_error,
     is_expired_token,
     is_failover,
+    never_sent,
     translate,
 )
+from .ops import Compare, DeleteOp, KeyValue, PutOp, WatchEvent, request_op, txn_replay_safe
 from .tls import check_client_certificate
+
+__all__ = ["MAX_MESSAGE", "Compare", "DeleteOp", "EtcdClient", "KeyValue", "PutOp", "WatchEvent"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-MAX_MESSAGE = 64 * 1024 * 1024
-_CHANNEL_OPTIONS = [
-    ("grpc.max_receive_message_length", MAX_MESSAGE),
-    ("grpc.max_send_message_length", MAX_MESSAGE),
-    # Notice a dead connection within seconds, not at the next request's timeout.
-    ("grpc.keepalive_time_ms", 10_000),
-    ("grpc.keepalive_timeout_ms", 5_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.enable_retries", 0),
-]
-
-
-@dataclass(frozen=True, slots=True)
-class KeyValue:
-    key: str
-    value: bytes
-    lease: int
-    create_revision: int
-    mod_revision: int
-
-
-@dataclass(frozen=True, slots=True)
-class PutOp:
-    key: str
-    value: bytes
-    lease: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteOp:
-    key: str
-
-
-@dataclass(frozen=True, slots=True)
-class Compare:
-    """A guard of a transaction: ``absent`` or ``lease_is``."""
-
-    key: str
-    target: str  # "create" (create_revision) or "lease"
-    value: int
-
-    @staticmethod
-    def absent(key: str) -> Compare:
-        return Compare(key, "create", 0)
-
-    @staticmethod
-    def lease_is(key: str, lease: int) -> Compare:
-        return Compare(key, "lease", lease)
-
-    def message(self) -> Any:
-        if self.target == "create":
-            return rpc.Compare(result=rpc.Compare.EQUAL, target=rpc.Compare.CREATE,
-                               key=self.key.encode(), create_revision=self.value)
-        return rpc.Compare(result=rpc.Compare.EQUAL, target=rpc.Compare.LEASE,
-                           key=self.key.encode(), lease=self.value)
-
-
-@dataclass(frozen=True, slots=True)
-class WatchEvent:
-    kind: str  # "PUT" or "DELETE"
-    key: str
-    value: bytes
-    lease: int
-    revision: int
-
-
-class _Session:
-    """One channel to one endpoint, with its stubs and auth token."""
-
-    def __init__(self, target: EtcdTarget, address: str) -> None:
-        self.address = address
-        if target.tls:
-            credentials = grpc.ssl_channel_credentials(
-                root_certificates=target.ca_pem, private_key=target.key_pem,
-                certificate_chain=target.cert_pem)
-            self.channel = grpc.aio.secure_channel(address, credentials, _CHANNEL_OPTIONS)
-        else:
-            self.channel = grpc.aio.insecure_channel(address, _CHANNEL_OPTIONS)
-        self.kv = rpc.KVStub(self.channel)
-        self.lease = rpc.LeaseStub(self.channel)
-        self.auth = rpc.AuthStub(self.channel)
-        self.maintenance = rpc.MaintenanceStub(self.channel)
-        self.metadata: tuple[tuple[str, str], ...] | None = None
-
-    async def close(self) -> None:
-        await self.channel.close()
 
 
 class EtcdClient:
@@ -132,97 +59,130 @@ class EtcdClient:
         self.target = target
         self._addresses = target.addresses()
         self._index = 0
-        self._session: _Session | None = None
-        self._lock = asyncio.Lock()
+        self._channel: Channel | None = None
+        self._connect_lock = asyncio.Lock()
+        self._auth_lock = asyncio.Lock()
+        self._used: str | None = None  # the endpoint of the last channel, to count failovers
+        self.failovers = 0
+        self.token_renewals = 0
+
+    def __repr__(self) -> str:
+        return f"EtcdClient({self.target.describe()})"
 
     # --- connection -------------------------------------------------------------
 
-    async def _connect(self) -> _Session:
-        """The current session, or a new one on the first endpoint that answers."""
-        if self._session is not None:
-            return self._session
+    @property
+    def current_endpoint(self) -> str:
+        return self._addresses[self._index]
+
+    async def _connect(self) -> Channel:
+        """The current channel, or a new one on the first endpoint that answers."""
+        if self._channel is not None:
+            return self._channel
         if self.target.cert_pem is not None:
             check_client_certificate(self.target.cert_pem)
-        async with self._lock:
-            if self._session is not None:
-                return self._session
+        async with self._connect_lock:
+            if self._channel is not None:
+                return self._channel
             failures: list[EtcdError] = []
             for step in range(len(self._addresses)):
-                address = self._addresses[(self._index + step) % len(self._addresses)]
-                session = _Session(self.target, address)
+                index = (self._index + step) % len(self._addresses)
+                channel = Channel(self.target, self._addresses[index])
                 try:
-                    await self._handshake(session)
+                    await self._handshake(channel)
                 except EtcdError as exc:
-                    await session.close()
+                    await channel.close()
                     failures.append(exc)
                     if not is_failover(exc):
                         raise
+                    log.warning("etcd: %s", exc)
                     continue
-                self._index = (self._index + step) % len(self._addresses)
-                self._session = session
-                if step:
-                    log.info("etcd: failed over to %s", address)
-                return session
+                if self._used is not None and channel.address != self._used:
+                    self.failovers += 1
+                    log.warning("etcd: now using %s", channel.address)
+                self._used = channel.address
+                self._index = index
+                self._channel = channel
+                return channel
             raise _combine(failures)
 
-    async def _handshake(self, session: _Session) -> None:
-        """Prove the endpoint answers within the dial timeout, and log in."""
+    async def _handshake(self, channel: Channel) -> None:
+        """Prove the endpoint answers within the dial timeout, and log in.
+
+        gRPC connects lazily, so the dial timeout is the deadline of this
+        first request on the new channel.
+        """
         timeout = self.target.dial_timeout
         try:
             if self.target.username is not None:
-                await self._authenticate(session)
+                await self._authenticate(channel, timeout)
             else:
-                await session.kv.Range(rpc.RangeRequest(key=b"\0", limit=1), timeout=timeout)
+                await channel.kv.Range(rpc.RangeRequest(key=b"\0", limit=1, serializable=True),
+                                       timeout=timeout, metadata=channel.metadata)
         except grpc.aio.AioRpcError as exc:
-            raise translate(exc, session.address) from None
+            raise handshake_error(exc, channel.address, tls=self.target.tls,
+                                  has_cert=self.target.cert_pem is not None,
+                                  dial_timeout=timeout) from None
 
-    async def _authenticate(self, session: _Session) -> None:
-        response = await session.auth.Authenticate(
+    async def _authenticate(self, channel: Channel, deadline: float | None = None) -> None:
+        response = await channel.auth.Authenticate(
             rpc.AuthenticateRequest(name=self.target.username, password=self.target.password),
-            timeout=self.target.dial_timeout)
-        session.metadata = (("token", response.token),)
+            timeout=deadline or self.target.request_timeout, metadata=channel.metadata[:1])
+        channel.set_token(response.token)
 
-    async def _drop(self, session: _Session) -> None:
-        """Forget a session that failed; the next call moves to the next endpoint."""
-        if self._session is session:
-            self._session = None
+    async def _renew_token(self, channel: Channel, generation: int) -> None:
+        """Authenticate again unless a concurrent request already did since ``generation``."""
+        async with self._auth_lock:
+            if channel.token_generation == generation:
+                log.info("etcd auth token at %s expired; authenticating again", channel.address)
+                await self._authenticate(channel)
+                self.token_renewals += 1
+
+    async def _drop(self, channel: Channel) -> None:
+        """Forget a channel that failed; the next request moves to the next endpoint."""
+        if self._channel is channel:
+            self._channel = None
             self._index = (self._index + 1) % len(self._addresses)
-        await session.close()
+        await channel.close()
 
-    async def _call(self, fn: Callable[[_Session], Awaitable[T]]) -> T:
-        """Run one request with failover and token renewal."""
+    async def _call(self, fn: Callable[[Channel], Awaitable[T]], *, replay_safe: bool) -> T:
+        """Run one request with failover and token renewal (see the module docstring)."""
         failures: list[EtcdError] = []
         for _attempt in range(len(self._addresses) + 1):
-            session = await self._connect()
+            channel = await self._connect()
+            generation = channel.token_generation
             try:
                 try:
-                    return await fn(session)
+                    return await fn(channel)
                 except grpc.aio.AioRpcError as exc:
                     if self.target.username is None or not is_expired_token(exc):
                         raise
-                    log.info("etcd auth token expired; authenticating again")
-                    await self._authenticate(session)
-                    return await fn(session)
+                await self._renew_token(channel, generation)
+                return await fn(channel)
             except grpc.aio.AioRpcError as exc:
-                error = translate(exc, session.address)
+                error = translate(exc, channel.address)
                 if not is_failover(error):
                     raise error from None
+                await self._drop(channel)
+                if not (replay_safe or never_sent(exc)):
+                    raise EtcdUnavailable(f"{error}; the request may have been applied, so it "
+                                          "was not sent again") from None
                 failures.append(error)
-                await self._drop(session)
+                log.warning("etcd: %s; trying the next endpoint", error)
         raise _combine(failures)
 
     # --- the interface the registry uses ----------------------------------------
 
     async def get_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
-        """Every key under ``prefix`` (a serializable=False, linearizable read) and the revision."""
+        """Every key under ``prefix`` (a linearizable read) and the revision it was read at."""
         key = prefix.encode()
         request = rpc.RangeRequest(key=key, range_end=utils.prefix_range_end(key))
 
-        async def go(s: _Session) -> Any:
-            return await s.kv.Range(request, timeout=self.target.request_timeout,
-                                    metadata=s.metadata)
+        async def go(c: Channel) -> Any:
+            return await c.kv.Range(request, timeout=self.target.request_timeout,
+                                    metadata=c.metadata)
 
-        response = await self._call(go)
+        response = await self._call(go, replay_safe=True)
         kvs = [KeyValue(kv.key.decode(), bytes(kv.value), kv.lease, kv.create_revision,
                         kv.mod_revision) for kv in response.kvs]
         return kvs, int(response.header.revision)
@@ -230,118 +190,164 @@ class EtcdClient:
     async def txn(self, compares: Sequence[Compare], ops: Sequence[PutOp | DeleteOp]) -> bool:
         """Apply ``ops`` if every compare holds; False (nothing applied) if one does not."""
         request = rpc.TxnRequest(compare=[c.message() for c in compares],
-                                 success=[_request_op(op) for op in ops])
+                                 success=[request_op(op) for op in ops])
 
-        async def go(s: _Session) -> Any:
-            return await s.kv.Txn(request, timeout=self.target.request_timeout,
-                                  metadata=s.metadata)
+        async def go(c: Channel) -> Any:
+            return await c.kv.Txn(request, timeout=self.target.request_timeout,
+                                  metadata=c.metadata)
 
-        return bool((await self._call(go)).succeeded)
+        response = await self._call(go, replay_safe=txn_replay_safe(compares, ops))
+        return bool(response.succeeded)
 
     async def grant(self, ttl: int) -> int:
-        async def go(s: _Session) -> Any:
-            return await s.lease.LeaseGrant(rpc.LeaseGrantRequest(TTL=ttl),
+        async def go(c: Channel) -> Any:
+            return await c.lease.LeaseGrant(rpc.LeaseGrantRequest(TTL=ttl),
                                             timeout=self.target.request_timeout,
-                                            metadata=s.metadata)
+                                            metadata=c.metadata)
 
-        return int((await self._call(go)).ID)
+        return int((await self._call(go, replay_safe=True)).ID)
 
-    async def revoke(self, lease: int) -> None:
-        async def go(s: _Session) -> None:
+    async def revoke(self, lease_id: int) -> None:
+        """Revoke a lease and with it every key on it; a missing lease is not an error."""
+        async def go(c: Channel) -> None:
             try:
-                await s.lease.LeaseRevoke(rpc.LeaseRevokeRequest(ID=lease),
+                await c.lease.LeaseRevoke(rpc.LeaseRevokeRequest(ID=lease_id),
                                           timeout=self.target.request_timeout,
-                                          metadata=s.metadata)
+                                          metadata=c.metadata)
             except grpc.aio.AioRpcError as exc:
                 if "lease not found" not in (exc.details() or ""):
                     raise
 
-        await self._call(go)
+        await self._call(go, replay_safe=True)
 
-    async def keepalive(self, lease: int) -> int:
+    async def keepalive(self, lease_id: int) -> int:
         """Refresh a lease; the remaining TTL, 0 when the lease no longer exists."""
-        async def go(s: _Session) -> int:
-            stream = s.lease.LeaseKeepAlive(iter([rpc.LeaseKeepAliveRequest(ID=lease)]),
+        async def go(c: Channel) -> int:
+            stream = c.lease.LeaseKeepAlive(iter([rpc.LeaseKeepAliveRequest(ID=lease_id)]),
                                             timeout=self.target.request_timeout,
-                                            metadata=s.metadata)
+                                            metadata=c.metadata)
             async for reply in stream:
                 return int(reply.TTL)
             return 0
 
-        return await self._call(go)
+        return await self._call(go, replay_safe=True)
 
-    async def lease_ttl(self, lease: int) -> int:
+    async def lease_ttl(self, lease_id: int) -> int:
         """Seconds left on a lease; -1 when it does not exist."""
-        async def go(s: _Session) -> Any:
-            return await s.lease.LeaseTimeToLive(rpc.LeaseTimeToLiveRequest(ID=lease),
+        async def go(c: Channel) -> Any:
+            return await c.lease.LeaseTimeToLive(rpc.LeaseTimeToLiveRequest(ID=lease_id),
                                                  timeout=self.target.request_timeout,
-                                                 metadata=s.metadata)
+                                                 metadata=c.metadata)
 
-        return int((await self._call(go)).TTL)
+        return int((await self._call(go, replay_safe=True)).TTL)
 
     async def status(self) -> dict[str, Any]:
-        """Version and leader of the current endpoint, for ``/readyz`` style checks."""
-        async def go(s: _Session) -> Any:
-            return await s.maintenance.Status(rpc.StatusRequest(),
+        """The answering member's version, leader and size, for readiness checks."""
+        async def go(c: Channel) -> Any:
+            return await c.maintenance.Status(rpc.StatusRequest(),
                                               timeout=self.target.request_timeout,
-                                              metadata=s.metadata)
+                                              metadata=c.metadata)
 
-        response = await self._call(go)
-        return {"version": response.version, "leader": response.leader,
-                "db_size": response.dbSize, "endpoint": self.current_endpoint}
+        response = await self._call(go, replay_safe=True)
+        return {"version": response.version, "endpoint": self.current_endpoint,
+                "member_id": response.header.member_id, "leader": response.leader,
+                "raft_term": response.raftTerm, "db_size": response.dbSize}
 
     async def watch_prefix(self, prefix: str, start_revision: int | None = None
                            ) -> AsyncIterator[WatchEvent]:
-        """Events under ``prefix`` on the current endpoint, until the caller stops iterating."""
-        session = await self._connect()
+        """Events under ``prefix`` from ``start_revision`` (default: from now), in order.
+
+        The watch survives the loss of its endpoint: it is created again on
+        the next one from the revision after the last event delivered, so no
+        event is lost or repeated, and again after its auth token expired.
+        It ends with ``EtcdCompacted`` when that history is gone (list again,
+        then watch from the list's revision + 1), and with ``EtcdUnavailable``
+        when no endpoint answers.
+        """
         key = prefix.encode()
-        create = rpc.WatchRequest(create_request=rpc.WatchCreateRequest(
-            key=key, range_end=utils.prefix_range_end(key), start_revision=start_revision or 0))
-        hold = asyncio.Event()
+        next_revision = start_revision or 0
+        failures: list[EtcdError] = []
+        renewed = False
+        while True:
+            channel = await self._connect()
+            generation = channel.token_generation
+            create = rpc.WatchRequest(create_request=rpc.WatchCreateRequest(
+                key=key, range_end=utils.prefix_range_end(key), start_revision=next_revision))
+            hold = asyncio.Event()
 
-        async def requests() -> AsyncIterator[Any]:
-            yield create
-            await hold.wait()  # the stream stays open until the watch is dropped
+            async def requests(first: Any = create, done: asyncio.Event = hold
+                               ) -> AsyncIterator[Any]:
+                yield first
+                await done.wait()  # the stream stays open until the watch is dropped
 
-        call = rpc.WatchStub(session.channel).Watch(requests(), metadata=session.metadata)
-        try:
-            async for response in call:
-                for event in response.events:
-                    kv = event.kv
-                    yield WatchEvent("DELETE" if event.type == rpc.Event.DELETE else "PUT",
-                                     kv.key.decode(), bytes(kv.value), int(kv.lease),
-                                     int(kv.mod_revision))
-        except grpc.aio.AioRpcError as exc:
-            raise translate(exc, session.address) from None
-        finally:
-            hold.set()
-            call.cancel()
-
-    @property
-    def current_endpoint(self) -> str:
-        return self._addresses[self._index]
+            call = channel.watch.Watch(requests(), metadata=channel.metadata)
+            renew = False
+            try:
+                async for response in call:
+                    if response.canceled:
+                        reason = response.cancel_reason or "no reason given"
+                        if response.compact_revision:
+                            raise EtcdCompacted(
+                                f"etcd at {channel.address} compacted the history of {prefix} "
+                                f"past revision {next_revision} (oldest kept: "
+                                f"{response.compact_revision}); list again",
+                                int(response.compact_revision))
+                        if self.target.username is not None and not renewed and (
+                                "permission denied" in reason or "auth token" in reason):
+                            renew = True  # most likely our token expired: retry once
+                            break
+                        kind = EtcdAuthError if "permission denied" in reason \
+                            else EtcdRequestError
+                        raise kind(f"etcd at {channel.address} cancelled the watch of "
+                                   f"{prefix}: {reason}")
+                    if response.created:
+                        failures.clear()
+                        if next_revision == 0:
+                            next_revision = int(response.header.revision) + 1
+                    for event in response.events:
+                        kv = event.kv
+                        next_revision = int(kv.mod_revision) + 1
+                        renewed = False
+                        yield WatchEvent("DELETE" if event.type == rpc.Event.DELETE else "PUT",
+                                         kv.key.decode(), bytes(kv.value), int(kv.lease),
+                                         int(kv.mod_revision))
+                else:
+                    failures.append(EtcdUnavailable(
+                        f"etcd at {channel.address} ended the watch of {prefix}"))
+                    await self._drop(channel)
+            except grpc.aio.AioRpcError as exc:
+                error = translate(exc, channel.address)
+                if not is_failover(error):
+                    raise error from None
+                failures.append(error)
+                await self._drop(channel)
+                log.warning("etcd: watch of %s: %s; trying the next endpoint", prefix, error)
+            finally:
+                hold.set()
+                call.cancel()
+            if renew:
+                renewed = True
+                try:
+                    await self._renew_token(channel, generation)
+                except grpc.aio.AioRpcError as exc:
+                    raise translate(exc, channel.address) from None
+                continue
+            if len(failures) > len(self._addresses):
+                raise _combine(failures)
 
     async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
-
-
-def _request_op(op: PutOp | DeleteOp) -> Any:
-    if isinstance(op, PutOp):
-        return rpc.RequestOp(request_put=rpc.PutRequest(key=op.key.encode(), value=op.value,
-                                                        lease=op.lease))
-    return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=op.key.encode()))
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await channel.close()
 
 
 def _combine(failures: list[EtcdError]) -> EtcdError:
-    """The most telling failure of a round over every endpoint."""
-    for kind in (EtcdAuthError,):
-        for failure in failures:
-            if isinstance(failure, kind):
-                return failure
-    tls = [f for f in failures if not isinstance(f, EtcdUnavailable)]
-    if tls:
-        return tls[0]
-    reasons = "; ".join(str(f) for f in failures) or "no endpoint"
+    """The most telling failure of a round over every endpoint: auth, then TLS, then down."""
+    for failure in failures:
+        if isinstance(failure, EtcdAuthError):
+            return failure
+    for failure in failures:
+        if not isinstance(failure, EtcdUnavailable):
+            return failure
+    reasons = "; ".join(dict.fromkeys(str(f) for f in failures)) or "no endpoint"
     return EtcdUnavailable(f"no etcd endpoint answered: {reasons}")

@@ -25,6 +25,14 @@ class EtcdRequestError(EtcdError):
     """etcd refused the request itself (too large, quota exceeded, ...)."""
 
 
+class EtcdCompacted(EtcdRequestError):
+    """A watch asked for history etcd has compacted away: list again, then watch."""
+
+    def __init__(self, message: str, compact_revision: int) -> None:
+        super().__init__(message)
+        self.compact_revision = compact_revision
+
+
 _TLS_HINTS = ("ssl", "handshake", "certificate", "tls", "x509")
 # What gRPC says when the server aborts the TLS session, e.g. over our client certificate.
 _REJECTED = ("tsi_data_corrupted", "unwrap failed")
@@ -34,12 +42,24 @@ def translate(exc: grpc.aio.AioRpcError, endpoint: str) -> EtcdError:
     """One gRPC failure as the error a user can act on."""
     code, details = exc.code(), (exc.details() or "").strip()
     lowered = details.lower()
+    if "certificate_verify_failed" in lowered:
+        reason = details.rsplit("CERTIFICATE_VERIFY_FAILED:", 1)[-1].removesuffix(": OK").strip()
+        return EtcdTLSError(f"TLS handshake with etcd at {endpoint} failed: its server "
+                            f"certificate is not trusted: {reason} (is the CA the one that "
+                            "signed etcd's certificate?)")
+    if "peer name" in lowered and "not in peer certificate" in lowered:
+        return EtcdTLSError(f"TLS handshake with etcd at {endpoint} failed: its server "
+                            f"certificate does not name that host: {details} (use an endpoint "
+                            "named in its SANs)")
     if any(hint in lowered for hint in _REJECTED):
         return EtcdTLSError(f"etcd at {endpoint} rejected the TLS session: {details} (is the "
                             "client certificate signed by the CA etcd trusts, and not expired?)")
     if any(hint in lowered for hint in _TLS_HINTS):
         return EtcdTLSError(f"TLS handshake with etcd at {endpoint} failed: {details} "
                             "(check the CA, the client certificate, its key and their expiry)")
+    if "user name is empty" in lowered:
+        return EtcdAuthError(f"etcd at {endpoint} requires authentication: give a username "
+                             "and a password")
     if code == grpc.StatusCode.UNAUTHENTICATED or "authentication failed" in lowered:
         return EtcdAuthError(f"etcd at {endpoint} refused the credentials: {details}")
     if code == grpc.StatusCode.PERMISSION_DENIED or "permission denied" in lowered:
@@ -60,3 +80,33 @@ def is_expired_token(exc: grpc.aio.AioRpcError) -> bool:
     """etcd's simple tokens expire (``--auth-token-ttl``); the fix is to authenticate again."""
     details = (exc.details() or "").lower()
     return "invalid auth token" in details or "token is expired" in details
+
+
+def never_sent(exc: grpc.aio.AioRpcError) -> bool:
+    """Failures that prove etcd did not apply the request, so any request may be resent.
+
+    gRPC fails a call at once with "failed to connect" when the channel has
+    no connection, and etcd refuses with "no leader" before proposing
+    anything. A connection lost mid-call or a deadline leaves it unknown.
+    """
+    details = (exc.details() or "").lower()
+    return exc.code() == grpc.StatusCode.UNAVAILABLE and (
+        "failed to connect" in details or "no leader" in details)
+
+
+def handshake_error(exc: grpc.aio.AioRpcError, endpoint: str, *, tls: bool, has_cert: bool,
+                    dial_timeout: float) -> EtcdError:
+    """A failure of a new channel's first request, said with what the client knows of
+    its own settings (gRPC only sees a closed socket or a corrupted frame)."""
+    error = translate(exc, endpoint)
+    details = (exc.details() or "").lower()
+    if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return EtcdUnavailable(f"etcd at {endpoint} did not answer within the dial timeout "
+                               f"({dial_timeout:g} s)")
+    if not tls and isinstance(error, EtcdUnavailable) and "socket closed" in details:
+        return EtcdTLSError(f"etcd at {endpoint} closed the connection at once: if it serves "
+                            "TLS, use an https:// endpoint or give its CA")
+    if not has_cert and any(hint in details for hint in _REJECTED):
+        return EtcdTLSError(f"etcd at {endpoint} rejected the TLS session: it requires a client "
+                            "certificate and none was given")
+    return error

@@ -1,0 +1,73 @@
+"""One gRPC channel to one etcd endpoint: what aetcd's client cannot set up.
+
+aetcd opens a plain channel with gRPC's default message limits. Here the
+channel may be TLS with a client certificate, accepts the large responses of
+ranges over thousands of keys, notices a dead peer by HTTP/2 keepalive, and
+carries the auth token and etcd's "require a leader" flag on every call.
+"""
+
+from __future__ import annotations
+
+import grpc
+from aetcd import rpc
+
+from .config import EtcdTarget
+
+MAX_MESSAGE = 64 * 1024 * 1024
+"""Well above etcd's own 1.5 MiB request limit; a range of 10k instances is ~2 MB and
+gRPC's default 4 MiB receive limit would fail somewhat past that."""
+
+_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+    # Notice a dead connection within seconds, not at the next request's timeout.
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    # Retrying is ours to decide (replay safety); gRPC's own retries would hide failures.
+    ("grpc.enable_retries", 0),
+    # One attempt per dial: the client moves to the next endpoint rather than wait here.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
+]
+
+# etcd answers "no leader" at once instead of hanging when a member that lost
+# its quorum gets a request with this flag, which lets the client fail over.
+_REQUIRE_LEADER = ("hasleader", "true")
+
+
+class Channel:
+    """The channel, its stubs and its auth token, for one endpoint."""
+
+    def __init__(self, target: EtcdTarget, address: str) -> None:
+        self.address = address
+        if target.tls:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=target.ca_pem, private_key=target.key_pem,
+                certificate_chain=target.cert_pem)
+            self.grpc = grpc.aio.secure_channel(address, credentials, _OPTIONS)
+        else:
+            self.grpc = grpc.aio.insecure_channel(address, _OPTIONS)
+        self.kv = rpc.KVStub(self.grpc)
+        self.lease = rpc.LeaseStub(self.grpc)
+        self.auth = rpc.AuthStub(self.grpc)
+        self.maintenance = rpc.MaintenanceStub(self.grpc)
+        self.watch = rpc.WatchStub(self.grpc)
+        self.token: str | None = None
+        self.token_generation = 0
+
+    def set_token(self, token: str) -> None:
+        self.token = token
+        self.token_generation += 1
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        if self.token is None:
+            return (_REQUIRE_LEADER,)
+        return (_REQUIRE_LEADER, ("token", self.token))
+
+    def __repr__(self) -> str:  # never the token
+        return f"Channel({self.address})"
+
+    async def close(self) -> None:
+        await self.grpc.close()

@@ -1,0 +1,106 @@
+"""Plain values for etcd requests and results, and their protobuf messages.
+
+The registry works with these frozen dataclasses, never with protobuf, so
+that its plans can be compared, hashed and printed in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aetcd import rpc
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    key: str
+    value: bytes
+    lease: int
+    create_revision: int
+    mod_revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class PutOp:
+    key: str
+    value: bytes
+    lease: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteOp:
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """A guard of a transaction, always an equality.
+
+    aetcd's transaction helpers cannot compare a key's lease, the guard that
+    ownership rests on, so the message is built here from etcd's protobuf.
+    """
+
+    key: str
+    target: Literal["create", "lease", "value"]
+    value: int | bytes
+
+    @staticmethod
+    def absent(key: str) -> Compare:
+        """The key does not exist (its create_revision is 0)."""
+        return Compare(key, "create", 0)
+
+    @staticmethod
+    def lease_is(key: str, lease: int) -> Compare:
+        """The key exists on ``lease``; a missing key has lease 0, so this also proves it exists."""
+        return Compare(key, "lease", lease)
+
+    @staticmethod
+    def value_is(key: str, value: bytes) -> Compare:
+        return Compare(key, "value", value)
+
+    def message(self) -> Any:
+        key = self.key.encode()
+        if self.target == "value":
+            assert isinstance(self.value, bytes)
+            return rpc.Compare(result=rpc.Compare.EQUAL, target=rpc.Compare.VALUE, key=key,
+                               value=self.value)
+        assert isinstance(self.value, int)
+        if self.target == "create":
+            return rpc.Compare(result=rpc.Compare.EQUAL, target=rpc.Compare.CREATE, key=key,
+                               create_revision=self.value)
+        return rpc.Compare(result=rpc.Compare.EQUAL, target=rpc.Compare.LEASE, key=key,
+                           lease=self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    kind: Literal["PUT", "DELETE"]
+    key: str
+    value: bytes
+    lease: int
+    revision: int
+
+
+def request_op(op: PutOp | DeleteOp) -> Any:
+    if isinstance(op, PutOp):
+        return rpc.RequestOp(request_put=rpc.PutRequest(key=op.key.encode(), value=op.value,
+                                                        lease=op.lease))
+    return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=op.key.encode()))
+
+
+def txn_replay_safe(compares: Sequence[Compare], ops: Sequence[PutOp | DeleteOp]) -> bool:
+    """Whether sending a transaction twice can do no harm.
+
+    When an endpoint dies mid-request nobody knows whether etcd applied it.
+    A transaction in which every written key is guarded by a compare on that
+    same key is safe to send again: if the first copy landed, the replay
+    either fails its compare (``absent``, ``lease_is`` of a deleted key,
+    ``value_is`` of a changed value) and reports False, which makes the
+    caller read and re-plan, or it writes the very same value again. An
+    unguarded write could instead overwrite whatever another writer put
+    there in between, so it is never replayed.
+    """
+    guarded = {c.key for c in compares}
+    return all(op.key in guarded for op in ops)

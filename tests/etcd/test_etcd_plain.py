@@ -1,0 +1,125 @@
+"""One plain etcd member: every call of the interface, large ranges, and watches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import pytest
+
+from helpers import async_wait_for
+from kitex_etcd_operator.devcluster.etcd import EtcdCluster
+from kitex_etcd_operator.etcd import (
+    Compare,
+    DeleteOp,
+    EtcdClient,
+    EtcdCompacted,
+    EtcdTarget,
+    PutOp,
+    WatchEvent,
+)
+
+MakeClient = Callable[[EtcdTarget], EtcdClient]
+
+
+def target(cluster: EtcdCluster) -> EtcdTarget:
+    return EtcdTarget(tuple(cluster.endpoints))
+
+
+async def test_guarded_writes_on_create_revision_lease_and_value(
+        etcd_plain: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
+    client = make_client(target(etcd_plain))
+    key = prefix + "a"
+    lease = await client.grant(30)
+    assert await client.txn([Compare.absent(key)], [PutOp(key, b"1", lease)])
+    assert not await client.txn([Compare.absent(key)], [PutOp(key, b"2")])
+    assert not await client.txn([Compare.lease_is(key, lease + 1)], [DeleteOp(key)])
+    assert not await client.txn([Compare.value_is(key, b"other")], [PutOp(key, b"3", lease)])
+    assert await client.txn([Compare.value_is(key, b"1"), Compare.lease_is(key, lease)],
+                            [PutOp(key, b"4", lease)])
+    kvs, revision = await client.get_prefix(prefix)
+    assert [(kv.key, kv.value, kv.lease) for kv in kvs] == [(key, b"4", lease)]
+    assert kvs[0].create_revision < kvs[0].mod_revision == revision
+    assert await client.txn([Compare.lease_is(key, lease)], [DeleteOp(key)])
+    assert (await client.get_prefix(prefix))[0] == []
+
+
+async def test_leases_grant_keepalive_ttl_and_revoke(
+        etcd_plain: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
+    client = make_client(target(etcd_plain))
+    lease = await client.grant(30)
+    assert await client.txn([], [PutOp(prefix + "x", b"", lease), PutOp(prefix + "y", b"", lease)])
+    assert 0 < await client.lease_ttl(lease) <= 30
+    assert await client.keepalive(lease) == 30
+    await client.revoke(lease)  # takes every key on the lease with it
+    assert (await client.get_prefix(prefix))[0] == []
+    await client.revoke(lease)  # already gone: not an error
+    assert await client.keepalive(lease) == 0
+    assert await client.lease_ttl(lease) == -1
+
+
+async def test_a_range_of_ten_thousand_keys_beyond_grpcs_default_4_mib(
+        etcd_plain: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
+    client = make_client(target(etcd_plain))
+    value = b"x" * 600
+    keys = [f"{prefix}{i:05d}" for i in range(10_000)]
+    for start in range(0, len(keys), 128):  # etcd's default limit of ops per txn
+        assert await client.txn([], [PutOp(k, value) for k in keys[start:start + 128]])
+    kvs, _ = await client.get_prefix(prefix)
+    assert [kv.key for kv in kvs] == keys
+    assert sum(len(kv.key) + len(kv.value) for kv in kvs) > 4 * 1024 * 1024
+
+
+async def test_status_names_the_member_and_its_version(
+        etcd_plain: EtcdCluster, make_client: MakeClient) -> None:
+    status = await make_client(target(etcd_plain)).status()
+    assert status["version"] == "3.6.16"
+    assert status["leader"] == status["member_id"] != 0
+    assert status["endpoint"] == etcd_plain.endpoints[0].split("://")[1]
+
+
+async def collect(client: EtcdClient, prefix: str, start: int, into: list[WatchEvent]) -> None:
+    async for event in client.watch_prefix(prefix, start_revision=start):
+        into.append(event)
+
+
+async def test_watch_sees_puts_and_deletes_in_order_from_a_revision(
+        etcd_plain: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
+    client = make_client(target(etcd_plain))
+    _, revision = await client.get_prefix(prefix)
+    lease = await client.grant(30)
+    assert await client.txn([], [PutOp(prefix + "a", b"1", lease)])  # before the watch starts
+    events: list[WatchEvent] = []
+    task = asyncio.create_task(collect(client, prefix, revision + 1, events))
+    try:
+        assert await client.txn([], [PutOp(prefix + "b", b"2")])
+        assert await client.txn([], [DeleteOp(prefix + "a")])
+        assert await client.txn([], [PutOp(prefix.rstrip("/") + "-sibling", b"no")])
+
+        async def three() -> bool:
+            return len(events) >= 3
+
+        await async_wait_for(three, timeout=10, what="three watch events")
+        assert [(e.kind, e.key, e.value) for e in events] == [
+            ("PUT", prefix + "a", b"1"), ("PUT", prefix + "b", b"2"),
+            ("DELETE", prefix + "a", b"")]
+        assert events[0].lease == lease
+        assert [e.revision for e in events] == sorted({e.revision for e in events})
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_watch_from_compacted_history_says_to_list_again(
+        etcd_plain: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
+    client = make_client(target(etcd_plain))
+    assert await client.txn([], [PutOp(prefix + "a", b"1")])
+    _, old = await client.get_prefix(prefix)
+    assert await client.txn([], [PutOp(prefix + "a", b"2")])
+    _, now = await client.get_prefix(prefix)
+    etcd_plain.etcdctl("compaction", str(now))
+    with pytest.raises(EtcdCompacted, match="list again") as caught:
+        await collect(client, prefix, old, [])
+    assert caught.value.compact_revision == now
