@@ -43,6 +43,9 @@ def test_metrics_follow_a_scripted_scenario(
         "m", 3, annotations={ANN + "service": service, ANN + "port": "8888"}))
     pods = wait_for(lambda: len(p := ready_pods(core, namespace, "m")) == 3 and p, timeout=60,
                     what="3 ready pods")
+    # All three must be written before one turns not ready, or the put never happens.
+    wait_for(lambda: len(etcd_probe.values(f"{PREFIX}/{service}/")) == 3, timeout=30,
+             what="3 keys")
     set_pod_ready(core, pods[0].metadata.name, namespace, False)
     wait_for(lambda: len(etcd_probe.values(f"{PREFIX}/{service}/")) == 2, timeout=30,
              what="2 keys")
