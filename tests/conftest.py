@@ -151,3 +151,18 @@ def start_operator(kube: Any, registry_etcd: Any, crds: None, tmp_path: Path
     for proc in started:
         proc.stop()
         print(f"--- {proc.log_path.name} (tail)\n{proc.tail(80)}")
+
+
+# ---------------------------------------------------------------- figures
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """``figures(name=value, ...)``: print a test's measurements and keep them
+    (see tests/figures.py); docs/reliability.md quotes them."""
+    from figures import record
+
+    def keep(**values: Any) -> None:
+        record(request.node.name, **values)
+
+    return keep
