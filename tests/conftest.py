@@ -79,6 +79,29 @@ def registry_etcd(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Ite
         etcd.stop()
 
 
+@pytest.fixture
+def private_etcd(tmp_path: Path) -> Iterator[Callable[..., EtcdCluster]]:
+    """``private_etcd(name="etcd", **kw)``: start an etcd cluster of the test's own
+    (``EtcdCluster.start`` keywords: ``members``, ``tls``, ``client_cert_auth``,
+    ``extra_args``); every one is stopped at teardown, whatever the test did to it.
+    Tests that stop members, fill etcd up or change its auth use this, never the
+    shared ``registry_etcd``."""
+    from kitex_etcd_operator.devcluster.etcd import EtcdCluster
+
+    started: list[EtcdCluster] = []
+
+    def start(name: str = "etcd", **kw: Any) -> EtcdCluster:
+        cluster = EtcdCluster.start(tmp_path / name, **kw)
+        started.append(cluster)
+        return cluster
+
+    try:
+        yield start
+    finally:
+        for cluster in started:
+            cluster.stop()
+
+
 # ---------------------------------------------------------------- Kubernetes API
 
 

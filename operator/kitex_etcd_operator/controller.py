@@ -338,7 +338,7 @@ class BindingWorker:
                 policy=self.c.settings.policy, max_deletes=self.c.settings.max_deletes,
                 dry_run=self.c.settings.dry_run)
         except RECOVERABLE as exc:
-            self.retry = self.retry.failed(str(exc))
+            self.retry = self.retry.failed(str(exc), failure_reason(exc))
             self.full = True
             self._not_before = time.monotonic() + self.retry.next_delay(config.retry)
             metrics.etcd_errors.labels("sync").inc()
@@ -390,7 +390,7 @@ class BindingWorker:
             log.warning("Letting %s go without removing its entries (they expire within "
                         "their lease TTL): %s", self.binding, exc, extra=self._log_extra)
         except RECOVERABLE as exc:
-            self.retry = self.retry.failed(str(exc))
+            self.retry = self.retry.failed(str(exc), failure_reason(exc))
             self._not_before = time.monotonic() + self.retry.next_delay(self.c.settings.retry)
             self.full = True
             log.warning("Removing %s failed: %s", self.binding, exc, extra=self._log_extra)
@@ -403,6 +403,16 @@ class BindingWorker:
         self.c.workers.pop(self.binding, None)
         self.c.state.configs.pop(self.binding, None)
         return True
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The condition reason for a failed sync: etcd errors name their cause
+    (EtcdOutOfSpace, EtcdPermissionDenied, ClientCertificateExpired, ...)."""
+    if isinstance(exc, EtcdError):
+        return exc.reason
+    if isinstance(exc, TargetError):
+        return "InvalidEtcdTarget"
+    return "SyncFailed"
 
 
 def _version(body: Mapping[str, Any]) -> int | None:

@@ -33,17 +33,19 @@ class RetryConfig:
 
 @dataclass(frozen=True, slots=True)
 class RetryState:
-    """Where one service stands: consecutive failures and the last error."""
+    """Where one service stands: consecutive failures, the last error and its
+    reason (a CamelCase word for conditions, e.g. ``EtcdOutOfSpace``)."""
 
     failures: int = 0
     last_error: str | None = None
+    reason: str | None = None
 
     def succeeded(self) -> RetryState:
         """Any success resets the count, as in the Go registry."""
         return RetryState()
 
-    def failed(self, error: str) -> RetryState:
-        return RetryState(failures=self.failures + 1, last_error=error)
+    def failed(self, error: str, reason: str | None = None) -> RetryState:
+        return RetryState(failures=self.failures + 1, last_error=error, reason=reason)
 
     def degraded(self, config: RetryConfig) -> bool:
         """Past ``maxAttemptTimes`` the Go registry would have given up: say so loudly.

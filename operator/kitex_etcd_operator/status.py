@@ -103,13 +103,18 @@ class StatusReporter:
             if obj.conditions.get("Ready", {}).get("message") != message:
                 self.event(obj.ref, "SyncFailed", message)
             self._set(obj, "Ready", False, "SyncFailed", message)
-        was_degraded = obj.conditions.get("Degraded", {}).get("status") == "True"
-        self._set(obj, "Degraded", degraded, "EtcdUnavailable" if degraded else "Healthy",
-                  f"{retry.failures} consecutive failures: {retry.last_error}" if degraded
-                  else "writes succeed")
-        if degraded and not was_degraded:
-            self.event(obj.ref, "Degraded", f"{retry.failures} consecutive failures writing "
-                       f"{binding}: {retry.last_error}")
+        was_degraded = obj.conditions.get("Degraded", {})
+        cause = retry.reason or "SyncFailed"
+        self._set(obj, "Degraded", degraded, cause if degraded else "Healthy",
+                  f"{retry.last_error} ({retry.failures} consecutive failures; the operator "
+                  "keeps retrying)" if degraded else "writes succeed")
+        if degraded and (was_degraded.get("status") != "True"
+                         or was_degraded.get("reason") != cause):
+            # Once per outage, and again when its cause changes (etcd back but full, say).
+            self.event(obj.ref, "Degraded", f"{binding} cannot be written "
+                       f"({retry.failures} consecutive failures): {retry.last_error}")
+        elif not degraded and was_degraded.get("status") == "True":
+            self.event(obj.ref, "Recovered", f"{binding}: writes succeed again", warning=False)
         conflicts = last.conflicts if last else []
         was_conflict = obj.conditions.get("Conflict", {}).get("status") == "True"
         self._set(obj, "Conflict", bool(conflicts), "ForeignKeys" if conflicts else "NoConflict",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from .desired import TargetRef
 from .etcd.client import EtcdClient
 from .etcd.config import EtcdTarget
+from .etcd.errors import EtcdError
 from .kubeapi import KubeApi, SecretNotFound
 from .plan import Binding
 from .registry import TargetRegistry
@@ -64,7 +65,14 @@ class Targets:
         return {key: handle.registry for key, handle in self._handles.items()}
 
     async def refresh(self, ref: TargetRef) -> None:
-        """Re-read the target's credentials; reconnect if they changed."""
+        """Re-read the target's credentials; reconnect if they changed.
+
+        The new credentials must connect and log in before they replace the
+        old: a Secret updated with an expired certificate or a wrong password
+        raises here (the service turns Degraded, naming why) while the old
+        connection keeps the leases alive, so no entry is lost over a bad
+        Secret. Restoring the Secret is then all it takes.
+        """
         handle = self._handles.get(ref.id)
         if handle is None:
             return
@@ -73,8 +81,16 @@ class Targets:
         if fingerprint == handle.fingerprint:
             return
         log.info("Credentials of etcd target %s changed; reconnecting", ref.id)
+        new = EtcdClient(target)
+        try:
+            await new.connect()
+        except EtcdError as exc:
+            await new.close()
+            log.warning("The new credentials of etcd target %s do not work, keeping the "
+                        "current connection for the leases: %s", ref.id, exc)
+            raise
         old = handle.registry.client
-        handle.registry.client = EtcdClient(target)
+        handle.registry.client = new
         handle.fingerprint = fingerprint
         await old.close()
 

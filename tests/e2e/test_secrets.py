@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,16 +15,15 @@ from kube_objects import custom, deployment, kitexservice, ready_pods
 
 
 @pytest.fixture
-def auth_etcd(tmp_path: Path) -> Iterator[EtcdCluster]:
+def auth_etcd(private_etcd: Callable[..., EtcdCluster]) -> EtcdCluster:
     # Tokens live 2 s: after a rotation the old password cannot log in again for long.
-    cluster = EtcdCluster.start(tmp_path / "auth-etcd", extra_args=[
+    cluster = private_etcd("auth-etcd", extra_args=[
         "--auth-token=simple", "--auth-token-ttl=2"])
     cluster.enable_auth("root-pw")
     cluster.add_user("kitex", "first-pw", prefix="kitex/")
     cluster.etcdctl("role", "grant-permission", "kitex-role", "--prefix=true", "readwrite",
                     "kitex-etcd-operator/")
-    yield cluster
-    cluster.stop()
+    return cluster
 
 
 def keys(etcd: EtcdCluster, prefix: str) -> list[str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 
 import pytest
 from etcd_auth_user import AUTH_PASSWORD, AUTH_PREFIX, AUTH_TOKEN_TTL, AUTH_USER
@@ -30,13 +29,9 @@ def etcd_plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster
 
 
 @pytest.fixture
-def etcd_three(tmp_path: Path) -> Iterator[EtcdCluster]:
+def etcd_three(private_etcd: Callable[..., EtcdCluster]) -> EtcdCluster:
     """Three members, fresh per test: tests stop and restart members."""
-    cluster = EtcdCluster.start(tmp_path / "etcd-three", members=3)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    return private_etcd("etcd-three", members=3)
 
 
 @pytest.fixture(scope="session")

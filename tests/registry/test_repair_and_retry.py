@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -28,10 +27,8 @@ OBSERVE, RETRY, ATTEMPTS = 1.0, 0.3, 3
 
 
 @pytest.fixture
-def etcd(tmp_path: Path) -> Any:
-    cluster = EtcdCluster.start(tmp_path / "etcd")
-    yield cluster
-    cluster.stop()
+def etcd(private_etcd: Callable[..., EtcdCluster]) -> EtcdCluster:
+    return private_etcd()
 
 
 @pytest.fixture

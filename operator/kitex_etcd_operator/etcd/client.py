@@ -35,6 +35,7 @@ from .errors import (
     EtcdAuthError,
     EtcdCompacted,
     EtcdError,
+    EtcdPermissionDenied,
     EtcdRequestError,
     EtcdUnavailable,
     handshake_error,
@@ -74,6 +75,11 @@ class EtcdClient:
     @property
     def current_endpoint(self) -> str:
         return self._addresses[self._index]
+
+    async def connect(self) -> None:
+        """Dial and log in now, raising what fails: a caller about to swap this client
+        in for a working one proves the new credentials first."""
+        await self._connect()
 
     async def _connect(self) -> Channel:
         """The current channel, or a new one on the first endpoint that answers."""
@@ -122,7 +128,7 @@ class EtcdClient:
         except grpc.aio.AioRpcError as exc:
             raise handshake_error(exc, channel.address, tls=self.target.tls,
                                   has_cert=self.target.cert_pem is not None,
-                                  dial_timeout=timeout) from None
+                                  dial_timeout=timeout, user=self.target.username) from None
 
     async def _authenticate(self, channel: Channel, deadline: float | None = None) -> None:
         response = await channel.auth.Authenticate(
@@ -160,7 +166,7 @@ class EtcdClient:
                 await self._renew_token(channel, generation)
                 return await fn(channel)
             except grpc.aio.AioRpcError as exc:
-                error = translate(exc, channel.address)
+                error = translate(exc, channel.address, user=self.target.username)
                 if not is_failover(error):
                     raise error from None
                 await self._drop(channel)
@@ -296,7 +302,7 @@ class EtcdClient:
                                 "permission denied" in reason or "auth token" in reason):
                             renew = True  # most likely our token expired: retry once
                             break
-                        kind = EtcdAuthError if "permission denied" in reason \
+                        kind = EtcdPermissionDenied if "permission denied" in reason \
                             else EtcdRequestError
                         raise kind(f"etcd at {channel.address} cancelled the watch of "
                                    f"{prefix}: {reason}")
@@ -316,7 +322,7 @@ class EtcdClient:
                         f"etcd at {channel.address} ended the watch of {prefix}"))
                     await self._drop(channel)
             except grpc.aio.AioRpcError as exc:
-                error = translate(exc, channel.address)
+                error = translate(exc, channel.address, user=self.target.username)
                 if not is_failover(error):
                     raise error from None
                 failures.append(error)
@@ -330,7 +336,7 @@ class EtcdClient:
                 try:
                     await self._renew_token(channel, generation)
                 except grpc.aio.AioRpcError as exc:
-                    raise translate(exc, channel.address) from None
+                    raise translate(exc, channel.address, user=self.target.username) from None
                 continue
             if len(failures) > len(self._addresses):
                 raise _combine(failures)

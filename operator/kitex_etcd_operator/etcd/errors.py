@@ -6,23 +6,61 @@ import grpc
 
 
 class EtcdError(Exception):
-    """Any failure talking to etcd."""
+    """Any failure talking to etcd.
+
+    ``reason`` is the CamelCase word a Kubernetes condition or Event gives
+    as its reason, so a user can tell the causes apart at a glance.
+    """
+
+    reason = "EtcdError"
 
 
 class EtcdUnavailable(EtcdError):
     """No endpoint answered (down, unreachable, or past the dial timeout)."""
 
+    reason = "EtcdUnavailable"
+
 
 class EtcdAuthError(EtcdError):
     """Wrong user or password, or the user lacks permission."""
+
+    reason = "EtcdAuthenticationFailed"
+
+
+class EtcdPermissionDenied(EtcdAuthError):
+    """Logged in, but the user's roles do not allow the request (a role revoked, say).
+
+    etcd then refuses lease keepalives too, so the entries expire with their
+    lease unless access comes back within its TTL.
+    """
+
+    reason = "EtcdPermissionDenied"
 
 
 class EtcdTLSError(EtcdError):
     """The TLS handshake failed: CA, client certificate or its key, or expiry."""
 
+    reason = "EtcdTLSFailed"
+
+
+class EtcdCertificateExpired(EtcdTLSError):
+    """The client certificate is past its end date (or before its start): no
+    handshake can succeed with it, whatever etcd says."""
+
+    reason = "ClientCertificateExpired"
+
 
 class EtcdRequestError(EtcdError):
     """etcd refused the request itself (too large, quota exceeded, ...)."""
+
+    reason = "EtcdRequestRefused"
+
+
+class EtcdNoSpace(EtcdRequestError):
+    """etcd's NOSPACE alarm is raised: it refuses puts and lease grants (deletes
+    and keepalives still work) until space is freed and the alarm disarmed."""
+
+    reason = "EtcdOutOfSpace"
 
 
 class EtcdCompacted(EtcdRequestError):
@@ -38,10 +76,16 @@ _TLS_HINTS = ("ssl", "handshake", "certificate", "tls", "x509")
 _REJECTED = ("tsi_data_corrupted", "unwrap failed")
 
 
-def translate(exc: grpc.aio.AioRpcError, endpoint: str) -> EtcdError:
-    """One gRPC failure as the error a user can act on."""
+def translate(exc: grpc.aio.AioRpcError, endpoint: str, *, user: str | None = None) -> EtcdError:
+    """One gRPC failure as the error a user can act on; ``user`` is the etcd user
+    we log in as, named in permission errors."""
     code, details = exc.code(), (exc.details() or "").strip()
     lowered = details.lower()
+    if "space exceeded" in lowered or "nospace" in lowered:
+        return EtcdNoSpace(f"etcd is out of space (NOSPACE alarm) at {endpoint}: it refuses new "
+                           f"entries and leases ({details}); an administrator must free space "
+                           "(compact and defragment, or raise --quota-backend-bytes) and run "
+                           "`etcdctl alarm disarm`. Entries already written are kept alive")
     if "certificate_verify_failed" in lowered:
         reason = details.rsplit("CERTIFICATE_VERIFY_FAILED:", 1)[-1].removesuffix(": OK").strip()
         return EtcdTLSError(f"TLS handshake with etcd at {endpoint} failed: its server "
@@ -63,11 +107,14 @@ def translate(exc: grpc.aio.AioRpcError, endpoint: str) -> EtcdError:
     if code == grpc.StatusCode.UNAUTHENTICATED or "authentication failed" in lowered:
         return EtcdAuthError(f"etcd at {endpoint} refused the credentials: {details}")
     if code == grpc.StatusCode.PERMISSION_DENIED or "permission denied" in lowered:
-        return EtcdAuthError(f"etcd at {endpoint}: permission denied: {details}")
+        who = f"user {user!r}" if user else "the etcd user"
+        return EtcdPermissionDenied(
+            f"permission denied: etcd at {endpoint} refused a request of {who} ({details}); "
+            "its roles must grant readwrite on the registry prefix and on the operator's "
+            "ownership prefix. Lease keepalives are refused too: entries expire with their "
+            "lease unless access comes back in time")
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return EtcdUnavailable(f"etcd at {endpoint} is unavailable: {details or code.name}")
-    if "space exceeded" in lowered:
-        return EtcdRequestError(f"etcd at {endpoint} is out of space (quota alarm): {details}")
     return EtcdRequestError(f"etcd at {endpoint} refused the request: {code.name}: {details}")
 
 
@@ -95,10 +142,10 @@ def never_sent(exc: grpc.aio.AioRpcError) -> bool:
 
 
 def handshake_error(exc: grpc.aio.AioRpcError, endpoint: str, *, tls: bool, has_cert: bool,
-                    dial_timeout: float) -> EtcdError:
+                    dial_timeout: float, user: str | None = None) -> EtcdError:
     """A failure of a new channel's first request, said with what the client knows of
     its own settings (gRPC only sees a closed socket or a corrupted frame)."""
-    error = translate(exc, endpoint)
+    error = translate(exc, endpoint, user=user)
     details = (exc.details() or "").lower()
     if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
         return EtcdUnavailable(f"etcd at {endpoint} did not answer within the dial timeout "

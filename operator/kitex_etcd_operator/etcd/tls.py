@@ -11,7 +11,7 @@ import datetime
 
 from cryptography import x509
 
-from .errors import EtcdTLSError
+from .errors import EtcdCertificateExpired, EtcdTLSError
 
 
 def check_client_certificate(cert_pem: bytes, *, now: datetime.datetime | None = None) -> None:
@@ -23,8 +23,12 @@ def check_client_certificate(cert_pem: bytes, *, now: datetime.datetime | None =
     moment = now or datetime.datetime.now(datetime.UTC)
     subject = cert.subject.rfc4514_string() or "(no subject)"
     if moment > cert.not_valid_after_utc:
-        raise EtcdTLSError(f"the etcd client certificate {subject} expired at "
-                           f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC")
+        raise EtcdCertificateExpired(
+            f"client certificate expired: the etcd client certificate {subject} expired at "
+            f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC; etcd will refuse it, put a "
+            "valid tls.crt and tls.key in its place")
     if moment < cert.not_valid_before_utc:
-        raise EtcdTLSError(f"the etcd client certificate {subject} is not valid before "
-                           f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC")
+        raise EtcdCertificateExpired(
+            f"client certificate not yet valid: the etcd client certificate {subject} is not "
+            f"valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC (is the clock "
+            "right?)")
