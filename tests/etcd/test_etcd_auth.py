@@ -16,6 +16,7 @@ from kitex_etcd_operator.devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.etcd import (
     EtcdAuthError,
     EtcdClient,
+    EtcdPermissionDenied,
     EtcdTarget,
     PutOp,
     WatchEvent,
@@ -44,9 +45,9 @@ async def test_a_user_limited_to_a_prefix(etcd_auth: EtcdCluster, make_client: M
     lease = await client.grant(10)
     assert await client.txn([], [PutOp(f"{AUTH_PREFIX}{prefix}b", b"2", lease)])
     await client.revoke(lease)
-    with pytest.raises(EtcdAuthError, match="permission denied"):
+    with pytest.raises(EtcdPermissionDenied, match=f"permission denied.*user '{AUTH_USER}'"):
         await client.txn([], [PutOp(f"elsewhere/{prefix}", b"1")])
-    with pytest.raises(EtcdAuthError, match="permission denied"):
+    with pytest.raises(EtcdPermissionDenied, match="permission denied"):
         await client.get_prefix("elsewhere/")
 
 

@@ -10,7 +10,13 @@ import pytest
 
 from kitex_etcd_operator.devcluster import pki
 from kitex_etcd_operator.devcluster.etcd import EtcdCluster
-from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget, EtcdTLSError, PutOp
+from kitex_etcd_operator.etcd import (
+    EtcdCertificateExpired,
+    EtcdClient,
+    EtcdTarget,
+    EtcdTLSError,
+    PutOp,
+)
 
 MakeClient = Callable[[EtcdTarget], EtcdClient]
 DIAL = 2.0
@@ -67,8 +73,10 @@ async def test_an_expired_client_certificate(
     assert etcd_tls.ca is not None
     ended = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=3)
     cert, key = pki.issue(etcd_tls.ca, "expired", server=False, not_before=ended, days=1)
-    await refused(make_client(tls_target(etcd_tls, cert=cert, key=key)),
-                  r"client certificate CN=expired expired at \d{4}-\d\d-\d\d")
+    client = make_client(tls_target(etcd_tls, cert=cert, key=key))
+    await refused(client, r"^client certificate expired: .* CN=expired expired at \d{4}-\d\d-\d\d")
+    with pytest.raises(EtcdCertificateExpired):
+        await client.connect()
 
 
 async def test_no_client_certificate_where_etcd_requires_one(

@@ -93,13 +93,16 @@ def test_registry_etcd_restarted(
     svc = create_service(k8s, namespace, "restart", 3, probe)
     before = create_revisions(probe, svc.range)
 
+    first = svc.ready()[0]
     stopped_at = time.monotonic()
     etcd.stop_member(0)
-    svc.scale(4)  # a change while etcd restarts
+    # Changes while etcd restarts: a registered pod turns not ready, one more pod.
+    set_pod_ready(svc.core, first.metadata.name, namespace, False)
+    svc.scale(4)
     etcd.start_member(0)
     up_at = time.monotonic()
-    svc.wait_converged(4, timeout=RECOVERY_DEADLINE + 30,
-                       what="the new pod registered after the restart")
+    svc.wait_converged(3, timeout=RECOVERY_DEADLINE + 30,
+                       what="the not-ready pod gone and the new pod registered")
     converged_after = since(up_at)
     svc.wait_condition("Ready", "True", timeout=30)
     lost = entries_lost(before, create_revisions(probe, svc.range), set(svc.desired()))
