@@ -8,12 +8,22 @@ Tests that use the cluster are marked ``cluster`` automatically, so
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: on a loaded 2-CPU machine a slow example is not a
+# bug, and a flaky deadline failure would hide the real ones. CI runs the same
+# examples every time (derandomize); set HYPOTHESIS_PROFILE=explore to search
+# anew.
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+settings.register_profile("explore", deadline=None, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 if TYPE_CHECKING:  # imported lazily below: unit tests must not need the cluster code
     from kitex_etcd_operator.devcluster.build import Tools

@@ -1,10 +1,11 @@
 """The loops that keep etcd in line with Kubernetes, one per binding.
 
-Events from kopf update ``DesiredState`` and wake the binding's worker. A
-worker waits a few milliseconds to gather a burst, then writes only the keys
-that changed; every ``observeDelay`` (or ``retryDelay`` after a failure) it
-reads its whole range and repairs it, as registry-etcd does. Nothing is
-deleted before the initial lists of pods and KitexServices are complete.
+Pod events (``podwatch``) and KitexService events (kopf) update
+``DesiredState`` and wake the binding's worker. A worker waits a few
+milliseconds to gather a burst, then writes only the keys that changed;
+every ``observeDelay`` (or ``retryDelay`` after a failure) it reads its
+whole range and repairs it, as registry-etcd does. Nothing is deleted
+before the initial lists of pods and KitexServices are complete.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .kube.pods import pod_view
 from .kube.spec import SpecError, parse_kitexservice
 from .kubeapi import CrdMissing, KubeApi
 from .plan import Binding
+from .podwatch import PodWatch
 from .registry import RegistryError, SyncResult
 from .retry import RetryState
 from .settings import Settings
@@ -52,6 +54,10 @@ class Controller:
         self._seen_at: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._spec_bindings: dict[SpecKey, Binding] = {}
+        self._watching = False
+        self.pod_watches = [] if kube is None else [
+            PodWatch(kube, ns, self, resync_period=settings.resync_period)
+            for ns in settings.namespaces or (None,)]
 
     # --- events from kopf or from lists -------------------------------------
 
@@ -123,32 +129,42 @@ class Controller:
 
     # --- life cycle -----------------------------------------------------------
 
+    def watch_pods(self) -> None:
+        """Start the pod watches; before leadership too, so a standby holds a warm view."""
+        if self._watching or self.kube is None:
+            return
+        self._watching = True
+        for watch in self.pod_watches:
+            self._tasks.append(asyncio.create_task(watch.run(), name=f"pod watch {watch.scope}"))
+
     async def start(self) -> None:
         """Load the full lists, then let workers write and clean up what vanished."""
         while self.kube is not None:
             try:
-                await self._initial_lists()
+                await self._list_kitexservices()
                 break
             except Exception as exc:
-                log.error("Initial lists failed, retrying in %gs: %s", LIST_RETRY, exc)
+                log.error("Listing KitexServices failed, retrying in %gs: %s", LIST_RETRY, exc)
                 await asyncio.sleep(LIST_RETRY)
+        self.watch_pods()
+        await asyncio.gather(*(watch.listed.wait() for watch in self.pod_watches))
         self.synced.set()
         self.finalizers.start()
         metrics.initial_sync_done.set(1)
         await self._adopt_orphans()
-        self._tasks.append(asyncio.create_task(self._resync_loop(), name="resync"))
         self._tasks.append(asyncio.create_task(self._report_initial_sync(time.monotonic()),
                                                name="initial sync report"))
         self.status.start()
         log.info("Initial sync started: %d pod(s), %d KitexService(s), %d binding(s)",
                  len(self.state.pods), len(self.state.specs), len(self.workers))
 
-    async def _initial_lists(self) -> None:
-        """The complete lists, or an exception: a failed list is never read as empty.
+    async def _list_kitexservices(self) -> None:
+        """The complete list, or an exception: a failed list is never read as empty.
 
         A missing KitexService CRD is the one exception that is not retried:
         annotation mode works without it, and kopf starts watching the CRD's
-        objects once it is installed.
+        objects once it is installed. Pods come from ``podwatch``, whose first
+        complete list ``start`` waits for.
         """
         assert self.kube is not None
         try:
@@ -159,9 +175,22 @@ class Controller:
             specs = []
         for body in specs:
             self.on_kitexservice(None, body)
-        async for page in self.kube.pod_pages(self.settings.namespaces):
-            for body in page:
-                self.on_pod(None, body)
+
+    def pods_listed(self, namespace: str | None, uids: set[str], started: float) -> None:
+        """A complete list of pods: those we hold that it lacks were deleted unseen.
+
+        A pod heard of after the list began (a watch event racing the list) is
+        kept: its absence may only mean the list's snapshot predates it.
+        """
+        for uid, pod in list(self.state.pods.items()):
+            if uid in uids or (namespace is not None and pod.namespace != namespace):
+                continue
+            if self._seen_at.get(uid, 0) < started:
+                log.info("Pod %s/%s vanished without a delete event; removing it",
+                         pod.namespace, pod.name)
+                self.on_pod("DELETED", {"metadata": {"uid": uid}})
+        cutoff = started - self.settings.resync_period
+        self._tombstones = {u: t for u, t in self._tombstones.items() if t > cutoff}
 
     async def _adopt_orphans(self) -> None:
         """Bindings we own leases for that nothing asks for any more: empty them.
@@ -193,27 +222,6 @@ class Controller:
         instances = sum(self.state.instance_count(b) for b in self.workers)
         log.info("Initial sync complete: %d instance(s) in %d service(s) in %.1f s", instances,
                  len(self.workers), time.monotonic() - started)
-
-    async def _resync_loop(self) -> None:
-        """Relist pods now and then: a watch that was cut may have missed a deletion."""
-        while self.kube is not None:
-            await asyncio.sleep(self.settings.resync_period)
-            started = time.monotonic()
-            listed = set()
-            try:
-                async for page in self.kube.pod_pages(self.settings.namespaces):
-                    for body in page:
-                        listed.add(str(body.get("metadata", {}).get("uid", "")))
-                        self.on_pod(None, body)
-            except Exception as exc:
-                log.warning("Pod resync failed, keeping what we know: %s", exc)
-                continue
-            for uid in [u for u in self.state.pods if u not in listed]:
-                if self._seen_at.get(uid, 0) < started:
-                    log.info("Pod %s vanished without a delete event; removing it", uid)
-                    self.on_pod("DELETED", {"metadata": {"uid": uid}})
-            cutoff = started - self.settings.resync_period
-            self._tombstones = {u: t for u, t in self._tombstones.items() if t > cutoff}
 
     async def wait_removed(self, key: SpecKey) -> None:
         """Until the entries of a deleted KitexService are gone (for its finalizer).

@@ -1,9 +1,12 @@
-"""The kopf glue, kept thin: events in, nothing written on Pods.
+"""The kopf glue, kept thin: KitexService events in, nothing written by kopf.
 
-kopf is used for its watch streams only: ``on.event`` handlers write
-nothing, so pods delete freely while the operator is down and a large
-cluster costs no write per pod (kopf #686). The KitexService finalizer is
-the controller's (``finalizers.py``): only the leader may release it.
+kopf is used for the KitexService watch stream only: the ``on.event``
+handler writes nothing, and the finalizer is the controller's
+(``finalizers.py``), so only the leader may release it. Pods are not
+kopf's: its unpaginated list and per-object workers held every pod body at
+once (560 MiB at 10,000 pods), so ``podwatch`` lists them a page at a time.
+Nothing is written on pods, so they delete freely while the operator is down
+(kopf #686).
 """
 
 from __future__ import annotations
@@ -36,15 +39,6 @@ def make_registry(controller: Controller) -> kopf.OperatorRegistry:
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.batching.worker_limit = None
-
-    @kopf.on.event("", "v1", "pods", registry=registry)
-    async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
-        # Async, so it runs on the loop (kopf runs sync handlers in threads); returns
-        # None, as a result of an on.event handler would be written to the object.
-        try:
-            controller.on_pod(event.get("type"), event["object"])
-        except Exception:  # one odd pod must never stop the stream for the others
-            log.exception("Could not process a pod event")
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def kitexservice_event(event: kopf.RawEvent, **_: Any) -> None:

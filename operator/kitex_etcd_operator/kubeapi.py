@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import functools
 import json
 import logging
 import os
@@ -38,6 +39,14 @@ class CrdMissing(Exception):
 
 class SecretNotFound(Exception):
     """A referenced Secret does not exist (or may not be read)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list; every page of a list carries the same snapshot's version."""
+
+    items: list[dict[str, Any]]
+    resource_version: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,17 +117,18 @@ class KubeApi:
     # --- lists ---------------------------------------------------------------
 
     async def list_pods(self, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-        return [item async for page in self.pod_pages(namespaces) for item in page]
+        return [item for ns in (namespaces or (None,))
+                async for page in self.pod_list_pages(ns) for item in page.items]
 
-    async def pod_pages(self, namespaces: tuple[str, ...] = ()
-                        ) -> AsyncIterator[list[dict[str, Any]]]:
+    def pod_lister(self, namespace: str | None) -> Callable[..., Any]:
+        """The client call that lists (or, with ``watch=True``, watches) pods in scope."""
+        if namespace is None:
+            return self.core.list_pod_for_all_namespaces
+        return functools.partial(self.core.list_namespaced_pod, namespace)
+
+    def pod_list_pages(self, namespace: str | None) -> AsyncIterator[Page]:
         """Pods a page at a time, so 10,000 pod bodies never sit in memory at once."""
-        if not namespaces:
-            async for page in self._pages(self.core.list_pod_for_all_namespaces):
-                yield page
-        for ns in namespaces:
-            async for page in self._pages(self.core.list_namespaced_pod, ns):
-                yield page
+        return self._pages(self.pod_lister(namespace))
 
     async def list_kitexservices(self, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         try:
@@ -139,10 +149,9 @@ class KubeApi:
         return items
 
     async def _list_all(self, fn: Callable[..., Any], *args: Any) -> list[dict[str, Any]]:
-        return [item async for page in self._pages(fn, *args) for item in page]
+        return [item async for page in self._pages(fn, *args) for item in page.items]
 
-    async def _pages(self, fn: Callable[..., Any], *args: Any
-                     ) -> AsyncIterator[list[dict[str, Any]]]:
+    async def _pages(self, fn: Callable[..., Any], *args: Any) -> AsyncIterator[Page]:
         """Every page of a list; an error anywhere raises: a list is never cut short."""
         token: str | None = None
         count = 0
@@ -153,9 +162,10 @@ class KubeApi:
             response = await self.call(fn, *args, **kwargs)
             page = json.loads(response.data)
             items = page.get("items") or []
+            meta = page.get("metadata") or {}
             count += len(items)
-            yield items
-            token = (page.get("metadata") or {}).get("continue")
+            yield Page(items, str(meta.get("resourceVersion", "")))
+            token = meta.get("continue")
             if not token:
                 return
             if count % (PAGE * 10) == 0:

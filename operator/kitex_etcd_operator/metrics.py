@@ -36,6 +36,11 @@ keepalive_failures = Counter(f"{NS}_lease_keepalive_failures_total",
                              "Lease keepalives that failed or found the lease gone")
 leases = Gauge(f"{NS}_leases", "Leases held, over all etcd targets")
 pods_seen = Gauge(f"{NS}_pods_seen", "Pods in the operator's view (watched namespaces)")
+pod_relists = Counter(f"{NS}_pod_relists_total",
+                      "Complete lists of pods, by reason (initial, resync, gone: a 410 answer)",
+                      ["reason"])
+pod_watch_errors = Counter(f"{NS}_pod_watch_errors_total",
+                           "Pod watch streams that failed and were resumed")
 pods_registered = Gauge(f"{NS}_pods_registered", "Pods that are an instance of some service")
 writes = Counter(f"{NS}_entries_written_total", "Entries put or deleted, by kind", ["kind"])
 initial_sync_done = Gauge(f"{NS}_initial_sync_done", "1 once the initial lists were applied")

@@ -158,6 +158,8 @@ async def operate(settings: Settings, election: ElectionConfig | None = None,
              "namespaces " + ",".join(settings.namespaces) if settings.namespaces
              else "cluster-wide", settings.policy.value, ", dry run" if settings.dry_run else "")
 
+    controller.watch_pods()
+
     async def lead() -> None:
         if elector is not None:
             await elector.leading.wait()

@@ -18,6 +18,7 @@ import shutil
 import ssl
 import subprocess
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -109,6 +110,7 @@ class KubeCluster:
         self.etcd: EtcdCluster | None = None
         self.processes: list[Process] = []
         self.node_names: list[str] = []
+        self._apiserver_argv: list[str] = []
         self._cleanup = register_cleanup(self.stop)
 
     # -- start
@@ -143,7 +145,8 @@ class KubeCluster:
         port = free_port()
         self.server = f"https://127.0.0.1:{port}"
         files = self._write_pki()
-        apiserver = self._spawn("kube-apiserver", self._apiserver_args(port, files))
+        self._apiserver_argv = self._apiserver_args(port, files)
+        apiserver = self._spawn("kube-apiserver", self._apiserver_argv)
         wait_until(
             lambda: self._get("/readyz") == "ok",
             timeout=timeout,
@@ -170,6 +173,20 @@ class KubeCluster:
             what="ServiceAccount default/default (token controller)",
             proc=kcm,
         )
+
+    def restart_apiserver(self, timeout: float = DEFAULT_TIMEOUT) -> float:
+        """Stop kube-apiserver (SIGTERM, as a rollout would) and start it again with
+        the same flags and port; returns once /readyz is green, with the seconds
+        it took. Fault tests use it: every client's watch is cut, and the new
+        watch cache starts from the current revision."""
+        started = time.monotonic()
+        old = next(p for p in self.processes if p.name == "kube-apiserver")
+        old.stop()
+        self.processes.remove(old)
+        apiserver = self._spawn("kube-apiserver", self._apiserver_argv)
+        wait_until(lambda: self._get("/readyz") == "ok", timeout=timeout,
+                   what=f"{self.server}/readyz after a restart", proc=apiserver)
+        return time.monotonic() - started
 
     def _write_pki(self) -> dict[str, Path]:
         d = self.pki_dir

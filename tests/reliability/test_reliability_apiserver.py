@@ -1,0 +1,211 @@
+"""kube-apiserver faults: watch streams cut, the API server restarted, a 410 Gone.
+
+The operator reaches the API server through a proxy that can reset every
+connection (a load balancer or network dropping long-lived streams), while
+the test keeps its own direct connection to change pods during the cut. The
+rule under test: nothing the operator cannot see is read as "gone" (no entry
+of a pod that stayed is deleted, a stayer's key is never missing), and what
+changed while it was blind is applied once it sees again, including pods
+deleted meanwhile, which only a relist can reveal when the watch history is
+gone (410).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from etcd_faults import PORT, RETRY_FLAGS, create_revisions, entries_lost, operator_starts, since
+from kubernetes import client
+
+from etcd_probe import EtcdProbe, wait_keys
+from figures import GapSampler
+from helpers import set_pod_ready, wait_for
+from kube_objects import ANN, PREFIX, deployment, expected, ready_pods
+from tcp_proxy import CuttableProxy
+
+
+def proxied_kubeconfig(kube: Any, proxy: CuttableProxy, path: Path) -> Path:
+    text = Path(kube.kubeconfig).read_text()
+    path.write_text(text.replace(kube.server, f"https://{proxy.address}"))
+    return path
+
+
+def metric(operator: Any, name: str, **labels: str) -> float:
+    """One sample of the operator's /metrics (0 when the series does not exist yet)."""
+    selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pattern = rf"^{re.escape(name)}{re.escape('{' + selector + '}') if selector else ''} (\S+)$"
+    found = re.search(pattern, operator.metrics(), re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+class Pods:
+    """Two annotated Deployments of one service: ``stay`` is never touched, ``move`` is."""
+
+    def __init__(self, k8s: Any, namespace: str, probe: EtcdProbe) -> None:
+        self.core, self.apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
+        self.namespace, self.probe = namespace, probe
+        self.service = f"api-{namespace}"
+        self.range = f"{PREFIX}/{self.service}/"
+        annotations = {ANN + "service": self.service, ANN + "port": str(PORT)}
+        for name, replicas in (("stay", 3), ("move", 2)):
+            self.apps.create_namespaced_deployment(
+                namespace, deployment(name, replicas, annotations=annotations))
+
+    def desired(self) -> dict[str, bytes]:
+        return {**expected(self.core, self.namespace, "stay", self.service, PORT),
+                **expected(self.core, self.namespace, "move", self.service, PORT)}
+
+    def ready(self, app: str) -> list[Any]:
+        return ready_pods(self.core, self.namespace, app)
+
+    def wait_registered(self, stay: int, move: int) -> dict[str, bytes]:
+        wait_for(lambda: len(self.ready("stay")) == stay and len(self.ready("move")) == move,
+                 timeout=90, what=f"{stay} stay and {move} move pods ready")
+        want = self.desired()
+        wait_keys(self.probe, self.range, want, timeout=60, what="the desired entries")
+        return want
+
+    def stayer_keys(self) -> set[str]:
+        return {f"{self.range}{p.status.pod_ip}:{PORT}" for p in self.ready("stay")}
+
+    def change_move(self) -> None:
+        """One pod more, one turned not ready, one deleted (its ReplicaSet replaces it)."""
+        self.apps.patch_namespaced_deployment_scale("move", self.namespace,
+                                                    {"spec": {"replicas": 3}})
+        pods = wait_for(lambda: len(p := self.ready("move")) == 3 and p, timeout=60,
+                        what="3 move pods ready")
+        set_pod_ready(self.core, pods[0].metadata.name, self.namespace, False)
+        self.core.delete_namespaced_pod(pods[1].metadata.name, self.namespace,
+                                        grace_period_seconds=0)
+        wait_for(lambda: len(self.ready("move")) == 2
+                 and pods[1].metadata.name not in {p.metadata.name for p in self.ready("move")},
+                 timeout=60, what="move back at 2 ready pods (one not ready, one replaced)")
+
+
+def test_watch_streams_cut(kube: Any, k8s: Any, namespace: str, etcd_probe: EtcdProbe,
+                           start_operator: Callable[..., Any], tmp_path: Path,
+                           figures: Callable[..., None]) -> None:
+    proxy = CuttableProxy(kube.server)
+    try:
+        operator = start_operator("--namespace", namespace, *RETRY_FLAGS,
+                                  kubeconfig=proxied_kubeconfig(kube, proxy, tmp_path / "kc"))
+        pods = Pods(k8s, namespace, etcd_probe)
+        before = pods.wait_registered(3, 2)
+        stayers = pods.stayer_keys()
+        revisions = create_revisions(etcd_probe, pods.range)
+        recorder = etcd_probe.watch(pods.range)
+        with GapSampler(etcd_probe, pods.range, lambda: stayers) as gaps:
+            cut_at = time.monotonic()
+            streams = proxy.cut()
+            pods.change_move()  # while the operator cannot see the API server
+            # Blind, it must hold on to what it knew: etcd is exactly as before the cut.
+            assert etcd_probe.values(pods.range) == before
+            cut_for = since(cut_at)
+            proxy.restore()
+            restored_at = time.monotonic()
+            want = pods.desired()
+            wait_keys(etcd_probe, pods.range, want, timeout=90,
+                      what="the changes made during the cut")
+            applied_after = since(restored_at)
+        recorder.stop()
+        deleted_stayers = set(recorder.deletes()) & stayers
+        assert not deleted_stayers, recorder.deletes()
+        assert gaps.max_gap == 0, gaps.longest
+        lost = entries_lost(revisions, create_revisions(etcd_probe, pods.range), set(want))
+        assert not lost
+        assert operator_starts(operator) == 1
+        figures(connections_reset=streams, cut_seconds=cut_for,
+                refused_while_cut=proxy.refused, applied_after_restore_s=applied_after,
+                watch_errors=metric(operator, "kitex_etcd_operator_pod_watch_errors_total"),
+                relists_gone=metric(operator, "kitex_etcd_operator_pod_relists_total",
+                                    reason="gone"),
+                stayer_deletes=len(deleted_stayers), stayer_max_gap_s=gaps.max_gap,
+                entries_lost=len(lost), gap_samples=gaps.samples)
+    finally:
+        proxy.close()
+
+
+def test_apiserver_restarted(kube: Any, k8s: Any, namespace: str, etcd_probe: EtcdProbe,
+                             start_operator: Callable[..., Any],
+                             figures: Callable[..., None]) -> None:
+    operator = start_operator("--namespace", namespace, *RETRY_FLAGS)
+    pods = Pods(k8s, namespace, etcd_probe)
+    pods.wait_registered(3, 2)
+    stayers = pods.stayer_keys()
+    revisions = create_revisions(etcd_probe, pods.range)
+    recorder = etcd_probe.watch(pods.range)
+    with GapSampler(etcd_probe, pods.range, lambda: stayers) as gaps:
+        down_for = kube.restart_apiserver()
+        back_at = time.monotonic()
+        pods.change_move()
+        changed_after = since(back_at)
+        want = pods.desired()
+        wait_keys(etcd_probe, pods.range, want, timeout=90, what="the changes after the restart")
+        applied_after = since(back_at)
+    recorder.stop()
+    assert not set(recorder.deletes()) & stayers, recorder.deletes()
+    assert gaps.max_gap == 0, gaps.longest
+    lost = entries_lost(revisions, create_revisions(etcd_probe, pods.range), set(want))
+    assert not lost
+    assert operator_starts(operator) == 1
+    figures(apiserver_restart_s=round(down_for, 2), changes_done_after_s=changed_after,
+            applied_after_apiserver_ready_s=applied_after,
+            watch_errors=metric(operator, "kitex_etcd_operator_pod_watch_errors_total"),
+            relists_gone=metric(operator, "kitex_etcd_operator_pod_relists_total",
+                                reason="gone"),
+            stayer_deletes=0, stayer_max_gap_s=gaps.max_gap, entries_lost=len(lost))
+
+
+def test_watch_answered_410_gone(kube: Any, k8s: Any, namespace: str, etcd_probe: EtcdProbe,
+                                 start_operator: Callable[..., Any], tmp_path: Path,
+                                 figures: Callable[..., None]) -> None:
+    """Cut, restart the API server behind the cut, change pods, reconnect.
+
+    The restarted API server's watch cache starts at the current revision, so
+    the operator's resourceVersion from before is too old: the watch is
+    answered 410 Gone and only a relist can tell it which pods were deleted.
+    """
+    proxy = CuttableProxy(kube.server)
+    try:
+        operator = start_operator("--namespace", namespace, *RETRY_FLAGS,
+                                  kubeconfig=proxied_kubeconfig(kube, proxy, tmp_path / "kc"))
+        pods = Pods(k8s, namespace, etcd_probe)
+        pods.wait_registered(3, 2)
+        stayers = pods.stayer_keys()
+        revisions = create_revisions(etcd_probe, pods.range)
+        recorder = etcd_probe.watch(pods.range)
+        gone_before = metric(operator, "kitex_etcd_operator_pod_relists_total", reason="gone")
+        with GapSampler(etcd_probe, pods.range, lambda: stayers) as gaps:
+            proxy.cut()
+            kube.restart_apiserver()
+            pods.change_move()
+            pods.apps.patch_namespaced_deployment_scale("move", namespace,
+                                                        {"spec": {"replicas": 0}})
+            wait_for(lambda: not pods.core.list_namespaced_pod(
+                namespace, label_selector="app=move").items, timeout=60,
+                what="every move pod deleted while the operator is blind")
+            proxy.restore()
+            restored_at = time.monotonic()
+            want = pods.desired()
+            assert set(want) == stayers
+            wait_keys(etcd_probe, pods.range, want, timeout=90,
+                      what="the move pods' entries gone after the relist")
+            applied_after = since(restored_at)
+        recorder.stop()
+        gone = metric(operator, "kitex_etcd_operator_pod_relists_total", reason="gone")
+        assert gone > gone_before, operator.tail()
+        assert "410 Gone" in operator.log()
+        assert not set(recorder.deletes()) & stayers, recorder.deletes()
+        assert gaps.max_gap == 0, gaps.longest
+        lost = entries_lost(revisions, create_revisions(etcd_probe, pods.range), set(want))
+        assert not lost
+        assert operator_starts(operator) == 1
+        figures(relists_after_410=gone - gone_before, applied_after_restore_s=applied_after,
+                deletes_seen=len(recorder.deletes()), stayer_deletes=0,
+                stayer_max_gap_s=gaps.max_gap, entries_lost=len(lost))
+    finally:
+        proxy.close()
