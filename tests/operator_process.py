@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -57,6 +58,13 @@ class OperatorProcess:
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
             return str(r.read().decode())
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of /metrics (0 when the series does not exist yet)."""
+        selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        series = re.escape(name + ("{" + selector + "}" if selector else ""))
+        found = re.search(rf"^{series} (\S+)$", self.metrics(), re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

@@ -252,6 +252,11 @@ class Controller:
         await self.targets.close()
 
     @property
+    def warm(self) -> bool:
+        """Every pod watch has delivered a complete list: a standby could take over now."""
+        return all(watch.listed.is_set() for watch in self.pod_watches)
+
+    @property
     def ready(self) -> bool:
         """After the initial lists, once every service was tried: a target that keeps
         failing shows as Degraded on its KitexService, it must not hold up a rollout."""

@@ -28,6 +28,7 @@ from .retry import RetryConfig
 from .settings import DefaultTarget, Settings
 
 log = logging.getLogger(__name__)
+TAKEOVER_MARGIN = 10.0  # seconds a new leader may need for its first sync
 
 
 def etcd_options(fn: Any) -> Any:
@@ -132,11 +133,29 @@ def run(**kw: Any) -> None:
     if kw["leader_elect"]:
         identity = kw["leader_election_id"] or f"{socket.gethostname()}-{os.getpid()}"
         election = ElectionConfig(namespace=kw["leader_election_namespace"], identity=identity)
+        check_takeover_fits(election, settings.lease_ttl)
     try:
         asyncio.run(operate(settings, election, kw["kubeconfig"]))
     except LostLeadership as exc:
         log.error("Stepping down: %s", exc)
         sys.exit(1)
+
+
+def check_takeover_fits(election: ElectionConfig, lease_ttl: int) -> None:
+    """Refuse a lease TTL that a leader crash could outlast.
+
+    After a crash nobody keeps the etcd leases alive until the standby leads:
+    up to ``lease_duration + retry_period`` plus its first sync. With a TTL
+    shorter than that (and a margin for the sync) every entry would expire
+    in a takeover, so it is a configuration error, not a warning.
+    """
+    takeover = election.lease_duration + election.retry_period + TAKEOVER_MARGIN
+    if lease_ttl < takeover:
+        raise click.UsageError(
+            f"--lease-ttl {lease_ttl}s is shorter than a leader takeover after a crash "
+            f"(up to {takeover:g}s: leader lease {election.lease_duration:g}s + retry "
+            f"{election.retry_period:g}s + {TAKEOVER_MARGIN:g}s for the first sync): "
+            f"entries would expire; raise --lease-ttl or run without --leader-elect")
 
 
 async def operate(settings: Settings, election: ElectionConfig | None = None,
@@ -152,8 +171,15 @@ async def operate(settings: Settings, election: ElectionConfig | None = None,
     kube = KubeApi.from_environment(kubeconfig)
     controller = Controller(settings, kube)
     elector = LeaderElector(kube, election) if election else None
+    def ready() -> bool:
+        # A warm standby is ready: were it not, a rolling update (maxUnavailable 0)
+        # would wait forever for a new replica that cannot lead while the old one does.
+        if elector is not None and not elector.leading.is_set():
+            return controller.warm
+        return controller.ready
+
     runner = await probes.serve(settings.health_host, settings.health_port,
-                                ready=lambda: controller.ready, alive=lambda: True)
+                                ready=ready, alive=lambda: True)
     log.info("Operator starting: cluster id %s, %s, policy %s%s", settings.cluster_id,
              "namespaces " + ",".join(settings.namespaces) if settings.namespaces
              else "cluster-wide", settings.policy.value, ", dry run" if settings.dry_run else "")
@@ -184,5 +210,7 @@ async def operate(settings: Settings, election: ElectionConfig | None = None,
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await controller.stop()
+        if elector is not None:
+            await elector.release()
         await runner.cleanup()
         kube.close()

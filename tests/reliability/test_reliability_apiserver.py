@@ -12,7 +12,6 @@ gone (410).
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,14 +31,6 @@ def proxied_kubeconfig(kube: Any, proxy: CuttableProxy, path: Path) -> Path:
     text = Path(kube.kubeconfig).read_text()
     path.write_text(text.replace(kube.server, f"https://{proxy.address}"))
     return path
-
-
-def metric(operator: Any, name: str, **labels: str) -> float:
-    """One sample of the operator's /metrics (0 when the series does not exist yet)."""
-    selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = rf"^{re.escape(name)}{re.escape('{' + selector + '}') if selector else ''} (\S+)$"
-    found = re.search(pattern, operator.metrics(), re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
 
 
 class Pods:
@@ -120,8 +111,8 @@ def test_watch_streams_cut(kube: Any, k8s: Any, namespace: str, etcd_probe: Etcd
         assert operator_starts(operator) == 1
         figures(connections_reset=streams, cut_seconds=cut_for,
                 refused_while_cut=proxy.refused, applied_after_restore_s=applied_after,
-                watch_errors=metric(operator, "kitex_etcd_operator_pod_watch_errors_total"),
-                relists_gone=metric(operator, "kitex_etcd_operator_pod_relists_total",
+                watch_errors=operator.metric("kitex_etcd_operator_pod_watch_errors_total"),
+                relists_gone=operator.metric("kitex_etcd_operator_pod_relists_total",
                                     reason="gone"),
                 stayer_deletes=len(deleted_stayers), stayer_max_gap_s=gaps.max_gap,
                 entries_lost=len(lost), gap_samples=gaps.samples)
@@ -154,8 +145,8 @@ def test_apiserver_restarted(kube: Any, k8s: Any, namespace: str, etcd_probe: Et
     assert operator_starts(operator) == 1
     figures(apiserver_restart_s=round(down_for, 2), changes_done_after_s=changed_after,
             applied_after_apiserver_ready_s=applied_after,
-            watch_errors=metric(operator, "kitex_etcd_operator_pod_watch_errors_total"),
-            relists_gone=metric(operator, "kitex_etcd_operator_pod_relists_total",
+            watch_errors=operator.metric("kitex_etcd_operator_pod_watch_errors_total"),
+            relists_gone=operator.metric("kitex_etcd_operator_pod_relists_total",
                                 reason="gone"),
             stayer_deletes=0, stayer_max_gap_s=gaps.max_gap, entries_lost=len(lost))
 
@@ -178,7 +169,7 @@ def test_watch_answered_410_gone(kube: Any, k8s: Any, namespace: str, etcd_probe
         stayers = pods.stayer_keys()
         revisions = create_revisions(etcd_probe, pods.range)
         recorder = etcd_probe.watch(pods.range)
-        gone_before = metric(operator, "kitex_etcd_operator_pod_relists_total", reason="gone")
+        gone_before = operator.metric("kitex_etcd_operator_pod_relists_total", reason="gone")
         with GapSampler(etcd_probe, pods.range, lambda: stayers) as gaps:
             proxy.cut()
             kube.restart_apiserver()
@@ -196,7 +187,7 @@ def test_watch_answered_410_gone(kube: Any, k8s: Any, namespace: str, etcd_probe
                       what="the move pods' entries gone after the relist")
             applied_after = since(restored_at)
         recorder.stop()
-        gone = metric(operator, "kitex_etcd_operator_pod_relists_total", reason="gone")
+        gone = operator.metric("kitex_etcd_operator_pod_relists_total", reason="gone")
         assert gone > gone_before, operator.tail()
         assert "410 Gone" in operator.log()
         assert not set(recorder.deletes()) & stayers, recorder.deletes()
