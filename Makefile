@@ -35,7 +35,7 @@ tools: $(STAMP)
 deps: venv tools
 
 lint: venv
-	$(BIN)/ruff check operator tests
+	$(BIN)/ruff check operator tests benchmarks
 
 typecheck: venv
 	$(BIN)/mypy
