@@ -12,6 +12,7 @@ Nothing is written on pods, so they delete freely while the operator is down
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -22,8 +23,13 @@ from .kubeapi import GROUP, PLURAL, VERSION
 log = logging.getLogger(__name__)
 
 
-def make_registry(controller: Controller) -> kopf.OperatorRegistry:
-    """Handlers bound to one controller, in a registry of their own (no import side effects)."""
+def make_registry(controller: Controller,
+                  on_startup: Callable[[], None] | None = None) -> kopf.OperatorRegistry:
+    """Handlers bound to one controller, in a registry of their own (no import side effects).
+
+    ``on_startup`` runs once kopf has started (the runner takes the signal
+    handlers back there: kopf installs its own on start).
+    """
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -39,6 +45,8 @@ def make_registry(controller: Controller) -> kopf.OperatorRegistry:
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         settings.batching.worker_limit = None
+        if on_startup is not None:
+            on_startup()
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def kitexservice_event(event: kopf.RawEvent, **_: Any) -> None:

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 WATCH_TIMEOUT = 300  # seconds the API server keeps one watch open
 READ_MARGIN = 60  # silent this long past WATCH_TIMEOUT: dead (bookmarks come every minute)
-BACKOFF_MAX = 30.0
+BACKOFF_MAX = 8.0  # a cut stream is back within this of the API answering again
 _END = object()
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from .settings import DefaultTarget, Settings
 
 log = logging.getLogger(__name__)
 TAKEOVER_MARGIN = 10.0  # seconds a new leader may need for its first sync
+STOP_GRACE = 10.0  # seconds the controller gets to stop writing on SIGTERM
 
 
 def etcd_options(fn: Any) -> Any:
@@ -158,6 +161,48 @@ def check_takeover_fits(election: ElectionConfig, lease_ttl: int) -> None:
             f"entries would expire; raise --lease-ttl or run without --leader-elect")
 
 
+class Shutdown:
+    """SIGTERM and SIGINT, handled by the operator rather than by kopf.
+
+    A stop must go in order: stop writing, then release the leader Lease, then
+    let kopf go. kopf's own handler stops kopf first, and a stop that arrives
+    while kopf is still starting can hang in its API retries; so the
+    operator takes the signals back once kopf has installed its handlers. A
+    second signal exits at once.
+    """
+
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._signalled, sig)
+
+    def _signalled(self, sig: signal.Signals) -> None:
+        if self.requested.is_set():
+            log.warning("%s again: exiting now", sig.name)
+            os._exit(1)
+        log.info("%s received: stopping", sig.name)
+        self.requested.set()
+
+
+async def _within(awaitable: Awaitable[object], seconds: float, what: str) -> None:
+    """One step of the shutdown, bounded: a stuck step must not keep the pod alive."""
+    try:
+        await asyncio.wait_for(awaitable, seconds)
+    except TimeoutError:
+        log.warning("Shutdown: %s took longer than %gs; going on", what, seconds)
+    except Exception as exc:
+        log.warning("Shutdown: %s failed: %s", what, exc)
+
+
+async def _cancel(*tasks: asyncio.Task[Any]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def operate(settings: Settings, election: ElectionConfig | None = None,
                   kubeconfig: str | None = None) -> None:
     """Watch from the start (a standby stays warm), write only once leading."""
@@ -168,9 +213,12 @@ async def operate(settings: Settings, election: ElectionConfig | None = None,
     from .handlers import make_registry
     from .kubeapi import KubeApi
 
+    shutdown = Shutdown()
+    shutdown.install()
     kube = KubeApi.from_environment(kubeconfig)
     controller = Controller(settings, kube)
     elector = LeaderElector(kube, election) if election else None
+
     def ready() -> bool:
         # A warm standby is ready: were it not, a rolling update (maxUnavailable 0)
         # would wait forever for a new replica that cannot lead while the old one does.
@@ -192,25 +240,40 @@ async def operate(settings: Settings, election: ElectionConfig | None = None,
         metrics.leader.set(1)
         await controller.start()
 
-    tasks = [asyncio.create_task(kopf.operator(
-                 registry=make_registry(controller), standalone=True,
-                 clusterwide=not settings.namespaces, namespaces=list(settings.namespaces)),
-                 name="kopf"),
-             asyncio.create_task(lead(), name="lead")]
-    if elector is not None:
-        tasks.append(asyncio.create_task(elector.run(), name="leader election"))
+    kopf_stop, kopf_ready = asyncio.Event(), asyncio.Event()
+
+    async def take_signals_back() -> None:
+        await kopf_ready.wait()
+        shutdown.install()
+
+    kopf_task = asyncio.create_task(kopf.operator(
+        registry=make_registry(controller, on_startup=shutdown.install), standalone=True,
+        clusterwide=not settings.namespaces, namespaces=list(settings.namespaces),
+        stop_flag=kopf_stop, ready_flag=kopf_ready), name="kopf")
+    lead_task = asyncio.create_task(lead(), name="lead")
+    elector_task = asyncio.create_task(elector.run(), name="leader election") \
+        if elector is not None else None
+    helpers = [asyncio.create_task(take_signals_back(), name="signals")]
+    stop_task = asyncio.create_task(shutdown.requested.wait(), name="stop")
+    watched: set[asyncio.Task[Any]] = {kopf_task, stop_task}
+    if elector_task is not None:
+        watched.add(elector_task)
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
-            if task.exception() is not None:
+            if task is not stop_task and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
-        await tasks[0]
+        if kopf_task in done:
+            log.error("kopf stopped on its own; stopping")
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await controller.stop()
-        if elector is not None:
-            await elector.release()
+        # Stop writing first, then hand the Lease over, then let kopf go.
+        await _cancel(lead_task, stop_task, *helpers)
+        await _within(controller.stop(), STOP_GRACE, "stopping the controller")
+        if elector_task is not None and elector is not None:
+            await _cancel(elector_task)
+            await _within(elector.release(), 5, "releasing the leader Lease")
+        kopf_stop.set()
+        await _within(asyncio.wait({kopf_task}), 5, "stopping kopf")
+        await _cancel(kopf_task)
         await runner.cleanup()
         kube.close()

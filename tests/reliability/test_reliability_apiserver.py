@@ -26,6 +26,8 @@ from helpers import set_pod_ready, wait_for
 from kube_objects import ANN, PREFIX, deployment, expected, ready_pods
 from tcp_proxy import CuttableProxy
 
+WATCH_ERRORS = "kitex_etcd_operator_pod_watch_errors_total"
+
 
 def proxied_kubeconfig(kube: Any, proxy: CuttableProxy, path: Path) -> Path:
     text = Path(kube.kubeconfig).read_text()
@@ -89,10 +91,14 @@ def test_watch_streams_cut(kube: Any, k8s: Any, namespace: str, etcd_probe: Etcd
         stayers = pods.stayer_keys()
         revisions = create_revisions(etcd_probe, pods.range)
         recorder = etcd_probe.watch(pods.range)
+        errors_before = operator.metric(WATCH_ERRORS)
         with GapSampler(etcd_probe, pods.range, lambda: stayers) as gaps:
             cut_at = time.monotonic()
             streams = proxy.cut()
             pods.change_move()  # while the operator cannot see the API server
+            # The cut lasts until the operator has failed to reconnect three times.
+            wait_for(lambda: operator.metric(WATCH_ERRORS) >= errors_before + 3, timeout=60,
+                     what="three failed reconnections")
             # Blind, it must hold on to what it knew: etcd is exactly as before the cut.
             assert etcd_probe.values(pods.range) == before
             cut_for = since(cut_at)
@@ -111,7 +117,7 @@ def test_watch_streams_cut(kube: Any, k8s: Any, namespace: str, etcd_probe: Etcd
         assert operator_starts(operator) == 1
         figures(connections_reset=streams, cut_seconds=cut_for,
                 refused_while_cut=proxy.refused, applied_after_restore_s=applied_after,
-                watch_errors=operator.metric("kitex_etcd_operator_pod_watch_errors_total"),
+                watch_errors=operator.metric(WATCH_ERRORS),
                 relists_gone=operator.metric("kitex_etcd_operator_pod_relists_total",
                                     reason="gone"),
                 stayer_deletes=len(deleted_stayers), stayer_max_gap_s=gaps.max_gap,
@@ -145,7 +151,7 @@ def test_apiserver_restarted(kube: Any, k8s: Any, namespace: str, etcd_probe: Et
     assert operator_starts(operator) == 1
     figures(apiserver_restart_s=round(down_for, 2), changes_done_after_s=changed_after,
             applied_after_apiserver_ready_s=applied_after,
-            watch_errors=operator.metric("kitex_etcd_operator_pod_watch_errors_total"),
+            watch_errors=operator.metric(WATCH_ERRORS),
             relists_gone=operator.metric("kitex_etcd_operator_pod_relists_total",
                                 reason="gone"),
             stayer_deletes=0, stayer_max_gap_s=gaps.max_gap, entries_lost=len(lost))
