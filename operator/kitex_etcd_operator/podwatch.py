@@ -17,6 +17,7 @@ list is never read as "these pods vanished".
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -184,10 +185,12 @@ class _Stream(threading.Thread):
             self.stopped.set()
 
     def stop(self) -> None:
+        """Unblock a read in progress; a stream that already ended needs nothing."""
         self.stopped.set()
         response = self.response
         if response is not None:
-            response.shutdown()  # unblocks a read in progress in the thread
+            with contextlib.suppress(Exception):  # released or never connected: nothing to cut
+                response.shutdown()
 
 
 def _translate(exc: BaseException) -> BaseException:

@@ -273,7 +273,7 @@ async def operate(settings: Settings, election: ElectionConfig | None = None,
             await _cancel(elector_task)
             await _within(elector.release(), 5, "releasing the leader Lease")
         kopf_stop.set()
-        await _within(asyncio.wait({kopf_task}), 5, "stopping kopf")
+        await _within(asyncio.wait({kopf_task}), 2, "stopping kopf")
         await _cancel(kopf_task)
         await runner.cleanup()
         kube.close()

@@ -11,6 +11,8 @@ couple of seconds.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -108,10 +110,11 @@ def test_leader_stopped_hands_over(k8s: Any, namespace: str, etcd_probe: EtcdPro
 
     with GapSampler(etcd_probe, rng, lambda: stayers) as gaps:
         stopped_at = time.monotonic()
-        first.stop()  # SIGTERM, as a rollout or a node drain sends
-        stop_took = since(stopped_at)
+        os.killpg(first.proc.pid, signal.SIGTERM)  # as a rollout or a node drain sends
         wait_for(lambda: leading(second), timeout=60, what="the standby leading")
         takeover = since(stopped_at)
+        first.proc.wait(30)
+        stop_took = since(stopped_at)
         apps.patch_namespaced_deployment_scale("ho", namespace, {"spec": {"replicas": 4}})
         wait_for(lambda: len(ready_pods(core, namespace, "ho")) == 4, timeout=60,
                  what="4 pods")
