@@ -24,7 +24,7 @@ from .finalizers import Finalizers
 from .kube.pods import pod_view
 from .kube.spec import SpecError, parse_kitexservice
 from .kubeapi import CrdMissing, KubeApi
-from .plan import Binding
+from .plan import Binding, Policy
 from .podwatch import PodWatch
 from .registry import RegistryError, SyncResult
 from .retry import RetryState
@@ -362,6 +362,14 @@ class BindingWorker:
             metrics.writes.labels("delete").inc(result.deletes)
             self.retry = self.retry.succeeded()
             self.last = result
+            if result.withheld_deletes and self.c.settings.policy is Policy.SYNC:
+                # The cap slows a wipe down so that a person can notice it; the rest
+                # follows cycle by cycle, observeDelay apart.
+                metrics.deletes_withheld.labels(self.binding.prefix, self.binding.service).inc(
+                    result.withheld_deletes)
+                log.warning("Held back %d deletion(s) of %s (--max-deletes %s)",
+                            result.withheld_deletes, self.binding, self.c.settings.max_deletes,
+                            extra=self._log_extra)
             self._not_before = 0.0
             if result.puts or result.deletes or result.conflicts:
                 log.info("Synced %s: %d put, %d deleted, %d unchanged, %d conflict(s), %d txn(s)"

@@ -34,6 +34,9 @@ etcd_errors = Counter(f"{NS}_etcd_errors_total", "etcd operations that failed, b
                       ["op"])
 keepalive_failures = Counter(f"{NS}_lease_keepalive_failures_total",
                              "Lease keepalives that failed or found the lease gone")
+deletes_withheld = Counter(f"{NS}_deletes_withheld_total",
+                           "Deletions held back by --max-deletes (they follow in later cycles)",
+                           ["prefix", "service"])
 leases = Gauge(f"{NS}_leases", "Leases held, over all etcd targets")
 pods_seen = Gauge(f"{NS}_pods_seen", "Pods in the operator's view (watched namespaces)")
 pod_relists = Counter(f"{NS}_pod_relists_total",
@@ -49,6 +52,7 @@ leader = Gauge(f"{NS}_leader", "1 while this replica is the writer")
 
 def forget_service(prefix: str, service: str) -> None:
     """A removed service must not linger on dashboards with its last values."""
-    for gauge in (instances, desired_instances, conflicts, consecutive_failures, degraded):
+    for gauge in (instances, desired_instances, conflicts, consecutive_failures, degraded,
+                  deletes_withheld):
         with contextlib.suppress(KeyError):
             gauge.remove(prefix, service)

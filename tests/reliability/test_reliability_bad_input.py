@@ -1,0 +1,205 @@
+"""Bad input against the real API server: hypothesis generates it, the operator survives it.
+
+Random KitexService specs (unicode, '/' in names, wrong types, huge tag maps,
+out-of-range numbers, unknown fields) and random pod annotations go to the
+real kube-apiserver with the operator running. Every one must end one of
+three ways: refused at admission (schema or CEL), reported by the operator
+(a condition or an Event naming the field), or registered. Whatever happens,
+the operator process is the same one at the end and the control service's
+entry was never rewritten.
+
+The expected outcome of an accepted object is what the operator's own parser
+says of the object as the API server stored it; the test checks that the
+running operator does exactly that, and that the schema and CEL leave the
+parser nothing to choke on.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kubernetes import client
+
+from etcd_probe import EtcdProbe
+from helpers import wait_for
+from kitex_etcd_operator.kube.annotations import spec_from_annotations
+from kitex_etcd_operator.kube.errors import SpecError
+from kitex_etcd_operator.kube.names import ANNOTATION_PREFIX, Annotation
+from kitex_etcd_operator.kube.pods import pod_view
+from kitex_etcd_operator.kube.spec import instance_for, parse_kitexservice
+from kitex_etcd_operator.model import DEFAULT_PREFIX, service_range
+from kube_objects import ANN, PREFIX, custom, deployment, kitexservice, ready_pods
+
+GROUP, VERSION, PLURAL = "kitex.cloudwego.io", "v1alpha1", "kitexservices"
+EXAMPLES = settings(max_examples=30, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                           HealthCheck.too_slow])
+TARGET_PODS = 2
+
+_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+_dns = st.from_regex(r"[a-z][a-z0-9-]{0,20}[a-z0-9]", fullmatch=True)
+_names = _dns | _text | st.sampled_from(["a/b", "", " ", "echo.v2", "ünïcode", "x" * 300])
+_ports = (st.integers(-5, 70_000) | _text | st.sampled_from(["8888", "rpc", "http", "0"])
+          | st.booleans() | st.lists(st.integers(), max_size=2))
+_small_tags = st.dictionaries(_text, _text, max_size=5)
+_huge_tags = st.integers(200, 1000).map(lambda n: {f"k{i}": "v" * 40 for i in range(n)})
+_any = st.none() | st.booleans() | st.integers() | _text | st.lists(st.integers(), max_size=2)
+
+specs = st.fixed_dictionaries(
+    {"selector": st.just({"matchLabels": {"app": "target"}}), "port": _ports},
+    optional={
+        "serviceName": _names | _any,
+        "framework": st.sampled_from(["kitex", "hertz", "grpc"]) | _any,
+        "weight": st.integers(-10, 2**40) | _any,
+        "tags": _small_tags | _huge_tags | _any,
+        "tagsFromLabels": st.lists(_text, max_size=3) | _any,
+        "network": st.sampled_from(["tcp", "udp", "unix"]) | _any,
+        "leaseTTL": st.integers(-1, 10**6) | _any,
+        "retry": st.fixed_dictionaries({}, optional={
+            "maxAttemptTimes": st.integers(-1, 100) | _any,
+            "observeDelay": st.sampled_from(["1s", "30s", "1h", "-1s", "soon"]) | _any,
+            "retryDelay": st.sampled_from(["1s", "0s", "10x"]) | _any}),
+        "etcd": st.fixed_dictionaries({}, optional={
+            "prefix": st.sampled_from(["custom/prefix", "/lead", "trail/", ""]) | _text}),
+        "notInTheSchema": _any,
+    })
+
+_annotation_names = st.sampled_from([a.value for a in Annotation] + [ANNOTATION_PREFIX + "bogus"])
+_annotation_values = (_text | st.sampled_from(
+    ["8888", "rpc", "http", "true", "false", "a=b,c=d", "=x", "1e3", "-1", "65536", "hertz",
+     "hostIP", "IPv6", "a/b", "x" * 2000]))
+annotation_sets = st.dictionaries(_annotation_names, _annotation_values, max_size=7).map(
+    lambda notes: {Annotation.SERVICE.value: "fuzz", **notes})
+
+
+@pytest.fixture
+def world(k8s: Any, namespace: str, etcd_probe: EtcdProbe,
+          start_operator: Callable[..., Any]) -> Iterator[dict[str, Any]]:
+    """The operator, two ready target pods, and a control service that must stay untouched."""
+    core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
+    operator = start_operator("--namespace", namespace, "--observe-delay", "2s",
+                              "--retry-delay", "1s")
+    apps.create_namespaced_deployment(namespace, deployment(
+        "target", TARGET_PODS, ports=[{"name": "rpc", "containerPort": 8888}]))
+    control = f"control-{namespace}"
+    apps.create_namespaced_deployment(namespace, deployment(
+        "control", 1, annotations={ANN + "service": control, ANN + "port": "8888"}))
+    wait_for(lambda: len(ready_pods(core, namespace, "target")) == TARGET_PODS
+             and len(etcd_probe.get_prefix(f"{PREFIX}/{control}/")) == 1, timeout=90,
+             what="target pods and the control entry")
+    before = etcd_probe.get_prefix(f"{PREFIX}/{control}/")
+    counts = {"refused": 0, "reported": 0, "registered": 0, "ignored": 0}
+    yield {"core": core, "operator": operator, "counts": counts, "names": itertools.count()}
+    after = etcd_probe.get_prefix(f"{PREFIX}/{control}/")
+    assert after == before, "the control entry was rewritten or lost"
+    assert operator.running and operator.log().count("Operator starting") == 1
+    print("BAD INPUT", counts)
+
+
+def _condition(k8s: Any, namespace: str, name: str, kind: str) -> dict[str, Any] | None:
+    obj = custom(k8s).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    status = obj.get("status") or {}
+    if status.get("observedGeneration") != obj["metadata"]["generation"]:
+        return None
+    return next((c for c in status.get("conditions") or [] if c["type"] == kind), None)
+
+
+@EXAMPLES
+@given(spec=specs)
+def test_random_kitexservices(k8s: Any, namespace: str, etcd_probe: EtcdProbe,
+                              world: dict[str, Any], spec: dict[str, Any]) -> None:
+    name = f"ks{next(world['names'])}"
+    api = custom(k8s)
+    try:
+        stored = api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                                     kitexservice(name, spec))
+    except client.ApiException as exc:
+        assert exc.status in (400, 422), exc  # refused at admission, never a 500
+        world["counts"]["refused"] += 1
+        return
+    try:
+        parsed = parse_kitexservice(stored)
+    except SpecError as err:
+        ready = wait_for(lambda: (c := _condition(k8s, namespace, name, "Ready"))
+                         and c["status"] == "False" and c, timeout=30,
+                         what=f"Ready=False on {name} for {err.field}")
+        assert ready["reason"] == "InvalidSpec" and err.field in ready["message"], ready
+        world["counts"]["reported"] += 1
+    else:
+        prefix = parsed.etcd.prefix or DEFAULT_PREFIX
+        rng = service_range(prefix, parsed.service_name)
+        wait_for(lambda: (c := _condition(k8s, namespace, name, "Ready"))
+                 and c["status"] == "True", timeout=30, what=f"Ready=True on {name}")
+        pods_ok = _condition(k8s, namespace, name, "InvalidPods")
+        if pods_ok is not None and pods_ok["status"] == "True":
+            world["counts"]["reported"] += 1
+        else:
+            wait_for(lambda: len(etcd_probe.get_prefix(rng)) == TARGET_PODS, timeout=30,
+                     what=f"{TARGET_PODS} entries under {rng}")
+            world["counts"]["registered"] += 1
+    api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    wait_for(lambda: name not in {o["metadata"]["name"] for o in api.list_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL)["items"]}, timeout=30,
+        what=f"{name} deleted (its finalizer released)")
+    assert world["operator"].running
+
+
+def _pod(name: str, node: str, notes: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app": "fuzz"}, "annotations": notes},
+            "spec": {"nodeName": node, "containers": [{
+                "name": "c", "image": "fuzz/kitex", "ports": [
+                    {"name": "rpc", "containerPort": 8888}]}]}}
+
+
+@EXAMPLES
+@given(notes=annotation_sets)
+def test_random_pod_annotations(kube: Any, namespace: str, etcd_probe: EtcdProbe,
+                                world: dict[str, Any], notes: dict[str, str]) -> None:
+    core = world["core"]
+    name = f"fuzz{next(world['names'])}"
+    try:
+        core.create_namespaced_pod(namespace, _pod(name, kube.node_names[0], notes))
+    except client.ApiException as exc:
+        assert exc.status in (400, 422), exc  # an annotation the API itself refuses
+        world["counts"]["refused"] += 1
+        return
+    pod = wait_for(lambda: (p := core.read_namespaced_pod(name, namespace)).status.pod_ip
+                   and any(c.type == "Ready" and c.status == "True"
+                           for c in p.status.conditions or []) and p,
+                   timeout=60, what=f"pod {name} ready")
+    view = pod_view(core.api_client.sanitize_for_serialization(pod))
+    try:
+        spec = spec_from_annotations(view)
+        instance = instance_for(view, spec) if spec is not None else None
+    except SpecError as err:
+        event = wait_for(lambda: [e for e in core.list_namespaced_event(
+            namespace, field_selector=f"involvedObject.name={name}").items
+            if e.reason == "InvalidKitexRegistration"], timeout=30,
+            what=f"an Event on {name} naming {err.field}")[0]
+        annotation = err.field.split("[", 1)[-1].rstrip("]")
+        assert annotation in event.message, (err.field, event.message)
+        world["counts"]["reported"] += 1
+    else:
+        if spec is None or instance is None:
+            world["counts"]["ignored"] += 1
+        else:
+            key = f"{service_range(spec.etcd.prefix or DEFAULT_PREFIX, spec.service_name)}" \
+                  f"{instance.address}"
+            wait_for(lambda: key in etcd_probe.get_prefix(key), timeout=30,
+                     what=f"{key} registered")
+            world["counts"]["registered"] += 1
+            core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+            wait_for(lambda: key not in etcd_probe.get_prefix(key), timeout=30,
+                     what=f"{key} removed with its pod")
+            return
+    core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+    wait_for(lambda: not core.list_namespaced_pod(
+        namespace, field_selector=f"metadata.name={name}").items, timeout=60,
+        what=f"pod {name} gone")
+    assert world["operator"].running
