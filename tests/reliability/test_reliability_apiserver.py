@@ -112,7 +112,7 @@ def test_watch_streams_cut(kube: Any, k8s: Any, namespace: str, etcd_probe: Etcd
         deleted_stayers = set(recorder.deletes()) & stayers
         assert not deleted_stayers, recorder.deletes()
         assert gaps.max_gap == 0, gaps.longest
-        lost = entries_lost(revisions, create_revisions(etcd_probe, pods.range), set(want))
+        lost = entries_lost(revisions, create_revisions(etcd_probe, pods.range), stayers)
         assert not lost
         assert operator_starts(operator) == 1
         figures(connections_reset=streams, cut_seconds=cut_for,
@@ -146,7 +146,7 @@ def test_apiserver_restarted(kube: Any, k8s: Any, namespace: str, etcd_probe: Et
     recorder.stop()
     assert not set(recorder.deletes()) & stayers, recorder.deletes()
     assert gaps.max_gap == 0, gaps.longest
-    lost = entries_lost(revisions, create_revisions(etcd_probe, pods.range), set(want))
+    lost = entries_lost(revisions, create_revisions(etcd_probe, pods.range), stayers)
     assert not lost
     assert operator_starts(operator) == 1
     figures(apiserver_restart_s=round(down_for, 2), changes_done_after_s=changed_after,
@@ -198,7 +198,7 @@ def test_watch_answered_410_gone(kube: Any, k8s: Any, namespace: str, etcd_probe
         assert "410 Gone" in operator.log()
         assert not set(recorder.deletes()) & stayers, recorder.deletes()
         assert gaps.max_gap == 0, gaps.longest
-        lost = entries_lost(revisions, create_revisions(etcd_probe, pods.range), set(want))
+        lost = entries_lost(revisions, create_revisions(etcd_probe, pods.range), stayers)
         assert not lost
         assert operator_starts(operator) == 1
         figures(relists_after_410=gone - gone_before, applied_after_restore_s=applied_after,

@@ -27,12 +27,13 @@ from kubernetes import client
 
 from etcd_probe import EtcdProbe
 from helpers import wait_for
+from kitex_etcd_operator.desired import DesiredState
 from kitex_etcd_operator.kube.annotations import spec_from_annotations
 from kitex_etcd_operator.kube.errors import SpecError
 from kitex_etcd_operator.kube.names import ANNOTATION_PREFIX, Annotation
 from kitex_etcd_operator.kube.pods import pod_view
 from kitex_etcd_operator.kube.spec import instance_for, parse_kitexservice
-from kitex_etcd_operator.model import DEFAULT_PREFIX, service_range
+from kitex_etcd_operator.model import service_range
 from kube_objects import ANN, PREFIX, custom, deployment, kitexservice, ready_pods
 
 GROUP, VERSION, PLURAL = "kitex.cloudwego.io", "v1alpha1", "kitexservices"
@@ -50,31 +51,68 @@ _small_tags = st.dictionaries(_text, _text, max_size=5)
 _huge_tags = st.integers(200, 1000).map(lambda n: {f"k{i}": "v" * 40 for i in range(n)})
 _any = st.none() | st.booleans() | st.integers() | _text | st.lists(st.integers(), max_size=2)
 
-specs = st.fixed_dictionaries(
-    {"selector": st.just({"matchLabels": {"app": "target"}}), "port": _ports},
-    optional={
-        "serviceName": _names | _any,
-        "framework": st.sampled_from(["kitex", "hertz", "grpc"]) | _any,
-        "weight": st.integers(-10, 2**40) | _any,
-        "tags": _small_tags | _huge_tags | _any,
-        "tagsFromLabels": st.lists(_text, max_size=3) | _any,
-        "network": st.sampled_from(["tcp", "udp", "unix"]) | _any,
-        "leaseTTL": st.integers(-1, 10**6) | _any,
-        "retry": st.fixed_dictionaries({}, optional={
-            "maxAttemptTimes": st.integers(-1, 100) | _any,
-            "observeDelay": st.sampled_from(["1s", "30s", "1h", "-1s", "soon"]) | _any,
-            "retryDelay": st.sampled_from(["1s", "0s", "10x"]) | _any}),
-        "etcd": st.fixed_dictionaries({}, optional={
-            "prefix": st.sampled_from(["custom/prefix", "/lead", "trail/", ""]) | _text}),
-        "notInTheSchema": _any,
-    })
+_valid = {
+    "serviceName": _dns | st.sampled_from(["echo.v2", "a.b-c"]),
+    "framework": st.sampled_from(["kitex", "hertz"]),
+    "weight": st.integers(0, 100),
+    "tags": st.dictionaries(_dns, st.text(max_size=20), max_size=5) | _huge_tags,
+    "tagsFromLabels": st.lists(_dns, max_size=3),
+    "network": st.just("tcp"),
+    "leaseTTL": st.integers(10, 3600),
+    "retry": st.fixed_dictionaries({}, optional={
+        "maxAttemptTimes": st.integers(0, 10), "observeDelay": st.sampled_from(["2s", "30s"]),
+        "retryDelay": st.sampled_from(["1s", "10s"])}),
+    "etcd": st.fixed_dictionaries({}, optional={
+        "prefix": st.sampled_from(["custom/prefix", "kitex/registry-etcd"])}),
+}
+_junk = {
+    "serviceName": _names | _any,
+    "port": _ports,
+    "framework": st.sampled_from(["grpc", "KITEX"]) | _any,
+    "weight": st.integers(-10, 2**40) | _any,
+    "tags": _small_tags | _any,
+    "tagsFromLabels": st.lists(_text, max_size=3) | _any,
+    "network": st.sampled_from(["udp", "unix", ""]) | _any,
+    "leaseTTL": st.integers(-1, 10**6) | _any,
+    "retry": st.fixed_dictionaries({}, optional={
+        "maxAttemptTimes": st.integers(-1, 100) | _any,
+        "observeDelay": st.sampled_from(["1h", "-1s", "soon"]) | _any,
+        "retryDelay": st.sampled_from(["0s", "10x"]) | _any}) | _any,
+    "etcd": st.fixed_dictionaries({}, optional={
+        "prefix": st.sampled_from(["/lead", "trail/", ""]) | _text}) | _any,
+    "notInTheSchema": _any,
+}
+
+
+@st.composite
+def specs(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid spec with zero to two fields replaced by junk: every outcome is reachable."""
+    spec: dict[str, Any] = {"selector": {"matchLabels": {"app": "target"}},
+                            "port": draw(st.sampled_from([8888, "8888", "rpc"]))}
+    for field in draw(st.lists(st.sampled_from(sorted(_valid)), max_size=4, unique=True)):
+        spec[field] = draw(_valid[field])
+    for field in draw(st.lists(st.sampled_from(sorted(_junk)), max_size=2, unique=True)):
+        spec[field] = draw(_junk[field])
+    return spec
+
 
 _annotation_names = st.sampled_from([a.value for a in Annotation] + [ANNOTATION_PREFIX + "bogus"])
 _annotation_values = (_text | st.sampled_from(
     ["8888", "rpc", "http", "true", "false", "a=b,c=d", "=x", "1e3", "-1", "65536", "hertz",
      "hostIP", "IPv6", "a/b", "x" * 2000]))
-annotation_sets = st.dictionaries(_annotation_names, _annotation_values, max_size=7).map(
-    lambda notes: {Annotation.SERVICE.value: "fuzz", **notes})
+_valid_annotations = st.fixed_dictionaries(
+    {Annotation.PORT.value: st.sampled_from(["8888", "rpc"])},
+    optional={Annotation.WEIGHT.value: st.integers(0, 100).map(str),
+              Annotation.TAGS.value: st.sampled_from(["a=b", "a=b,c=d", ""])})
+
+
+@st.composite
+def annotation_sets(draw: st.DrawFn) -> dict[str, str]:
+    """Valid annotations with zero to two replaced or added at random."""
+    notes = {Annotation.SERVICE.value: "fuzz", **draw(_valid_annotations)}
+    for _ in range(draw(st.integers(0, 2))):
+        notes[draw(_annotation_names)] = draw(_annotation_values)
+    return notes
 
 
 @pytest.fixture
@@ -110,7 +148,7 @@ def _condition(k8s: Any, namespace: str, name: str, kind: str) -> dict[str, Any]
 
 
 @EXAMPLES
-@given(spec=specs)
+@given(spec=specs())
 def test_random_kitexservices(k8s: Any, namespace: str, etcd_probe: EtcdProbe,
                               world: dict[str, Any], spec: dict[str, Any]) -> None:
     name = f"ks{next(world['names'])}"
@@ -131,8 +169,8 @@ def test_random_kitexservices(k8s: Any, namespace: str, etcd_probe: EtcdProbe,
         assert ready["reason"] == "InvalidSpec" and err.field in ready["message"], ready
         world["counts"]["reported"] += 1
     else:
-        prefix = parsed.etcd.prefix or DEFAULT_PREFIX
-        rng = service_range(prefix, parsed.service_name)
+        binding = DesiredState().binding_of(parsed, namespace)[0]  # hertz has its own prefix
+        rng = service_range(binding.prefix, binding.service)
         wait_for(lambda: (c := _condition(k8s, namespace, name, "Ready"))
                  and c["status"] == "True", timeout=30, what=f"Ready=True on {name}")
         pods_ok = _condition(k8s, namespace, name, "InvalidPods")
@@ -158,7 +196,7 @@ def _pod(name: str, node: str, notes: dict[str, str]) -> dict[str, Any]:
 
 
 @EXAMPLES
-@given(notes=annotation_sets)
+@given(notes=annotation_sets())
 def test_random_pod_annotations(kube: Any, namespace: str, etcd_probe: EtcdProbe,
                                 world: dict[str, Any], notes: dict[str, str]) -> None:
     core = world["core"]
@@ -189,8 +227,8 @@ def test_random_pod_annotations(kube: Any, namespace: str, etcd_probe: EtcdProbe
         if spec is None or instance is None:
             world["counts"]["ignored"] += 1
         else:
-            key = f"{service_range(spec.etcd.prefix or DEFAULT_PREFIX, spec.service_name)}" \
-                  f"{instance.address}"
+            binding = DesiredState().binding_of(spec, namespace)[0]
+            key = f"{service_range(binding.prefix, binding.service)}{instance.address}"
             wait_for(lambda: key in etcd_probe.get_prefix(key), timeout=30,
                      what=f"{key} registered")
             world["counts"]["registered"] += 1

@@ -45,8 +45,8 @@ def replicas(start_operator: Callable[..., Any], namespace: str) -> tuple[Any, A
                               "--leader-election-id", name, wait_ready=False)
 
     first = start("replica-a")
+    wait_for(lambda: leading(first), timeout=60, what="the first replica leading")
     first.wait_ready()
-    assert leading(first)
     second = start("replica-b")
     second.wait_ready()  # ready as a warm standby: a rollout is not blocked by it
     assert not leading(second)
