@@ -237,6 +237,9 @@ class PutTimes:
                     self.last = now
                 if self._done.is_set():
                     return
+        except Exception:
+            if not self._done.is_set():  # after stop(), etcd going away is expected
+                raise
         finally:
             await c.close()
 
