@@ -53,18 +53,40 @@ def replicas(start_operator: Callable[..., Any], namespace: str) -> tuple[Any, A
     return first, second
 
 
+class Annotated:
+    """An annotated Deployment and its service's entries."""
+
+    def __init__(self, k8s: Any, namespace: str, app: str, replicas: int,
+                 probe: EtcdProbe) -> None:
+        self.core, self.apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
+        self.namespace, self.app = namespace, app
+        self.service = f"{app}-{namespace}"
+        self.range = f"{PREFIX}/{self.service}/"
+        self.apps.create_namespaced_deployment(namespace, deployment(
+            app, replicas, annotations={ANN + "service": self.service, ANN + "port": str(PORT)}))
+        self.wait(replicas, probe, f"{replicas} entries")
+
+    def desired(self) -> dict[str, bytes]:
+        return expected(self.core, self.namespace, self.app, self.service, PORT)
+
+    def scale(self, replicas: int) -> None:
+        self.apps.patch_namespaced_deployment_scale(self.app, self.namespace,
+                                                    {"spec": {"replicas": replicas}})
+
+    def wait(self, replicas: int, probe: EtcdProbe, what: str) -> dict[str, bytes]:
+        wait_for(lambda: len(ready_pods(self.core, self.namespace, self.app)) == replicas,
+                 timeout=90, what=f"{replicas} ready pods")
+        want = self.desired()
+        wait_keys(probe, self.range, want, timeout=60, what=what)
+        return want
+
+
 def test_leader_killed_standby_takes_over(k8s: Any, namespace: str, etcd_probe: EtcdProbe,
                                           start_operator: Callable[..., Any],
                                           figures: Callable[..., None]) -> None:
-    core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
-    service = f"ha-{namespace}"
-    rng = f"{PREFIX}/{service}/"
     first, second = replicas(start_operator, namespace)
-    apps.create_namespaced_deployment(namespace, deployment(
-        "ha", 4, annotations={ANN + "service": service, ANN + "port": str(PORT)}))
-    wait_for(lambda: len(ready_pods(core, namespace, "ha")) == 4, timeout=90, what="4 pods")
-    want = expected(core, namespace, "ha", service, PORT)
-    wait_keys(etcd_probe, rng, want, timeout=60, what="4 entries")
+    pods = Annotated(k8s, namespace, "ha", 4, etcd_probe)
+    rng, want = pods.range, pods.desired()
     assert writes(first) >= 4 and writes(second) == 0  # one writer at a time
     stayers = set(want)
     revisions = create_revisions(etcd_probe, rng)
@@ -73,14 +95,10 @@ def test_leader_killed_standby_takes_over(k8s: Any, namespace: str, etcd_probe: 
     with GapSampler(etcd_probe, rng, lambda: stayers) as gaps:
         killed_at = time.monotonic()
         first.kill()
-        # A change nobody writes until the standby leads.
-        apps.patch_namespaced_deployment_scale("ha", namespace, {"spec": {"replicas": 5}})
+        pods.scale(5)  # a change nobody writes until the standby leads
         wait_for(lambda: leading(second), timeout=60, what="the standby leading")
         takeover = since(killed_at)
-        wait_for(lambda: len(ready_pods(core, namespace, "ha")) == 5, timeout=60,
-                 what="5 pods")
-        want = expected(core, namespace, "ha", service, PORT)
-        wait_keys(etcd_probe, rng, want, timeout=60, what="the fifth entry, by the new leader")
+        pods.wait(5, etcd_probe, "the fifth entry, by the new leader")
         applied = since(killed_at)
         second.wait_ready()
     recorder.stop()
@@ -96,15 +114,9 @@ def test_leader_killed_standby_takes_over(k8s: Any, namespace: str, etcd_probe: 
 def test_leader_stopped_hands_over(k8s: Any, namespace: str, etcd_probe: EtcdProbe,
                                    start_operator: Callable[..., Any],
                                    figures: Callable[..., None]) -> None:
-    core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
-    service = f"handover-{namespace}"
-    rng = f"{PREFIX}/{service}/"
     first, second = replicas(start_operator, namespace)
-    apps.create_namespaced_deployment(namespace, deployment(
-        "ho", 3, annotations={ANN + "service": service, ANN + "port": str(PORT)}))
-    wait_for(lambda: len(ready_pods(core, namespace, "ho")) == 3, timeout=90, what="3 pods")
-    want = expected(core, namespace, "ho", service, PORT)
-    wait_keys(etcd_probe, rng, want, timeout=60, what="3 entries")
+    pods = Annotated(k8s, namespace, "ho", 3, etcd_probe)
+    rng, want = pods.range, pods.desired()
     stayers = set(want)
     recorder = etcd_probe.watch(rng)
 
@@ -115,11 +127,8 @@ def test_leader_stopped_hands_over(k8s: Any, namespace: str, etcd_probe: EtcdPro
         takeover = since(stopped_at)
         first.proc.wait(30)
         stop_took = since(stopped_at)
-        apps.patch_namespaced_deployment_scale("ho", namespace, {"spec": {"replicas": 4}})
-        wait_for(lambda: len(ready_pods(core, namespace, "ho")) == 4, timeout=60,
-                 what="4 pods")
-        wait_keys(etcd_probe, rng, expected(core, namespace, "ho", service, PORT),
-                  timeout=60, what="the fourth entry, by the new leader")
+        pods.scale(4)
+        pods.wait(4, etcd_probe, "the fourth entry, by the new leader")
     recorder.stop()
     assert "Released the leader Lease" in first.log()
     assert not set(recorder.deletes()) & stayers, recorder.deletes()
