@@ -279,6 +279,7 @@ class BindingWorker:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._not_before = 0.0
+        self._changed_since: float | None = None  # first change not yet in etcd
         self.task: asyncio.Task[None] | None = asyncio.create_task(
             self._run(), name=f"binding {binding}")
 
@@ -288,6 +289,8 @@ class BindingWorker:
         return {"service": self.binding.service, "binding": str(self.binding)}
 
     def poke(self, keys: set[str]) -> None:
+        if keys and self._changed_since is None:
+            self._changed_since = time.monotonic()
         self.dirty |= keys
         self._idle.clear()
         self._wake.set()
@@ -315,12 +318,17 @@ class BindingWorker:
                 return
             keys = None if self.full else self.dirty
             self.dirty, self.full = set(), False
+            changed, self._changed_since = self._changed_since, None
             if not self.c.state.sources.get(self.binding) \
                     and not self.c.state.instance_count(self.binding):
                 if await self._remove(config.target):
                     return
                 continue
-            await self._sync(config, keys)
+            if await self._sync(config, keys):
+                if changed is not None:
+                    metrics.change_seconds.observe(time.monotonic() - changed)
+            elif changed is not None:  # still pending: the retry carries it
+                self._changed_since = min(changed, self._changed_since or changed)
 
     async def _wait_for_work(self) -> None:
         config = self.c.state.configs.get(self.binding)
@@ -340,7 +348,7 @@ class BindingWorker:
             await asyncio.sleep(wait)
         self._idle.clear()
 
-    async def _sync(self, config: Any, keys: set[str] | None) -> None:
+    async def _sync(self, config: Any, keys: set[str] | None) -> bool:
         started = time.monotonic()
         try:
             registry = await self.c.targets.get(config.target)
@@ -381,6 +389,7 @@ class BindingWorker:
         self.attempted = True
         self._export(config, "full" if keys is None else "incremental", started)
         self.c.status.binding_synced(self.binding, self)
+        return self.retry.failures == 0
 
     def _export(self, config: Any, kind: str, started: float) -> None:
         labels = (self.binding.prefix, self.binding.service)

@@ -28,6 +28,11 @@ degraded = Gauge(f"{NS}_degraded", "1 while a service is past maxAttemptTimes fa
 sync_seconds = Histogram(f"{NS}_sync_duration_seconds", "Duration of one sync of one service",
                          ["kind"], buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1,
                                             2.5, 5, 10, 30))
+change_seconds = Histogram(
+    f"{NS}_change_to_etcd_seconds",
+    "From the first pod or spec change of a batch reaching the operator to etcd "
+    "acknowledging its write: the operator's own share of the registration latency",
+    buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
 etcd_ops = Counter(f"{NS}_etcd_operations_total", "etcd operations sent, by kind",
                    ["op"])
 etcd_errors = Counter(f"{NS}_etcd_errors_total", "etcd operations that failed, by kind",
