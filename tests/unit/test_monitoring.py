@@ -1,0 +1,45 @@
+"""The dashboard and the alerts name metrics the operator exports.
+
+Metric names are part of the operator's interface; a rename that forgets the
+dashboard or an alert would leave a panel empty and an alert silent.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import prometheus_client
+
+from kitex_etcd_operator import metrics
+
+MONITORING = Path(__file__).resolve().parents[2] / "manifests" / "monitoring"
+SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created")
+
+
+def exported() -> set[str]:
+    names = set()
+    for collector in prometheus_client.REGISTRY.collect():
+        for sample in collector.samples:
+            names.add(sample.name)
+        names.add(collector.name)
+    return {n for n in names if n.startswith(metrics.NS)}
+
+
+def referenced(text: str) -> set[str]:
+    return set(re.findall(rf"{metrics.NS}_[a-z_]+", text))
+
+
+def test_every_metric_the_dashboard_and_alerts_use_is_exported() -> None:
+    # Labelled series appear once used: touch one of each so that every name is listed.
+    for metric in vars(metrics).values():
+        if isinstance(metric, prometheus_client.Counter | prometheus_client.Gauge
+                      | prometheus_client.Histogram) and metric._labelnames:
+            metric.labels(*["x"] * len(metric._labelnames))
+    names = exported()
+    for path in (MONITORING / "grafana-dashboard.json", MONITORING / "prometheusrule.yaml"):
+        used = referenced(path.read_text())
+        assert used, path
+        missing = {n for n in used if n not in names and not any(
+            n.endswith(s) and n[: -len(s)] in names for s in SUFFIXES)}
+        assert not missing, f"{path.name} uses metrics the operator does not export: {missing}"
