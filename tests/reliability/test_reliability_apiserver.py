@@ -206,3 +206,24 @@ def test_watch_answered_410_gone(kube: Any, k8s: Any, namespace: str, etcd_probe
                 stayer_max_gap_s=gaps.max_gap, entries_lost=len(lost))
     finally:
         proxy.close()
+
+
+def test_periodic_resync_relists_and_changes_nothing(
+        k8s: Any, namespace: str, etcd_probe: EtcdProbe,
+        start_operator: Callable[..., Any], figures: Callable[..., None]) -> None:
+    """Every --resync-period the watch ends and the pods are listed again: a complete list
+    that agrees with what the operator holds must change nothing in etcd."""
+    operator = start_operator("--namespace", namespace, *RETRY_FLAGS, "--resync-period", "4s")
+    pods = Pods(k8s, namespace, etcd_probe)
+    before = pods.wait_registered(3, 2)
+    revisions = create_revisions(etcd_probe, pods.range)
+    recorder = etcd_probe.watch(pods.range)
+    relists = operator.metric("kitex_etcd_operator_pod_relists_total", reason="resync")
+    wait_for(lambda: operator.metric("kitex_etcd_operator_pod_relists_total", reason="resync")
+             >= relists + 2, timeout=60, what="two periodic relists")
+    recorder.stop()
+    assert etcd_probe.values(pods.range) == before
+    assert create_revisions(etcd_probe, pods.range) == revisions
+    assert not recorder.snapshot()
+    assert operator.metric(WATCH_ERRORS) == 0  # a stream ended by the server is no error
+    figures(resync_relists=2, etcd_events=0, watch_errors=0)
