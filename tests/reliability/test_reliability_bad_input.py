@@ -241,3 +241,102 @@ def test_random_pod_annotations(kube: Any, namespace: str, etcd_probe: EtcdProbe
         namespace, field_selector=f"metadata.name={name}").items, timeout=60,
         what=f"pod {name} gone")
     assert world["operator"].running
+
+
+# --- what the API server admits, the parser accepts ---------------------------------------
+#
+# The operator reports a spec its parser refuses (Ready=False, InvalidSpec), but
+# a user learns of it only after the apply went through. Every such object is a
+# gap in the CRD: the rule exists in the parser, so admission should say it at
+# once. This property looks for gaps with the strings most likely to slip
+# between Go's and Python's ideas of a character: Unicode blanks (Go's \s is
+# ASCII only, Python's str.isspace() is not), C0/C1 controls, a trailing newline
+# (Python's `$` matches before it, Go's does not), '/', and numbers at the edges.
+# It needs no operator: objects are created with dryRun=All, so nothing is stored.
+
+_TRICKY = ["\u00a0", "\u2028", "\u3000", "\x85", "\u200b", "\t", "\n", " ", "\x00", "\x7f",
+           "\x1c", "\x0b", "/", "%", ":", "é", "_", ".", "-", "A"]
+_plain = st.sampled_from(list("abcxyz019"))
+
+
+def _tricky_text(min_size: int = 0, max_size: int = 10) -> st.SearchStrategy[str]:
+    return st.lists(_plain | st.sampled_from(_TRICKY), min_size=min_size,
+                    max_size=max_size).map("".join)
+
+
+_durations = st.sampled_from(["0s", "0ms", "0.0s", "1ns", "10s", "1.5h", "1.s", "2m30s",
+                              "9" * 25 + "h", "1µs", "3us"]) | st.builds(
+    lambda n, unit: f"{n}{unit}", st.integers(0, 10**6),
+    st.sampled_from(["ns", "us", "ms", "s", "m", "h"]))
+_edge_fields: dict[str, st.SearchStrategy[Any]] = {
+    "serviceName": _tricky_text(0, 8) | st.just("x" * 254),
+    "framework": st.sampled_from(["kitex", "hertz"]),
+    "port": st.integers(-1, 70_000) | _tricky_text(0, 6)
+    | st.sampled_from(["rpc\n", "0080", "65536", "a--b"]),
+    "network": _tricky_text(0, 5) | st.sampled_from(["tcp\n", "udp"]),
+    "weight": st.sampled_from([-1, 0, 2**31 - 1, 2**31, 2**63 - 1]),
+    "leaseTTL": st.sampled_from([4, 5, 86400, 86401]),
+    "tags": st.dictionaries(_tricky_text(0, 4), _tricky_text(0, 4), max_size=3),
+    "tagsFromLabels": st.lists(_tricky_text(1, 6), max_size=3, unique=True),
+    "etcd": st.fixed_dictionaries({}, optional={
+        "prefix": _tricky_text(0, 8),
+        "endpoints": st.lists(_tricky_text(1, 8), min_size=1, max_size=2),
+        "dialTimeout": _durations,
+        "authSecretRef": st.fixed_dictionaries({"name": _tricky_text(1, 6)}),
+        "tlsSecretRef": st.fixed_dictionaries({"name": _tricky_text(1, 6)})}),
+    "retry": st.fixed_dictionaries({}, optional={
+        "observeDelay": _durations, "retryDelay": _durations,
+        "maxAttemptTimes": st.sampled_from([-1, 0, 2**31 - 1, 2**31])}),
+    "address": st.fixed_dictionaries({}, optional={
+        "host": _tricky_text(1, 8) | st.sampled_from(
+            ["10.0.0.1", "fd00::1", "fe80::1%eth0", "::ffff:10.0.0.1", "010.0.0.1",
+             "a.example", "-a", "a..b"]),
+        "port": st.integers(0, 65536)}),
+    "selector": st.fixed_dictionaries({"matchLabels": st.dictionaries(
+        _tricky_text(0, 4), _tricky_text(0, 4), min_size=1, max_size=2)}),
+}
+
+
+@st.composite
+def edge_specs(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid spec with one to three fields set to edge values."""
+    spec: dict[str, Any] = {"selector": {"matchLabels": {"app": "target"}}, "port": 8888}
+    for field in draw(st.lists(st.sampled_from(sorted(_edge_fields)), min_size=1,
+                               max_size=3, unique=True)):
+        spec[field] = draw(_edge_fields[field])
+    return spec
+
+
+@pytest.fixture
+def admission(k8s: Any, crds: None, namespace: str) -> Iterator[dict[str, Any]]:
+    counts = {"refused": 0, "admitted": 0, "refused_parser_would_accept": 0}
+    yield {"api": custom(k8s), "namespace": namespace, "counts": counts,
+           "names": itertools.count()}
+    print("ADMISSION", counts)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(spec=edge_specs())
+def test_what_the_api_server_admits_the_parser_accepts(admission: dict[str, Any],
+                                                       spec: dict[str, Any]) -> None:
+    name = f"edge{next(admission['names'])}"
+    body = kitexservice(name, spec)
+    try:
+        stored = admission["api"].create_namespaced_custom_object(
+            GROUP, VERSION, admission["namespace"], PLURAL, body, dry_run="All")
+    except client.ApiException as exc:
+        assert exc.status in (400, 422), exc
+        admission["counts"]["refused"] += 1
+        try:
+            parse_kitexservice(body)
+            admission["counts"]["refused_parser_would_accept"] += 1
+        except SpecError:
+            pass
+        return
+    admission["counts"]["admitted"] += 1
+    try:
+        parse_kitexservice(stored)
+    except SpecError as err:
+        raise AssertionError(f"admitted, but the operator refuses it: {err}\n"
+                             f"spec: {stored['spec']!r}") from None

@@ -162,6 +162,15 @@ def test_documented_examples_pass_schema_and_parser(example: dict[str, Any]) -> 
     {"selector": {"matchLabels": {"a": "b"}}, "port": 1, "etcd": {"endpoints": []}},
     {"selector": {"matchLabels": {"a": "b"}}, "port": 1, "address": {"source": "node"}},
     {"port": 1},
+    # Gaps the bad-input property found (tests/reliability/test_reliability_bad_input.py):
+    # the API server admitted these and the operator then refused them.
+    {"selector": {"matchLabels": {"a": "b"}}, "port": 1, "tagsFromLabels": ["Bad Key"]},
+    {"selector": {"matchLabels": {"a": "b"}}, "port": 1,
+     "etcd": {"authSecretRef": {"name": "Bad_Name"}}},
+    {"selector": {"matchLabels": {"a": "b"}}, "port": 1,
+     "etcd": {"tlsSecretRef": {"name": "a b"}}},
+    {"selector": {"matchLabels": {"a": "b"}}, "port": 1, "etcd": {"prefix": "a\x00b"}},
+    {"selector": {"matchExpressions": [{"key": "a b", "operator": "Exists"}]}, "port": 1},
 ])
 def test_schema_refuses_what_the_parser_refuses(spec: dict[str, Any]) -> None:
     from kitex_etcd_operator.kube.errors import SpecError
@@ -198,5 +207,9 @@ def test_cel_covers_what_the_schema_cannot_say() -> None:
     rules = " ".join(_rules(SPEC))
     for needle in ("contains('/')", "has(self.address.port)", "size(self.matchLabels) > 0",
                    "self.operator in ['In', 'NotIn']", "has(self.host) && has(self.source)",
-                   "startsWith('/')", "self <= 65535"):
+                   "startsWith('/')", "self <= 65535",
+                   # Unicode blanks at a service name's ends, in endpoints; label keys in
+                   # matchLabels; zero durations; a host neither IP nor DNS name.
+                   r"\p{Z}]|[", r"\x7f-\x{9f}\p{Z}", "self.all(k, k.matches(",
+                   "duration(self) > duration('0s')", "isIP(self)"):
         assert needle in rules, needle

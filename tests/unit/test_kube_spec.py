@@ -177,6 +177,22 @@ def _without(key: str) -> dict[str, Any]:
     (ksvc(address={"host": "1.2.3.4", "source": "hostIP"}), "spec.address.host"),
     (ksvc(address={"port": 0}), "spec.address.port"),
     (ksvc(address={"port": "80"}), "spec.address.port"),
+    # Python's `$` matches before a final newline: the checks must use fullmatch.
+    (ksvc(port="rpc\n"), "spec.port"),
+    (ksvc(network="tcp\n"), "spec.network"),
+    (ksvc(tagsFromLabels=["zone\n"]), "spec.tagsFromLabels[0]"),
+    (ksvc(etcd={"authSecretRef": {"name": "etcd\n"}}), "spec.etcd.authSecretRef.name"),
+    # Unicode blanks and controls the CRD's ASCII \\s would let through.
+    (ksvc(etcd={"endpoints": ["etcd\u00a0:2379"]}), "spec.etcd.endpoints[0]"),
+    (ksvc(etcd={"endpoints": ["etcd\x00:2379"]}), "spec.etcd.endpoints[0]"),
+    (ksvc(etcd={"endpoints": ["etcd\x85:2379"]}), "spec.etcd.endpoints[0]"),
+    (ksvc(serviceName="\u00a0echo"), "spec.serviceName"),
+    (ksvc(serviceName="echo\u2028"), "spec.serviceName"),
+    # Selector keys no pod can carry: the selector would silently select nothing.
+    (ksvc(selector={"matchLabels": {"": "x"}}), "spec.selector.matchLabels"),
+    (ksvc(selector={"matchLabels": {"a b": "x"}}), "spec.selector.matchLabels"),
+    (ksvc(selector={"matchExpressions": [{"key": "a\n", "operator": "Exists"}]}),
+     "spec.selector.matchExpressions[0].key"),
 ])
 def test_each_error_names_its_field(body: dict[str, Any], field: str) -> None:
     with pytest.raises(SpecError) as info:

@@ -7,12 +7,16 @@ forgotten selector never publishes every pod of a namespace.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from .errors import SpecError
 
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+# A label key as the API server validates it on pods: [DNS-subdomain/]name (fullmatch).
+LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?"
+                       r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
 def matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
@@ -72,8 +76,9 @@ def validate_selector(selector: Any, field: str = "spec.selector", *,
     if not isinstance(match_labels, Mapping):
         raise SpecError(f"{field}.matchLabels", "must be a map of label keys to values")
     for key, value in match_labels.items():
-        if not isinstance(key, str) or not key:
-            raise SpecError(f"{field}.matchLabels", f"label key {key!r} must be a non-empty string")
+        if not isinstance(key, str) or not LABEL_KEY.fullmatch(key):
+            raise SpecError(f"{field}.matchLabels", f"{key!r} is not a label key: no pod can "
+                                                    "carry it")
         if not isinstance(value, str):
             raise SpecError(f"{field}.matchLabels[{key}]", "label value must be a string")
     expressions = selector.get("matchExpressions")
@@ -86,8 +91,8 @@ def validate_selector(selector: Any, field: str = "spec.selector", *,
         if not isinstance(term, Mapping):
             raise SpecError(at, "must be an object with key, operator and values")
         key, operator, values = term.get("key"), term.get("operator"), term.get("values")
-        if not isinstance(key, str) or not key:
-            raise SpecError(f"{at}.key", "must be a non-empty label key")
+        if not isinstance(key, str) or not LABEL_KEY.fullmatch(key):
+            raise SpecError(f"{at}.key", f"{key!r} is not a label key")
         if operator not in OPERATORS:
             raise SpecError(f"{at}.operator",
                             f"{operator!r} is not one of {', '.join(OPERATORS)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -29,6 +30,7 @@ from ..retry import RetryConfig
 from .errors import SpecError as SpecError  # re-exported: callers catch it from here
 from .names import Annotation, annotation_field
 from .pods import PodView, is_eligible
+from .selectors import LABEL_KEY as _LABEL_KEY
 from .selectors import validate_selector
 
 AddressSource = Literal["podIP", "hostIP"]
@@ -42,12 +44,12 @@ MAX_LEASE_TTL = 86400  # above this entries outlive a dead operator for too long
 MAX_WEIGHT = 2**31 - 1  # fits every Go int and any sum a balancer makes of a few
 MAX_TAGS = 64
 MAX_ENDPOINTS = 16
+# Used with fullmatch, never match: Python's `$` also matches before a final
+# newline, so "rpc\n" would pass where the CRD's (Go) patterns refuse it.
 _PORT_NAME = re.compile(r"^(?!-)(?!.*--)[a-z0-9-]{1,15}(?<!-)$")
 _NETWORK = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$")
 _SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?"
-                        r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +122,7 @@ def check_port(value: Any, at: str) -> int | str:
     if isinstance(value, str):
         if value.isascii() and value.isdigit():
             return check_int(int(value), at, 1, 65535)
-        if not _PORT_NAME.match(value) or not any(c.isalpha() for c in value):
+        if not _PORT_NAME.fullmatch(value) or not any(c.isalpha() for c in value):
             raise SpecError(at, f"{value!r} is neither a port number nor a container port name "
                                 "(1-15 lowercase letters, digits and '-', with a letter)")
         return value
@@ -128,7 +130,7 @@ def check_port(value: Any, at: str) -> int | str:
 
 
 def check_network(value: Any, at: str) -> str:
-    if not isinstance(value, str) or not _NETWORK.match(value):
+    if not isinstance(value, str) or not _NETWORK.fullmatch(value):
         raise SpecError(at, f"{value!r} is not a network name like tcp")
     return value
 
@@ -166,7 +168,7 @@ def check_label_keys(value: Any, at: str) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise SpecError(at, "must be a list of label keys")
     for index, key in enumerate(value):
-        if not isinstance(key, str) or not _LABEL_KEY.match(key):
+        if not isinstance(key, str) or not _LABEL_KEY.fullmatch(key):
             raise SpecError(f"{at}[{index}]", f"{key!r} is not a label key")
     if len(value) > MAX_TAGS:
         raise SpecError(at, f"has {len(value)} keys, more than {MAX_TAGS}")
@@ -191,7 +193,7 @@ def check_host(value: Any, at: str) -> str:
         return ipaddress.ip_address(value).compressed
     except ValueError:
         pass
-    if len(value) > 253 or not _HOSTNAME.match(value):
+    if len(value) > 253 or not _HOSTNAME.fullmatch(value):
         raise SpecError(at, f"{value!r} is not an IP address or DNS name")
     return value
 
@@ -230,7 +232,7 @@ def _secret_ref(value: Any, at: str) -> str | None:
         return None
     ref = _object(value, at)
     name = ref.get("name")
-    if not isinstance(name, str) or not _SECRET_NAME.match(name):
+    if not isinstance(name, str) or not _SECRET_NAME.fullmatch(name):
         raise SpecError(f"{at}.name", f"{name!r} is not a Secret name")
     return name
 
@@ -247,7 +249,7 @@ def _etcd(value: Any) -> EtcdRef:
             raise SpecError("spec.etcd.endpoints", f"lists more than {MAX_ENDPOINTS} endpoints")
         for index, endpoint in enumerate(raw):
             if not isinstance(endpoint, str) or not endpoint or any(
-                    c.isspace() for c in endpoint):
+                    c.isspace() or unicodedata.category(c) == "Cc" for c in endpoint):
                 raise SpecError(f"spec.etcd.endpoints[{index}]",
                                 f"{endpoint!r} is not an endpoint like etcd:2379")
         endpoints = tuple(raw)
