@@ -340,3 +340,45 @@ def test_what_the_api_server_admits_the_parser_accepts(admission: dict[str, Any]
     except SpecError as err:
         raise AssertionError(f"admitted, but the operator refuses it: {err}\n"
                              f"spec: {stored['spec']!r}") from None
+
+
+# Each gap the property above found (or reading the parser next to the CRD did),
+# now refused at admission: (field as the API server names it, spec overrides).
+ADMISSION_GAPS = [
+    ("spec.serviceName", {"serviceName": "\u00a0echo"}),
+    ("spec.serviceName", {"serviceName": "echo\u2028"}),
+    ("spec.serviceName", {"serviceName": "echo\x85"}),
+    ("spec.retry.observeDelay", {"retry": {"observeDelay": "0s"}}),
+    ("spec.retry.retryDelay", {"retry": {"retryDelay": "0.0ms"}}),
+    ("spec.etcd.dialTimeout", {"etcd": {"dialTimeout": "0s"}}),
+    ("spec.address.host", {"address": {"host": "\t"}}),
+    ("spec.address.host", {"address": {"host": "\u00a0"}}),
+    ("spec.address.host", {"address": {"host": "a b"}}),
+    ("spec.selector.matchLabels", {"selector": {"matchLabels": {"": "x"}}}),
+    ("spec.selector.matchLabels", {"selector": {"matchLabels": {"a b": "x"}}}),
+    ("spec.selector.matchExpressions[0].key",
+     {"selector": {"matchExpressions": [{"key": "a b", "operator": "Exists"}]}}),
+    ("spec.tagsFromLabels[0]", {"tagsFromLabels": ["Bad Key"]}),
+    ("spec.tagsFromLabels[0]", {"tagsFromLabels": ["zone\n"]}),
+    ("spec.etcd.authSecretRef.name", {"etcd": {"authSecretRef": {"name": "Bad_Name"}}}),
+    ("spec.etcd.tlsSecretRef.name", {"etcd": {"tlsSecretRef": {"name": "tls\n"}}}),
+    ("spec.etcd.endpoints[0]", {"etcd": {"endpoints": ["etcd\u00a0:2379"]}}),
+    ("spec.etcd.endpoints[0]", {"etcd": {"endpoints": ["etcd\x00:2379"]}}),
+    ("spec.etcd.prefix", {"etcd": {"prefix": "a\x00b"}}),
+    ("spec.etcd.prefix", {"etcd": {"prefix": "a\nb"}}),
+]
+
+
+@pytest.mark.parametrize("field,overrides", ADMISSION_GAPS,
+                         ids=[f"{f}={o!r}"[:60] for f, o in ADMISSION_GAPS])
+def test_admission_refuses_what_the_operator_would_refuse(
+        k8s: Any, crds: None, namespace: str, field: str, overrides: dict[str, Any]) -> None:
+    spec = {"selector": {"matchLabels": {"app": "target"}}, "port": 8888, **overrides}
+    body = kitexservice("gap", spec)
+    with pytest.raises(SpecError):
+        parse_kitexservice(body)
+    with pytest.raises(client.ApiException) as info:
+        custom(k8s).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body,
+                                                    dry_run="All")
+    assert info.value.status == 422, info.value
+    assert field in str(info.value.body), info.value.body
