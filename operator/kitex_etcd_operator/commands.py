@@ -129,7 +129,7 @@ def diff(kubeconfig: str | None, namespaces: tuple[str, ...], **kw: Any) -> None
 async def _print_diff(registry: TargetRegistry, binding: Binding,
                       desired: dict[str, bytes]) -> int:
     observed: dict[str, Observed] = await registry.observe(binding)
-    ours = registry.owned_leases()
+    ours = registry.owned_leases(binding)
     lease = next((o.lease for o in observed.values() if o.lease in ours), 0)
     plan = make_plan(desired, observed, lease=lease, owned_leases=ours)
     click.echo(f"{binding} (target {binding.target}): {len(desired)} desired, "

@@ -127,8 +127,23 @@ class TargetRegistry:
         self._ensure_keepalive()
         log.info("Adopted %d lease(s) of cluster %s", len(records), self.cluster_id)
 
-    def owned_leases(self) -> set[int]:
-        return set(self.records)
+    def owned_leases(self, binding: Binding | None = None) -> set[int]:
+        """Our leases; with ``binding``, only those recorded for its prefix and service.
+
+        A binding may delete or overwrite only keys on its own leases. Ranges
+        can nest ("a" and "a/b" under Hertz, or a prefix ending in another
+        service's name): a key of ours from the inner binding is in the outer
+        one's range, and must not look like a stale key of the outer one.
+        """
+        if binding is None:
+            return set(self.records)
+        return {lease for lease, r in self.records.items()
+                if (r.prefix, r.service) == (binding.prefix, binding.service)}
+
+    def _is_record(self, key: str) -> bool:
+        """One of our ownership records: ``{records_prefix}{lease:x}``, never an instance
+        key (those end in host:port), even when a binding's range happens to cover it."""
+        return key.startswith(self.records_prefix) and ":" not in key[len(self.records_prefix):]
 
     # --- leases ------------------------------------------------------------
 
@@ -213,7 +228,8 @@ class TargetRegistry:
         state = self._states.setdefault(binding, _BindingState())
         self._count("range")
         kvs, _ = await self.client.get_prefix(binding.range)
-        state.observed = {kv.key: Observed(kv.value, kv.lease, kv.mod_revision) for kv in kvs}
+        state.observed = {kv.key: Observed(kv.value, kv.lease, kv.mod_revision) for kv in kvs
+                          if not self._is_record(kv.key)}
         state.fresh = True
         return dict(state.observed)
 
@@ -236,7 +252,8 @@ class TargetRegistry:
         lease = state.lease if dry_run else await self._lease_for(binding, ttl, state)
         for _ in range(MAX_CONFLICT_ROUNDS):
             plan = make_plan(desired, state.observed, lease=lease,
-                             owned_leases=self.owned_leases(), keys=keys, policy=policy,
+                             owned_leases=self.owned_leases(binding), keys=keys,
+                             policy=policy,
                              max_deletes=max_deletes)
             result.conflicts = plan.conflicts
             result.planned = plan

@@ -208,3 +208,47 @@ async def test_dry_run_writes_nothing(client: EtcdClient, etcd_probe: EtcdProbe,
     assert etcd_probe.values(f"{prefix}/") == {}
     assert registry.records == {}
     await registry.close()
+
+
+async def test_nested_ranges_leave_each_other_alone(client: EtcdClient, etcd_probe: EtcdProbe,
+                                                    prefix: str) -> None:
+    """Hertz allows '/' in names: service "a"'s range {prefix}/a/ holds "a/b"'s keys.
+
+    Both are ours, on different leases: each binding deletes only keys on its
+    own leases, or the two would delete each other's entries every cycle.
+    """
+    registry = await make_registry(client)
+    outer, inner = Binding("default", prefix, "a"), Binding("default", prefix, "a/b")
+    want_outer = desired(prefix, "a", [Instance.make("10.0.0.1", 8888)])
+    want_inner = desired(prefix, "a/b", [Instance.make("10.0.0.2", 8888)])
+    await registry.sync(inner, want_inner, ttl=60)
+    result = await registry.sync(outer, want_outer, ttl=60)  # a full read of {prefix}/a/
+    assert (result.puts, result.deletes, result.conflicts) == (1, 0, [])
+    assert etcd_probe.values(f"{prefix}/a/") == {**want_outer, **want_inner}
+    # The outer service emptied: only its own key goes.
+    result = await registry.sync(outer, {}, ttl=60)
+    assert result.deletes == 1
+    assert etcd_probe.values(f"{prefix}/a/") == want_inner
+    await registry.close()
+
+
+async def test_a_range_over_the_ownership_records_leaves_them_alone(
+        client: EtcdClient, etcd_probe: EtcdProbe) -> None:
+    """A prefix that happens to cover the operator's own records (a KitexService with
+    ``etcd.prefix: kitex-etcd-operator``, service ``owners``) must not delete them:
+    without its records the operator would disown its leases at the next start."""
+    registry = await make_registry(client)
+    records = f"kitex-etcd-operator/owners/{CLUSTER}/"
+    other = Binding("default", f"t{uuid.uuid4().hex[:8]}", "echo")
+    await registry.sync(other, desired(other.prefix, "echo", [Instance.make("10.0.0.1", 1)]),
+                        ttl=60)
+    cover = Binding("default", "kitex-etcd-operator", "owners")
+    want = desired("kitex-etcd-operator", "owners", [Instance.make("10.0.0.3", 8888)])
+    await registry.sync(cover, want, ttl=60)
+    result = await registry.sync(cover, want, ttl=60)
+    assert (result.deletes, result.conflicts) == (0, [])
+    assert len(etcd_probe.get_prefix(records)) == 2, "an ownership record was deleted"
+    await registry.sync(cover, {}, ttl=60)
+    assert len(etcd_probe.get_prefix(records)) == 2
+    assert etcd_probe.values("kitex-etcd-operator/owners/10.0.0.3") == {}
+    await registry.close()

@@ -382,3 +382,43 @@ def test_admission_refuses_what_the_operator_would_refuse(
                                                     dry_run="All")
     assert info.value.status == 422, info.value
     assert field in str(info.value.body), info.value.body
+
+
+def test_nested_hertz_services_keep_their_entries(
+        k8s: Any, namespace: str, etcd_probe: EtcdProbe,
+        start_operator: Callable[..., Any], figures: Callable[..., None]) -> None:
+    """Valid input the operator once mishandled: Hertz allows '/' in names, so
+    service "x"'s range holds the entries of service "x/inner". Each binding's
+    periodic full read saw the other's key, on a lease of ours, as stale and
+    deleted it; the other put it back at its own next read, and so on."""
+    core = client.CoreV1Api(k8s)
+    operator = start_operator("--namespace", namespace)
+    client.AppsV1Api(k8s).create_namespaced_deployment(namespace, deployment(
+        "target", 1, ports=[{"name": "rpc", "containerPort": 8888}]))
+    outer = f"nest-{namespace}"
+    for name, service in (("outer", outer), ("inner", f"{outer}/inner")):
+        custom(k8s).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                                    kitexservice(name, {
+            "selector": {"matchLabels": {"app": "target"}}, "port": 8888,
+            "framework": "hertz", "serviceName": service,
+            "retry": {"observeDelay": "1s"}}))
+    rng = f"hertz/registry-etcd/{outer}/"
+    pod = wait_for(lambda: (p := ready_pods(core, namespace, "target")) and p[0], timeout=60,
+                   what="the target pod ready")
+    keys = {f"{rng}{pod.status.pod_ip}:8888", f"{rng}inner/{pod.status.pod_ip}:8888"}
+    wait_for(lambda: set(etcd_probe.values(rng)) == keys, timeout=30, what=f"both entries {keys}")
+    recorder = etcd_probe.watch(rng)
+    try:
+        def full_syncs() -> float:
+            return float(operator.metric(
+                "kitex_etcd_operator_sync_duration_seconds_count", kind="full"))
+        start = full_syncs()
+        # Six full reads (three cycles of each service) with both entries desired.
+        wait_for(lambda: full_syncs() >= start + 6, timeout=30, what="six full syncs")
+    finally:
+        recorder.stop()
+    events = recorder.snapshot()
+    figures(case="nested hertz services", full_syncs=int(full_syncs() - start),
+            deletes=len(recorder.deletes()), puts=sum(e.kind == "PUT" for e in events))
+    assert recorder.deletes() == [], events
+    assert set(etcd_probe.values(rng)) == keys
