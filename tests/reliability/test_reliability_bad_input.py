@@ -256,12 +256,13 @@ def test_random_pod_annotations(kube: Any, namespace: str, etcd_probe: EtcdProbe
 
 _TRICKY = ["\u00a0", "\u2028", "\u3000", "\x85", "\u200b", "\t", "\n", " ", "\x00", "\x7f",
            "\x1c", "\x0b", "/", "%", ":", "é", "_", ".", "-", "A"]
-_plain = st.sampled_from(list("abcxyz019"))
+# Plain characters four times as likely as tricky ones: most strings have one or
+# two tricky characters, so a good share is admitted and reaches the parser.
+_ALPHABET = st.sampled_from(list("abcxyz0129") * 4 + _TRICKY)
 
 
 def _tricky_text(min_size: int = 0, max_size: int = 10) -> st.SearchStrategy[str]:
-    return st.lists(_plain | st.sampled_from(_TRICKY), min_size=min_size,
-                    max_size=max_size).map("".join)
+    return st.lists(_ALPHABET, min_size=min_size, max_size=max_size).map("".join)
 
 
 _durations = st.sampled_from(["0s", "0ms", "0.0s", "1ns", "10s", "1.5h", "1.s", "2m30s",
@@ -308,14 +309,19 @@ def edge_specs(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @pytest.fixture
-def admission(k8s: Any, crds: None, namespace: str) -> Iterator[dict[str, Any]]:
+def admission(k8s: Any, crds: None, namespace: str,
+              figures: Callable[..., None]) -> Iterator[dict[str, Any]]:
     counts = {"refused": 0, "admitted": 0, "refused_parser_would_accept": 0}
+    stricter: list[dict[str, Any]] = []
     yield {"api": custom(k8s), "namespace": namespace, "counts": counts,
-           "names": itertools.count()}
-    print("ADMISSION", counts)
+           "names": itertools.count(), "stricter": stricter}
+    # Refused at admission though the parser would take it: the CRD is stricter
+    # (an IPv6 zone in address.host, a duration past Go's 290 years). Harmless.
+    figures(examples=sum(counts.values()) - counts["refused_parser_would_accept"], **counts,
+            stricter_examples=stricter[:3])
 
 
-@settings(max_examples=200, deadline=None, derandomize=True,
+@settings(max_examples=300, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(spec=edge_specs())
 def test_what_the_api_server_admits_the_parser_accepts(admission: dict[str, Any],
@@ -331,6 +337,7 @@ def test_what_the_api_server_admits_the_parser_accepts(admission: dict[str, Any]
         try:
             parse_kitexservice(body)
             admission["counts"]["refused_parser_would_accept"] += 1
+            admission["stricter"].append(spec)
         except SpecError:
             pass
         return
