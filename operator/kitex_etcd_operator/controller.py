@@ -274,6 +274,7 @@ class BindingWorker:
         self.retry = RetryState()
         self.attempted = False
         self.last: SyncResult | None = None
+        self.capped_deletes = 0  # deletes --max-deletes held back in the last cycle
         self.last_sync_time: float | None = None
         self.done = False
         self._wake = asyncio.Event()
@@ -370,13 +371,16 @@ class BindingWorker:
             metrics.writes.labels("delete").inc(result.deletes)
             self.retry = self.retry.succeeded()
             self.last = result
-            if result.withheld_deletes and self.c.settings.policy is Policy.SYNC:
+            # Under upsert-only every delete is withheld by design; only the cap is news.
+            self.capped_deletes = (result.withheld_deletes
+                                   if self.c.settings.policy is Policy.SYNC else 0)
+            if self.capped_deletes:
                 # The cap slows a wipe down so that a person can notice it; the rest
                 # follows cycle by cycle, observeDelay apart.
                 metrics.deletes_withheld.labels(self.binding.prefix, self.binding.service).inc(
-                    result.withheld_deletes)
+                    self.capped_deletes)
                 log.warning("Held back %d deletion(s) of %s (--max-deletes %s)",
-                            result.withheld_deletes, self.binding, self.c.settings.max_deletes,
+                            self.capped_deletes, self.binding, self.c.settings.max_deletes,
                             extra=self._log_extra)
             self._not_before = 0.0
             if result.puts or result.deletes or result.conflicts:

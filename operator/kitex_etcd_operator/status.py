@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .desired import DesiredState, Source, SpecKey
 from .kube.spec import SpecError
 from .kubeapi import KIND, KubeApi, ObjectRef
-from .plan import Binding, Policy
+from .plan import Binding
 
 if TYPE_CHECKING:
     from .controller import BindingWorker
@@ -115,7 +115,7 @@ class StatusReporter:
                        f"({retry.failures} consecutive failures): {retry.last_error}")
         elif not degraded and was_degraded.get("status") == "True":
             self.event(obj.ref, "Recovered", f"{binding}: writes succeed again", warning=False)
-        capped = last.withheld_deletes if last and worker.c.settings.policy is Policy.SYNC else 0
+        capped = worker.capped_deletes
         if capped:
             self.event(obj.ref, "DeletesWithheld",
                        f"{capped} deletion(s) of {binding} held back by --max-deletes "
