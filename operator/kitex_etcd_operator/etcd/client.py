@@ -52,6 +52,11 @@ __all__ = ["MAX_MESSAGE", "Compare", "DeleteOp", "EtcdClient", "KeyValue", "PutO
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# A watch gives up after this many rounds over every endpoint without one created,
+# waiting 0.5, 1, 2 s between them: longer than an election, short enough to report.
+_WATCH_ROUNDS = 4
+_WATCH_BACKOFF = 0.5
+
 
 class EtcdClient:
     """An etcd client over several endpoints; see the module docstring for the guarantees."""
@@ -338,8 +343,13 @@ class EtcdClient:
                 except grpc.aio.AioRpcError as exc:
                     raise translate(exc, channel.address, user=self.target.username) from None
                 continue
-            if len(failures) > len(self._addresses):
-                raise _combine(failures)
+            if failures and len(failures) % len(self._addresses) == 0:
+                # Every endpoint failed once more. During a leader election each member
+                # refuses watches ("no leader") for about a second: wait it out, briefly.
+                rounds = len(failures) // len(self._addresses)
+                if rounds >= _WATCH_ROUNDS:
+                    raise _combine(failures)
+                await asyncio.sleep(_WATCH_BACKOFF * 2 ** (rounds - 1))
 
     async def close(self) -> None:
         channel, self._channel = self._channel, None

@@ -115,7 +115,24 @@ def translate(exc: grpc.aio.AioRpcError, endpoint: str, *, user: str | None = No
             "lease unless access comes back in time")
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return EtcdUnavailable(f"etcd at {endpoint} is unavailable: {details or code.name}")
+    if masked_stream_end(exc):
+        return EtcdUnavailable(f"etcd at {endpoint} ended the stream before our request was "
+                               "written (gRPC reports that as an internal error)")
     return EtcdRequestError(f"etcd at {endpoint} refused the request: {code.name}: {details}")
+
+
+def masked_stream_end(exc: grpc.aio.AioRpcError) -> bool:
+    """A stream the server ended while our request was being written.
+
+    grpcio's asyncio client then replaces the server's status (a member
+    that lost its leader closes its watch streams, say) with a bare
+    INTERNAL "Internal error from Core" (grpc/grpc#36066). It is the end
+    of a stream, not a refusal: the next endpoint may well answer. Whether
+    the request was applied stays unknown (``never_sent`` is False), so only
+    a replay-safe request is sent again.
+    """
+    return (exc.code() == grpc.StatusCode.INTERNAL
+            and (exc.details() or "").strip() == "Internal error from Core")
 
 
 def is_failover(error: EtcdError) -> bool:
