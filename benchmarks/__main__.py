@@ -31,6 +31,8 @@ from kitex_etcd_operator.devcluster.kube import KubeCluster
 from kitex_etcd_operator.devcluster.processes import free_port, wait_until
 from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget, PutOp
 
+from . import generator
+
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "kitex/registry-etcd"
 SERVICE = "bench"
@@ -161,7 +163,7 @@ def processes(kube: KubeCluster, etcd: EtcdCluster,
               operator: Operator) -> dict[str, psutil.Process]:
     """Every process of the run, by role: where the CPU goes during churn."""
     procs = {"operator": psutil.Process(operator.proc.pid),
-             "load generator (this process)": psutil.Process()}
+             "benchmark process (its etcd watch)": psutil.Process()}
     for proc in kube.processes:
         procs[proc.name] = psutil.Process(proc.pid)
     if kube.etcd is not None:
@@ -239,35 +241,41 @@ def initial_sync(kube: KubeCluster, etcd: EtcdCluster, workdir: Path, n: int,
     keys = ready_ips(core, namespace)[1]
     print(f"  {n} ready pods ({keys} distinct IPs) created in "
           f"{time.monotonic() - started:.0f}s", flush=True)
-    puts = PutTimes(etcd)
+    puts = EtcdEvents(etcd)
     operator = Operator(kube, etcd, workdir)
     profiler = Profiler(operator.proc.pid, workdir / f"profile-initial-{n}.txt") \
         if profile else None
-    t0 = time.monotonic()
+    t0, t0_unix = time.monotonic(), time.time()
     wait_until(lambda: operator.alive() and asyncio.run(etcd_count(etcd)) >= keys, timeout=600,
                interval=0.2, what=f"{keys} keys in etcd")
     seconds = time.monotonic() - t0
     if profiler is not None:
         results.profiles[f"initial sync of {n} pods"] = profiler.stop()
-    first, last = puts.stop()
+    puts.stop()
+    first, last = puts.first_put - t0_unix, puts.last_put - t0_unix
     write_phase = max(last - first, 1e-3)
     ops = operator.metric("kitex_etcd_operator_etcd_operations_total")
     results.initial[n] = {"seconds": seconds, "etcd_requests": ops,
                           "peak_rss_mib": operator.peak_rss / 2**20,
                           "keys_per_s": n / seconds, "write_phase_s": write_phase,
                           "write_keys_per_s": keys / write_phase,
-                          "first_put_s": first - t0}
-    print(f"  initial sync of {n}: {seconds:.1f}s (first put after {first - t0:.1f}s, "
+                          "first_put_s": first}
+    print(f"  initial sync of {n}: {seconds:.1f}s (first put after {first:.1f}s, "
           f"writes {write_phase:.2f}s), {ops:.0f} etcd requests, "
           f"peak RSS {operator.peak_rss / 2**20:.0f} MiB", flush=True)
     return operator
 
 
-class PutTimes:
-    """When etcd saw the first and the last put under the bench prefix."""
+class EtcdEvents:
+    """Every event under the bench prefix, as etcd's watch delivers it.
+
+    ``seen`` maps "<key>|PUT or DELETE" to the unix times of its events: the
+    clock the Go load generator stamps its changes with.
+    """
 
     def __init__(self, etcd: EtcdCluster) -> None:
-        self.first = self.last = 0.0
+        self.seen: dict[str, list[float]] = {}
+        self.first_put = self.last_put = 0.0
         self._done = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._watch(etcd)),
@@ -282,10 +290,11 @@ class PutTimes:
             stream = c.watch_prefix(f"{PREFIX}/{SERVICE}/", revision + 1)
             self._ready.set()
             async for event in stream:
-                now = time.monotonic()
+                now = time.time()
+                self.seen.setdefault(f"{event.key}|{event.kind}", []).append(now)
                 if event.kind == "PUT":
-                    self.first = self.first or now
-                    self.last = now
+                    self.first_put = self.first_put or now
+                    self.last_put = now
                 if self._done.is_set():
                     return
         except Exception:
@@ -294,9 +303,8 @@ class PutTimes:
         finally:
             await c.close()
 
-    def stop(self) -> tuple[float, float]:
+    def stop(self) -> None:
         self._done.set()
-        return self.first, self.last
 
 
 def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, seconds: float,
@@ -304,104 +312,52 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
     """Pods turn ready, not ready, or are deleted at ``rate`` events per second.
 
     Latency: from the API server's answer to the change (the patch or delete
-    returned) to etcd's watch event for the key. Every tenth event deletes a pod
-    (it starts terminating: its key must go); the others flip readiness. The
-    generator's calls skip client-side deserialization and run 48 at a time,
-    so that it, not the operator, is never what limits the rate.
+    returned) to etcd's watch event for the key, both on this machine's clock.
+    Every tenth event deletes a pod (it starts terminating: its key must go);
+    the others flip readiness. The changes come from a Go program (see
+    ``generator``), so that the load generator is not what limits the rate.
     """
-    core = client.CoreV1Api(kube.api_client())
-    core.api_client.rest_client.pool_manager.connection_pool_kw["maxsize"] = 64
-    pods = [p for p in core.list_namespaced_pod(namespace, label_selector="app=bench").items
-            if p.status.pod_ip]
-    total = int(rate * seconds)
-    deletable = pods[-(total // 10):]
-    flippable = pods[:len(pods) - len(deletable)][:2000]
-    sent: dict[str, list[float]] = {}
-    seen: dict[str, list[float]] = {}
-    lock = threading.Lock()
-    done = threading.Event()
-    watching = threading.Event()
-
-    async def watch() -> None:
-        c = EtcdClient(EtcdTarget(tuple(etcd.endpoints)))
-        try:
-            _, revision = await c.get_prefix(f"{PREFIX}/{SERVICE}/")
-            watching.set()
-            async for event in c.watch_prefix(f"{PREFIX}/{SERVICE}/", revision + 1):
-                seen.setdefault(f"{event.key}|{event.kind}", []).append(time.monotonic())
-                if done.is_set():
-                    return
-        finally:
-            await c.close()
-
-    watcher = threading.Thread(target=lambda: asyncio.run(watch()), daemon=True)
-    watcher.start()
-    watching.wait(10)
-    interval = 1.0 / rate
-
-    def change(i: int) -> None:
-        key_of = f"{PREFIX}/{SERVICE}/{{}}:8888|{{}}"
-        if i % 10 == 9:
-            pod = deletable[i // 10]
-            core.delete_namespaced_pod(pod.metadata.name, namespace, _preload_content=False)
-            key = key_of.format(pod.status.pod_ip, "DELETE")
-        else:
-            n = i - i // 10
-            pod = flippable[n % len(flippable)]
-            ready = (n // len(flippable)) % 2 == 1
-            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            core.patch_namespaced_pod_status(pod.metadata.name, namespace, {"status": {
-                "conditions": [{"type": t, "status": "True" if ready else "False",
-                                "lastTransitionTime": now}
-                               for t in ("Ready", "ContainersReady")]}},
-                _preload_content=False)
-            key = key_of.format(pod.status.pod_ip, "PUT" if ready else "DELETE")
-        with lock:
-            sent.setdefault(key, []).append(time.monotonic())
-
+    events = EtcdEvents(etcd)
     profiler = Profiler(operator.proc.pid, workdir / f"profile-churn-{rate}.txt") \
         if profile else None
     procs = processes(kube, etcd, operator)
-    cpu_before = cpu_seconds(procs)
-    hist_before = histogram(operator, "kitex_etcd_operator_change_to_etcd_seconds")
-    start = time.monotonic()
-    with ThreadPoolExecutor(48) as pool:
-        futures = []
-        for i in range(total):
-            delay = start + i * interval - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)  # pacing the load generator
-            futures.append(pool.submit(change, i))
-        for future in futures:
-            future.result()
-    wall = time.monotonic() - start
-    achieved = total / wall
-    cpu_after = cpu_seconds(procs)
-    wait_until(lambda: all(len(seen.get(k, [])) >= len(v) for k, v in sent.items()) or None,
+    window: dict[str, Any] = {}
+
+    def started() -> None:
+        window["cpu"] = cpu_seconds(procs)
+        window["hist"] = histogram(operator, "kitex_etcd_operator_change_to_etcd_seconds")
+
+    def sent() -> None:
+        window["cpu_after"] = cpu_seconds(procs)
+
+    run = generator.run(kube.kubeconfig, namespace, rate, int(rate * seconds),
+                        f"{PREFIX}/{SERVICE}/", 8888, started, sent)
+    achieved = sum(map(len, run.answered.values())) / run.wall
+    wait_until(lambda: all(len(events.seen.get(k, [])) >= len(v)
+                           for k, v in run.answered.items()) or None,
                timeout=120, interval=0.5, what="every change seen in etcd")
-    done.set()
+    events.stop()
     if profiler is not None:
         results.profiles[f"churn at {rate}/s"] = profiler.stop()
-    latencies = sorted((b - a) * 1000 for k, times in sent.items()
-                       for a, b in zip(sorted(times), seen[k], strict=False))
+    latencies = sorted((b - a) * 1000 for k, times in run.answered.items()
+                       for a, b in zip(sorted(times), events.seen[k], strict=False))
     q = statistics.quantiles(latencies, n=100)
     hist_after = histogram(operator, "kitex_etcd_operator_change_to_etcd_seconds")
-    own_p50, own_p99 = (bucket_quantile(hist_before, hist_after, x) * 1000 for x in (.5, .99))
-    cpu = {name: 100 * (cpu_after[name] - cpu_before[name]) / wall for name in procs}
-    results.churn[rate] = {"events": total, "achieved_rate": achieved, "p50_ms": q[49],
-                           "p95_ms": q[94], "p99_ms": q[98], "own_p50_ms": own_p50,
-                           "own_p99_ms": own_p99}
+    own_p50, own_p99 = (bucket_quantile(window["hist"], hist_after, x) * 1000
+                        for x in (.5, .99))
+    cpu = {name: 100 * (window["cpu_after"][name] - window["cpu"][name]) / run.wall
+           for name in procs}
+    cpu["load generator (Go)"] = 100 * run.cpu_seconds / run.wall
+    results.churn[rate] = {"events": sum(map(len, run.answered.values())),
+                           "achieved_rate": achieved, "p50_ms": q[49], "p95_ms": q[94],
+                           "p99_ms": q[98], "own_p50_ms": own_p50, "own_p99_ms": own_p99,
+                           "errors": run.errors}
     results.cpu[rate] = cpu
-    print(f"  churn {rate}/s (achieved {achieved:.0f}/s): p50 {q[49]:.0f} ms, "
-          f"p95 {q[94]:.0f} ms, p99 {q[98]:.0f} ms; the operator's own share: p50 <= "
-          f"{own_p50:.0f} ms, p99 <= {own_p99:.0f} ms; CPU % of one core: "
+    print(f"  churn {rate}/s (achieved {achieved:.0f}/s, {run.errors} refused): "
+          f"p50 {q[49]:.0f} ms, p95 {q[94]:.0f} ms, p99 {q[98]:.0f} ms; the operator's own "
+          f"share: p50 <= {own_p50:.0f} ms, p99 <= {own_p99:.0f} ms; CPU % of one core: "
           + ", ".join(f"{name} {share:.0f}" for name, share in
                       sorted(cpu.items(), key=lambda kv: -kv[1])), flush=True)
-    # Back to all ready for the next scenario.
-    for pod in flippable:
-        core.patch_namespaced_pod_status(pod.metadata.name, namespace, {"status": {"conditions": [
-            {"type": t, "status": "True"} for t in ("Ready", "ContainersReady")]}},
-            _preload_content=False)
 
 
 def keepalive_cost(etcd: EtcdCluster, n: int, window: float, results: Results,
@@ -512,10 +468,15 @@ def report(results: Results, path: Path) -> None:
         lines.append(f"| {n} | {r['seconds']:.1f} | {r['first_put_s']:.1f} | "
                      f"{r['etcd_requests']:.0f} | {r['peak_rss_mib']:.0f} |")
     lines += ["", "## Churn latency (readiness flips and deletions; API answer -> etcd watch)",
-              "", "End to end: from the API server's answer to the change to etcd's watch "
-              "event. The operator's own share: from the first change of a batch reaching "
-              "the operator to etcd acknowledging the write (its "
-              "`change_to_etcd_seconds` histogram; bucket upper bounds).", "",
+              "", "Pods of 1,000 turn ready, not ready (9 changes in 10) or are deleted "
+              "(1 in 10) at a steady rate. The changes come from `kitex-churn` "
+              "(benchmarks/churn), a small client-go program: a load generator in Python "
+              "used as much CPU as the API server and, with it, saturated the 2 cores "
+              "at about 130 changes/s. End to end: from the API server's answer to the "
+              "change to etcd's watch event for the key, on one clock. The operator's own "
+              "share: from the first change of a batch reaching the operator to etcd "
+              "acknowledging the write (its `change_to_etcd_seconds` histogram; bucket "
+              "upper bounds).", "",
               "| target rate/s | achieved/s | events | p50 ms | p95 ms | p99 ms "
               "| operator's share p50 / p99 ms |",
               "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
