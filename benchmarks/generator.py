@@ -26,9 +26,11 @@ SOURCE = Path(__file__).resolve().parent / "churn"
 
 @dataclass(frozen=True)
 class ChurnRun:
-    """What the generator did: when the API server answered each change, by key."""
+    """What the generator did: when each change was sent and answered, by key."""
 
-    answered: dict[str, list[float]]  # "<etcd key>|PUT or DELETE" -> unix times
+    # "<etcd key>|PUT or DELETE" -> (request sent, answer read) in unix time, in order.
+    # The change is made in the API server somewhere in between.
+    changes: dict[str, list[tuple[float, float]]]
     wall: float
     errors: int
     cpu_seconds: float  # the generator's own, while it sent
@@ -66,7 +68,7 @@ def run(kubeconfig: Path, namespace: str, rate: int, events: int, key_prefix: st
              "--port", str(port)],
             stdout=subprocess.PIPE, stderr=stderr, text=True) as proc:
         assert proc.stdout is not None
-        answered: dict[str, list[float]] = {}
+        changes: dict[str, list[tuple[float, float]]] = {}
         sent: dict[str, float] = {}
         for line in proc.stdout:
             record = json.loads(line)
@@ -77,9 +79,11 @@ def run(kubeconfig: Path, namespace: str, rate: int, events: int, key_prefix: st
                 on_sent()
                 sent = record
             elif event is None:
-                answered.setdefault(record["key"], []).append(record["t"])
+                changes.setdefault(record["key"], []).append((record["sent"], record["t"]))
         if proc.wait() != 0 or not sent:
             stderr.seek(0)
             errors = stderr.read()
             raise RuntimeError(f"kitex-churn exited with {proc.returncode}: {errors[-2000:]}")
-    return ChurnRun(answered, float(sent["wall"]), int(sent["errors"]), float(sent["cpu"]))
+    for times in changes.values():
+        times.sort()
+    return ChurnRun(changes, float(sent["wall"]), int(sent["errors"]), float(sent["cpu"]))

@@ -13,8 +13,12 @@
 // change goes out; {"event": "sent", "wall": s, "errors": n, "cpu": s} once all
 // are answered (cpu: its own CPU time meanwhile); then, after every
 // flipped pod is Ready again for the next scenario, one line per change
-// ({"key": "<etcd key>|PUT or DELETE", "t": unix time of the answer}) and
-// {"event": "done"}.
+// ({"key": "<etcd key>|PUT or DELETE", "sent": unix time the request went
+// out, "t": unix time of the answer}) and {"event": "done"}.
+//
+// The change happens in the API server somewhere between "sent" and "t": a
+// loaded API server may deliver its watch event, and the operator may write
+// etcd, before the client has read the answer.
 package main
 
 import (
@@ -36,9 +40,12 @@ import (
 )
 
 type record struct {
-	Key string  `json:"key"`
-	T   float64 `json:"t"`
+	Key  string  `json:"key"`
+	Sent float64 `json:"sent"`
+	T    float64 `json:"t"`
 }
+
+func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
 func main() {
 	kubeconfig := flag.String("kubeconfig", "", "kubeconfig of the cluster")
@@ -121,8 +128,9 @@ func main() {
 		go func() {
 			defer wg.Done()
 			for i := range work {
+				sent := time.Now()
 				k, err := change(i)
-				t := float64(time.Now().UnixNano()) / 1e9
+				t := time.Now()
 				if err != nil {
 					mu.Lock()
 					errs++
@@ -130,7 +138,7 @@ func main() {
 					fmt.Fprintf(os.Stderr, "change %d: %v\n", i, err)
 					continue
 				}
-				records[i] = record{Key: k, T: t}
+				records[i] = record{Key: k, Sent: unix(sent), T: unix(t)}
 			}
 		}()
 	}
