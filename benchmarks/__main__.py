@@ -18,7 +18,6 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,21 +31,12 @@ from kitex_etcd_operator.devcluster.processes import free_port, wait_until
 from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget, PutOp
 
 from . import generator
+from .report import Results, report
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "kitex/registry-etcd"
 SERVICE = "bench"
 ANN = {"kitex.cloudwego.io/service": SERVICE, "kitex.cloudwego.io/port": "8888"}
-
-
-@dataclass
-class Results:
-    initial: dict[int, dict[str, float]] = field(default_factory=dict)
-    churn: dict[int, dict[str, float]] = field(default_factory=dict)
-    keepalive: dict[str, dict[str, float]] = field(default_factory=dict)
-    raw_etcd_keys_per_s: float = 0.0
-    profiles: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
-    cpu: dict[int, dict[str, float]] = field(default_factory=dict)
 
 
 class Operator:
@@ -440,110 +430,6 @@ async def raw_etcd(etcd: EtcdCluster, n: int) -> float:
         await c.close()
 
 
-def report(results: Results, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    ns = sorted(results.initial)
-    a.plot(ns, [results.initial[n]["seconds"] for n in ns], "o-", label="initial sync (s)")
-    a.plot(ns, [results.initial[n]["peak_rss_mib"] / 10 for n in ns], "s--",
-           label="peak RSS (x10 MiB)")
-    a.set_xlabel("ready pods")
-    a.legend()
-    a.set_title("Initial sync")
-    rates = sorted(results.churn)
-    for q in ("p50_ms", "p95_ms", "p99_ms"):
-        b.plot(rates, [results.churn[r][q] for r in rates], "o-", label=q)
-    b.set_xlabel("pod changes per second")
-    b.set_ylabel("change request -> etcd watch event (ms)")
-    b.legend()
-    b.set_title("Churn latency")
-    fig.tight_layout()
-    fig.savefig(path.with_suffix(".png"), dpi=100)
-    lines = ["# Benchmarks", "",
-             "`make bench` on this project's machine (2 cores, 24 GiB), everything on the "
-             "same host: kube-apiserver, controller-manager, scheduler, kwok, two etcd "
-             "servers, the operator and the load generator. Figures from the last run.", "",
-             "![benchmarks](benchmarks.png)", "", "## Initial sync", "",
-             "From the operator's process start until etcd holds every entry; the "
-             "first put comes once the pods are listed.", "",
-             "| ready pods | seconds | first put at (s) | etcd requests | peak RSS (MiB) |",
-             "| ---: | ---: | ---: | ---: | ---: |"]
-    for n in ns:
-        r = results.initial[n]
-        lines.append(f"| {n} | {r['seconds']:.1f} | {r['first_put_s']:.1f} | "
-                     f"{r['etcd_requests']:.0f} | {r['peak_rss_mib']:.0f} |")
-    lines += ["", "## Churn latency (readiness flips and deletions; API answer -> etcd watch)",
-              "", "Pods of 1,000 turn ready, not ready (9 changes in 10) or are deleted "
-              "(1 in 10) at a steady rate. The changes come from `kitex-churn` "
-              "(benchmarks/churn), a small client-go program: a load generator in Python "
-              "used as much CPU as the API server and, with it, saturated the 2 cores "
-              "at about 130 changes/s. End to end: from the request for the change going "
-              "out to etcd's watch event for the key, on one clock. That is an upper "
-              "bound: it includes the API server's handling of the request before the "
-              "change is made. Timed from the API server's answer instead, latency is "
-              "lower and sometimes below zero, as a loaded API server may send its watch "
-              "event (and the operator write etcd) before the client reads the answer; "
-              "the API column is that round trip. The operator's own "
-              "share: from the first change of a batch reaching the operator to etcd "
-              "acknowledging the write (its `change_to_etcd_seconds` histogram; bucket "
-              "upper bounds).", "",
-              "| target rate/s | achieved/s | events | p50 ms | p95 ms | p99 ms "
-              "| API round trip p50 / p99 ms | operator's share p50 / p99 ms |",
-              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for rate in rates:
-        r = results.churn[rate]
-        lines.append(f"| {rate} | {r['achieved_rate']:.0f} | {r['events']:.0f} | "
-                     f"{r['p50_ms']:.0f} | {r['p95_ms']:.0f} | {r['p99_ms']:.0f} | "
-                     f"{r['api_p50_ms']:.0f} / {r['api_p99_ms']:.0f} | "
-                     f"<= {r['own_p50_ms']:.0f} / <= {r['own_p99_ms']:.0f} |")
-    if results.cpu:
-        names = sorted({n for cpu in results.cpu.values() for n in cpu},
-                       key=lambda n: -max(c.get(n, 0) for c in results.cpu.values()))
-        lines += ["", "CPU used during the churn, % of one core (the machine has 2):", "",
-                  "| process | " + " | ".join(f"{r}/s" for r in sorted(results.cpu)) + " |",
-                  "| --- | " + " | ".join("---:" for _ in results.cpu) + " |"]
-        lines += [f"| {n} | " + " | ".join(f"{results.cpu[r].get(n, 0):.0f}"
-                                          for r in sorted(results.cpu)) + " |" for n in names]
-    lines += ["", "## etcd cost", "",
-              "Measured on etcd's side for both writers: the `LeaseKeepAlive` messages etcd "
-              "received (its `grpc_server_msg_received_total`) over a 60 s window, and "
-              "`etcdctl lease list`. The Go library's figures come from `go-register` "
-              "(tests/interop/cmd), which registers N instances through "
-              "kitex-contrib/registry-etcd itself, one registry (client, lease and "
-              "keepalive) per instance as N Kitex servers would.", "",
-              "| writer | keepalives/min | leases |", "| --- | ---: | ---: |"]
-    for name, r in results.keepalive.items():
-        lines.append(f"| {name} | {r['keepalives_per_min']:.0f} | {r['leases']:.0f} |")
-    top = max(ns)
-    r = results.initial[top]
-    raw = results.raw_etcd_keys_per_s
-    lines += ["", "## The physical limit", "",
-              f"Raw etcd writes on the same machine (batched transactions of 128 puts, no "
-              f"Kubernetes): {raw:.0f} keys/s. The operator's registration of {top} pods, "
-              "measured two ways:", "",
-              "| measure | keys/s | share of raw etcd |", "| --- | ---: | ---: |",
-              f"| write phase: first to last put seen by an etcd watch "
-              f"({r['write_phase_s']:.2f} s) | {r['write_keys_per_s']:.0f} | "
-              f"{r['write_keys_per_s'] / raw:.0%} |",
-              f"| end to end: process start to all keys, pod lists included "
-              f"({r['seconds']:.1f} s) | {r['keys_per_s']:.0f} | {r['keys_per_s'] / raw:.0%} |",
-              ""]
-    if results.profiles:
-        lines += ["## Where the time goes (py-spy)", "",
-                  "Own time of the hottest functions of the operator process, sampled at "
-                  "100 Hz by `py-spy record` (idle threads included: a thread waiting "
-                  "on a socket shows as its wait).", ""]
-        for phase, frames in results.profiles.items():
-            lines += [f"### {phase}", "", "| function | share of samples |", "| --- | ---: |"]
-            lines += [f"| `{frame}` | {share:.1f} % |" for frame, share in frames]
-            lines.append("")
-    path.write_text("\n".join(lines))
-
-
 def churn_only(profile: bool) -> None:
     results = Results()
     tools = ensure_tools()
@@ -572,7 +458,13 @@ def main() -> None:
     parser.add_argument("--no-profile", action="store_true", help="skip py-spy")
     parser.add_argument("--churn-only", action="store_true",
                         help="1,000 pods and the churn rates; prints, writes no report")
+    parser.add_argument("--render", action="store_true",
+                        help="write docs/benchmarks.md again from docs/benchmarks.json")
     args = parser.parse_args()
+    out = ROOT / "docs" / "benchmarks.md"
+    if args.render:
+        report(Results.load(out.with_suffix(".json")), out)
+        return
     if args.churn_only:
         churn_only(not args.no_profile)
         return
@@ -613,7 +505,6 @@ def main() -> None:
             kube.stop()
         for n in go_sizes:
             go_library_cost(workdir, n, 30 if args.quick else 60, results)
-    out = ROOT / "docs" / "benchmarks.md"
     report(results, out)
     print(out.read_text())
 
