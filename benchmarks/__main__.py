@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import shutil
 import statistics
@@ -217,11 +218,9 @@ async def etcd_count(etcd: EtcdCluster) -> int:
         await c.close()
 
 
-def initial_sync(kube: KubeCluster, etcd: EtcdCluster, workdir: Path, n: int,
-                 results: Results, profile: bool = False) -> Operator:
-    """N ready annotated pods exist; the operator starts; until etcd holds all N."""
-    api = kube.api_client()
-    core = client.CoreV1Api(api)
+def ready_pods(kube: KubeCluster, n: int) -> int:
+    """N ready annotated pods in namespace bench-N; returns their distinct IPs."""
+    core = client.CoreV1Api(kube.api_client())
     namespace = f"bench-{n}"
     core.create_namespace({"metadata": {"name": namespace}})
     started = time.monotonic()
@@ -231,6 +230,16 @@ def initial_sync(kube: KubeCluster, etcd: EtcdCluster, workdir: Path, n: int,
     keys = ready_ips(core, namespace)[1]
     print(f"  {n} ready pods ({keys} distinct IPs) created in "
           f"{time.monotonic() - started:.0f}s", flush=True)
+    return keys
+
+
+def initial_sync(kube: KubeCluster, etcd: EtcdCluster, workdir: Path, n: int, keys: int,
+                 results: Results, profile: bool = False) -> Operator:
+    """The operator starts beside N ready pods; until etcd holds all their keys.
+
+    With ``profile`` it is a profiling run under py-spy, whose sampling costs
+    CPU the measured runs must not lose: only the profile is kept.
+    """
     puts = EtcdEvents(etcd)
     operator = Operator(kube, etcd, workdir)
     profiler = Profiler(operator.proc.pid, workdir / f"profile-initial-{n}.txt") \
@@ -239,9 +248,10 @@ def initial_sync(kube: KubeCluster, etcd: EtcdCluster, workdir: Path, n: int,
     wait_until(lambda: operator.alive() and asyncio.run(etcd_count(etcd)) >= keys, timeout=600,
                interval=0.2, what=f"{keys} keys in etcd")
     seconds = time.monotonic() - t0
+    puts.stop()
     if profiler is not None:
         results.profiles[f"initial sync of {n} pods"] = profiler.stop()
-    puts.stop()
+        return operator
     first, last = puts.first_put - t0_unix, puts.last_put - t0_unix
     write_phase = max(last - first, 1e-3)
     ops = operator.metric("kitex_etcd_operator_etcd_operations_total")
@@ -266,12 +276,17 @@ class EtcdEvents:
     def __init__(self, etcd: EtcdCluster) -> None:
         self.seen: dict[str, list[float]] = {}
         self.first_put = self.last_put = 0.0
-        self._done = threading.Event()
+        self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._watch(etcd)),
-                                        daemon=True)
+        self._task = self._loop.create_task(self._watch(etcd))
+        self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         self._ready.wait(10)
+
+    def _run(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            self._loop.run_until_complete(self._task)
+        self._loop.close()
 
     async def _watch(self, etcd: EtcdCluster) -> None:
         c = EtcdClient(EtcdTarget(tuple(etcd.endpoints)))
@@ -285,21 +300,21 @@ class EtcdEvents:
                 if event.kind == "PUT":
                     self.first_put = self.first_put or now
                     self.last_put = now
-                if self._done.is_set():
-                    return
-        except Exception:
-            if not self._done.is_set():  # after stop(), etcd going away is expected
-                raise
         finally:
             await c.close()
 
     def stop(self) -> None:
-        self._done.set()
+        """End the watch now, before its etcd goes away."""
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(10)
 
 
 def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, seconds: float,
           results: Results, operator: Operator, workdir: Path, profile: bool = False) -> None:
     """Pods turn ready, not ready, or are deleted at ``rate`` events per second.
+
+    With ``profile`` it is a profiling run: only the py-spy profile is kept.
 
     Latency: from the request for the change (the patch or delete) going out
     to etcd's watch event for the key, both on this machine's clock. The change
@@ -334,6 +349,7 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
     events.stop()
     if profiler is not None:
         results.profiles[f"churn at {rate}/s"] = profiler.stop()
+        return
     pairs = [(change, seen) for k, times in run.changes.items()
              for change, seen in zip(times, events.seen[k], strict=False)]
     # From the request going out: an upper bound, the API server's own handling included.
@@ -438,11 +454,13 @@ def churn_only(profile: bool) -> None:
         kube = KubeCluster.start(tools, workdir=workdir / "kube")
         etcd = EtcdCluster.start(workdir / "etcd-churn")
         try:
-            operator = initial_sync(kube, etcd, workdir, 1000, results)
+            operator = initial_sync(kube, etcd, workdir, 1000, ready_pods(kube, 1000), results)
             try:
                 for rate in (50, 200):
-                    churn(kube, etcd, "bench-1000", rate, 20, results, operator, workdir,
-                          profile=profile and rate == 200)
+                    churn(kube, etcd, "bench-1000", rate, 20, results, operator, workdir)
+                if profile:
+                    churn(kube, etcd, "bench-1000", 200, 10, results, operator, workdir,
+                          profile=True)
             finally:
                 operator.stop()
         finally:
@@ -480,16 +498,18 @@ def main() -> None:
         try:
             kube.kubectl("apply", "--server-side", "-k", str(ROOT / "crds"))
             for n in sizes:
+                keys = ready_pods(kube, n)
                 etcd = EtcdCluster.start(workdir / f"etcd-{n}")
                 try:
-                    operator = initial_sync(kube, etcd, workdir, n, results,
-                                            profile=profile and n == sizes[-1])
+                    operator = initial_sync(kube, etcd, workdir, n, keys, results)
                     try:
                         if n == 1000:
                             for rate in rates:
                                 churn(kube, etcd, f"bench-{n}", rate, 10 if args.quick else 20,
-                                      results, operator, workdir,
-                                      profile=profile and rate == rates[-1])
+                                      results, operator, workdir)
+                            if profile:
+                                churn(kube, etcd, f"bench-{n}", rates[-1], 10, results,
+                                      operator, workdir, profile=True)
                         if n in (sizes[0], sizes[-1]):
                             keepalive_cost(etcd, n, 30 if args.quick else 60, results,
                                            "operator, one lease per service")
@@ -500,6 +520,13 @@ def main() -> None:
                         print(f"  raw etcd: {results.raw_etcd_keys_per_s:.0f} keys/s", flush=True)
                 finally:
                     etcd.stop()
+                if profile and n == sizes[-1]:
+                    # Profiled apart: py-spy's sampling would slow the measured run.
+                    etcd = EtcdCluster.start(workdir / f"etcd-{n}-profile")
+                    try:
+                        initial_sync(kube, etcd, workdir, n, keys, results, profile=True).stop()
+                    finally:
+                        etcd.stop()
                 client.CoreV1Api(kube.api_client()).delete_namespace(f"bench-{n}")
         finally:
             kube.stop()

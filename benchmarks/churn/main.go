@@ -77,7 +77,7 @@ func main() {
 	}
 	var pods []corev1.Pod
 	for _, pod := range list.Items {
-		if pod.Status.PodIP != "" {
+		if pod.Status.PodIP != "" && pod.DeletionTimestamp == nil {
 			pods = append(pods, pod)
 		}
 	}
