@@ -286,7 +286,9 @@ class EtcdEvents:
     def _run(self) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             self._loop.run_until_complete(self._task)
-        self._loop.close()
+        # Let gRPC finish the cancelled call. The loop is left open: grpcio's poller
+        # may still post to it, and a closed loop makes that a traceback.
+        self._loop.run_until_complete(asyncio.sleep(0.2))
 
     async def _watch(self, etcd: EtcdCluster) -> None:
         c = EtcdClient(EtcdTarget(tuple(etcd.endpoints)))
