@@ -377,6 +377,16 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
                       sorted(cpu.items(), key=lambda kv: -kv[1])), flush=True)
 
 
+def churn_scenarios(kube: KubeCluster, etcd: EtcdCluster, rates: list[int], seconds: float,
+                    results: Results, operator: Operator, workdir: Path, profile: bool) -> None:
+    """The measured churn runs over bench-1000, then a profiled one at the top rate."""
+    for rate in rates:
+        churn(kube, etcd, "bench-1000", rate, seconds, results, operator, workdir)
+    if profile:
+        churn(kube, etcd, "bench-1000", rates[-1], 10, results, operator, workdir,
+              profile=True)
+
+
 def keepalive_cost(etcd: EtcdCluster, n: int, window: float, results: Results,
                    writer: str) -> None:
     """Keepalive messages etcd received per minute over ``window``, and leases held."""
@@ -458,11 +468,7 @@ def churn_only(profile: bool) -> None:
         try:
             operator = initial_sync(kube, etcd, workdir, 1000, ready_pods(kube, 1000), results)
             try:
-                for rate in (50, 200):
-                    churn(kube, etcd, "bench-1000", rate, 20, results, operator, workdir)
-                if profile:
-                    churn(kube, etcd, "bench-1000", 200, 10, results, operator, workdir,
-                          profile=True)
+                churn_scenarios(kube, etcd, [50, 200], 20, results, operator, workdir, profile)
             finally:
                 operator.stop()
         finally:
@@ -506,12 +512,8 @@ def main() -> None:
                     operator = initial_sync(kube, etcd, workdir, n, keys, results)
                     try:
                         if n == 1000:
-                            for rate in rates:
-                                churn(kube, etcd, f"bench-{n}", rate, 10 if args.quick else 20,
-                                      results, operator, workdir)
-                            if profile:
-                                churn(kube, etcd, f"bench-{n}", rates[-1], 10, results,
-                                      operator, workdir, profile=True)
+                            churn_scenarios(kube, etcd, rates, 10 if args.quick else 20,
+                                            results, operator, workdir, profile)
                         if n in (sizes[0], sizes[-1]):
                             keepalive_cost(etcd, n, 30 if args.quick else 60, results,
                                            "operator, one lease per service")

@@ -9,17 +9,14 @@ not the load generator.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kitex_etcd_operator.devcluster.build import cache_root
+from kitex_etcd_operator.devcluster.build import ensure_go_program
 
 SOURCE = Path(__file__).resolve().parent / "churn"
 
@@ -36,24 +33,6 @@ class ChurnRun:
     cpu_seconds: float  # the generator's own, while it sent
 
 
-def ensure_built() -> Path:
-    """The generator's binary, cached under a hash of its sources."""
-    h = hashlib.sha256()
-    for name in ("go.mod", "go.sum", "main.go"):
-        h.update(name.encode() + b"\0" + (SOURCE / name).read_bytes())
-    binary = cache_root() / f"churn-{h.hexdigest()[:16]}" / "kitex-churn"
-    if binary.exists():
-        return binary
-    if shutil.which("go") is None:
-        raise RuntimeError("the Go toolchain ('go') is not on PATH")
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GOFLAGS": "-buildvcs=false"}
-    subprocess.run(["go", "build", "-o", str(binary) + ".tmp", "."], cwd=SOURCE, env=env,
-                   check=True, timeout=1800)
-    os.replace(str(binary) + ".tmp", binary)
-    return binary
-
-
 def run(kubeconfig: Path, namespace: str, rate: int, events: int, key_prefix: str,
         port: int, on_start: Callable[[], None], on_sent: Callable[[], None]) -> ChurnRun:
     """Send ``events`` changes at ``rate``/s; returns once they are answered and undone.
@@ -61,7 +40,7 @@ def run(kubeconfig: Path, namespace: str, rate: int, events: int, key_prefix: st
     ``on_start`` and ``on_sent`` run as the first change goes out and once the
     last is answered: the caller's measurement window.
     """
-    binary = ensure_built()
+    binary = ensure_go_program("kitex-churn", SOURCE)
     with tempfile.TemporaryFile("w+") as stderr, subprocess.Popen(
             [str(binary), "--kubeconfig", str(kubeconfig), "--namespace", namespace,
              "--rate", str(rate), "--events", str(events), "--key-prefix", key_prefix,

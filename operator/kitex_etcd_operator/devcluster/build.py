@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -197,6 +198,26 @@ def _build_module(
             )
         (bindir / ".stamp").write_text(json.dumps(spec))
     return bindir
+
+
+def ensure_go_program(name: str, source: Path, progress: Progress = _stderr) -> Path:
+    """The binary of the Go module in ``source`` (a ``main`` package at its root),
+    built once and cached under a hash of its go.mod, go.sum and .go files."""
+    digest = hashlib.sha256()
+    for path in sorted([source / "go.mod", source / "go.sum", *source.glob("*.go")]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    root = component_dir(name, f"src-{digest.hexdigest()[:16]}")
+    binary = root / "bin" / name
+    if os.access(binary, os.X_OK):
+        return binary
+    with _locked(root / ".lock", progress):
+        if not os.access(binary, os.X_OK):
+            binary.parent.mkdir(parents=True, exist_ok=True)
+            staging = binary.with_suffix(".tmp")
+            _run(["go", "build", "-o", str(staging), "."], cwd=source, log=root / "build.log",
+                 progress=progress, what=name)
+            staging.replace(binary)
+    return binary
 
 
 def ensure_etcd(progress: Progress = _stderr) -> Path:
