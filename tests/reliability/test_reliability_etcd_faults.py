@@ -9,6 +9,7 @@ all it takes to recover.
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import subprocess
 import time
@@ -48,9 +49,14 @@ def _fault_and_fix(svc: Service, operator: Any, words: str, reason: str,
         assert words in degraded["message"].lower(), degraded
         ready = svc.condition("Ready")
         assert ready["status"] == "False" and words in ready["message"].lower(), ready
-        named = wait_for(lambda: [e for e in svc.events("Degraded", "SyncFailed")
-                                  if words in e.message.lower()],
-                         timeout=30, what=f"Events naming {words!r}")
+        def naming() -> list[Any]:
+            # The two Events are posted apart; wait for both, not the first one.
+            found = [e for e in svc.events("Degraded", "SyncFailed")
+                     if words in e.message.lower()]
+            return found if {"Degraded", "SyncFailed"} <= {e.reason for e in found} else []
+
+        named = wait_for(naming, timeout=30, what=f"Degraded and SyncFailed Events naming "
+                                                  f"{words!r}")
         assert {"Degraded", "SyncFailed"} <= {e.reason for e in named}, named
         assert operator.running, operator.tail()
 
@@ -83,8 +89,12 @@ def test_etcd_out_of_space(k8s: Any, namespace: str, tools: Any,
 
     # Junk past the quota: etcd raises the NOSPACE alarm and refuses puts and leases.
     etcdctl = [str(tools.etcdctl), f"--endpoints={etcd.endpoints[0]}"]
-    for i in range(100):
-        put = subprocess.run([*etcdctl, "put", f"junk/{i}"], input="x" * 200_000,
+    # etcd measures its database at each batch commit, so count on no number of
+    # writes: write until refused, with a deadline.
+    deadline = time.monotonic() + 90
+    for i in itertools.count():
+        assert time.monotonic() < deadline, f"{i} writes past the quota, never refused"
+        put = subprocess.run([*etcdctl, "put", f"junk/{i % 100}"], input="x" * 200_000,
                              capture_output=True, text=True, timeout=30)
         if put.returncode:
             assert "database space exceeded" in put.stderr, put.stderr
