@@ -32,7 +32,7 @@ from figures import GapSampler
 from helpers import wait_for
 from kitex_etcd_operator.devcluster import pki
 
-QUOTA = 2 * 1024 * 1024  # bytes: a few junk writes fill it
+QUOTA = 2 * 1024 * 1024  # bytes: small, so that junk writes soon pass it
 
 
 def _fault_and_fix(svc: Service, operator: Any, words: str, reason: str,
