@@ -17,13 +17,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from . import metrics
+from . import metrics, supervisor
 from .desired import ANNOTATIONS, BindingConfig, Defaults, DesiredState, SpecKey, TargetRef
 from .etcd.errors import EtcdError
 from .finalizers import Finalizers
 from .kube.pods import pod_view
 from .kube.spec import SpecError, parse_kitexservice
-from .kubeapi import CrdMissing, KubeApi
+from .kubeapi import API_ERRORS, CrdMissing, KubeApi
 from .plan import Binding, Policy
 from .podwatch import PodWatch
 from .registry import RegistryError, SyncResult
@@ -135,7 +135,7 @@ class Controller:
             return
         self._watching = True
         for watch in self.pod_watches:
-            self._tasks.append(asyncio.create_task(watch.run(), name=f"pod watch {watch.scope}"))
+            self._tasks.append(supervisor.spawn("pod-watch", watch.scope, watch.run))
 
     async def start(self) -> None:
         """Load the full lists, then let workers write and clean up what vanished."""
@@ -143,7 +143,7 @@ class Controller:
             try:
                 await self._list_kitexservices()
                 break
-            except Exception as exc:
+            except API_ERRORS as exc:
                 log.error("Listing KitexServices failed, retrying in %gs: %s", LIST_RETRY, exc)
                 await asyncio.sleep(LIST_RETRY)
         self.watch_pods()
@@ -152,8 +152,9 @@ class Controller:
         self.finalizers.start()
         metrics.initial_sync_done.set(1)
         await self._adopt_orphans()
-        self._tasks.append(asyncio.create_task(self._report_initial_sync(time.monotonic()),
-                                               name="initial sync report"))
+        started = time.monotonic()
+        self._tasks.append(supervisor.spawn("initial-sync", "report",
+                                            lambda: self._report_initial_sync(started)))
         self.status.start()
         log.info("Initial sync started: %d pod(s), %d KitexService(s), %d binding(s)",
                  len(self.state.pods), len(self.state.specs), len(self.workers))
@@ -281,8 +282,8 @@ class BindingWorker:
         self._idle = asyncio.Event()
         self._not_before = 0.0
         self._changed_since: float | None = None  # first change not yet in etcd
-        self.task: asyncio.Task[None] | None = asyncio.create_task(
-            self._run(), name=f"binding {binding}")
+        self.task: asyncio.Task[None] | None = supervisor.spawn(
+            "binding", str(binding), self._run, on_crash=self._crashed)
 
     @property
     def _log_extra(self) -> dict[str, str]:
@@ -299,6 +300,16 @@ class BindingWorker:
     def lease_lost(self) -> None:
         self.full = True
         self._wake.set()
+
+    def _crashed(self, exc: BaseException) -> None:
+        """A bug ended this worker's loop: say so on its KitexServices; the restart
+        starts with a full sync, and readiness does not wait for a worker that crashes."""
+        message = (f"internal error in the operator ({type(exc).__name__}: {exc}); the "
+                   "worker restarts, see the operator's log")
+        self.retry = self.retry.failed(message, "InternalError")
+        self.full, self.attempted = True, True
+        self.c.status.task_crashed(self.binding, message)
+        self.c.status.binding_synced(self.binding, self)
 
     def cancel(self) -> None:
         if self.task is not None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import kopf
 
+from . import supervisor
 from .controller import Controller
 from .kubeapi import GROUP, PLURAL, VERSION
 
@@ -52,7 +53,11 @@ def make_registry(controller: Controller,
     async def kitexservice_event(event: kopf.RawEvent, **_: Any) -> None:
         try:
             controller.on_kitexservice(event.get("type"), event["object"])
-        except Exception:
-            log.exception("Could not process a KitexService event")
+        except Exception as exc:
+            # Bad input is a SpecError, handled inside: this is a bug. kopf would only log
+            # it; the supervisor logs, counts it and lets it weigh on /healthz.
+            meta = (event.get("object") or {}).get("metadata") or {}
+            supervisor.default().crashed(
+                "kitexservice-event", f"{meta.get('namespace')}/{meta.get('name')}", exc)
 
     return registry

@@ -53,6 +53,15 @@ pods_registered = Gauge(f"{NS}_pods_registered", "Pods that are an instance of s
 writes = Counter(f"{NS}_entries_written_total", "Entries put or deleted, by kind", ["kind"])
 initial_sync_done = Gauge(f"{NS}_initial_sync_done", "1 once the initial lists were applied")
 leader = Gauge(f"{NS}_leader", "1 while this replica is the writer")
+task_crashes = Counter(f"{NS}_task_crashes_total",
+                       "Unexpected exceptions that ended a supervised task (it is restarted "
+                       "after a backoff), by kind of task", ["kind"])
+tasks_failing = Gauge(f"{NS}_tasks_failing",
+                      "Tasks past the crash limit within the window (/healthz is false "
+                      "while above 0)")
+status_errors = Counter(f"{NS}_status_write_errors_total",
+                        "KitexService status patches and Events that could not be written, "
+                        "by kind (status, event)", ["kind"])
 
 
 def forget_service(prefix: str, service: str) -> None:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from . import metrics
+from . import metrics, supervisor
 from .etcd.client import Compare, DeleteOp, EtcdClient, KeyValue, PutOp
 from .etcd.errors import EtcdError
 from .plan import Binding, Delete, Observed, Op, Plan, Policy, Put, batches, make_plan
@@ -171,8 +171,8 @@ class TargetRegistry:
 
     def _ensure_keepalive(self) -> None:
         if self._keepalive_task is None or self._keepalive_task.done():
-            self._keepalive_task = asyncio.create_task(self._keepalive_loop(),
-                                                       name="lease keepalive")
+            self._keepalive_task = supervisor.spawn("keepalive", str(self.client.target),
+                                                    self._keepalive_loop)
         self._wake.set()
 
     async def _keepalive_loop(self) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from . import metrics
+from . import metrics, supervisor
 from .durations import Duration
 from .leader import ElectionConfig, LeaderElector, LostLeadership
 from .logs import setup_logging
@@ -227,7 +227,7 @@ async def operate(settings: Settings, election: ElectionConfig | None = None,
         return controller.ready
 
     runner = await probes.serve(settings.health_host, settings.health_port,
-                                ready=ready, alive=lambda: True)
+                                ready=ready, alive=lambda: supervisor.default().healthy)
     log.info("Operator starting: cluster id %s, %s, policy %s%s", settings.cluster_id,
              "namespaces " + ",".join(settings.namespaces) if settings.namespaces
              else "cluster-wide", settings.policy.value, ", dry run" if settings.dry_run else "")
@@ -250,9 +250,10 @@ async def operate(settings: Settings, election: ElectionConfig | None = None,
         registry=make_registry(controller, on_startup=shutdown.install), standalone=True,
         clusterwide=not settings.namespaces, namespaces=list(settings.namespaces),
         stop_flag=kopf_stop, ready_flag=kopf_ready), name="kopf")
-    lead_task = asyncio.create_task(lead(), name="lead")
-    elector_task = asyncio.create_task(elector.run(), name="leader election") \
-        if elector is not None else None
+    lead_task = supervisor.spawn("startup", "lead", lead)
+    elector_task = supervisor.spawn("leader-election", election.identity, elector.run,
+                                    fatal=(LostLeadership,)) \
+        if elector is not None and election is not None else None
     helpers = [asyncio.create_task(take_signals_back(), name="signals")]
     stop_task = asyncio.create_task(shutdown.requested.wait(), name="stop")
     watched: set[asyncio.Task[Any]] = {kopf_task, stop_task}

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import metrics, supervisor
 from .desired import DesiredState, Source, SpecKey
 from .kube.spec import SpecError
 from .kubeapi import KIND, KubeApi, ObjectRef
@@ -75,6 +76,13 @@ class StatusReporter:
                 if obj is not None and obj.spec_error is None:
                     self._update(obj, binding, worker)
         self._report_pod_errors()
+
+    def task_crashed(self, binding: Binding, message: str) -> None:
+        """A Warning Event on every KitexService of a binding whose worker crashed."""
+        for source in self.state.sources.get(binding, set()):
+            obj = self.objects.get((source.namespace, source.name))
+            if source.kind == "KitexService" and obj is not None:
+                self.event(obj.ref, "InternalError", message)
 
     def event(self, ref: ObjectRef, reason: str, message: str, warning: bool = True) -> None:
         self._events.put_nowait((ref, reason, message, warning))
@@ -187,7 +195,7 @@ class StatusReporter:
 
     def start(self) -> None:
         if self.kube is not None and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="status writer")
+            self._task = supervisor.spawn("status-writer", "status", self._loop)
 
     async def _loop(self) -> None:
         assert self.kube is not None
@@ -203,11 +211,18 @@ class StatusReporter:
                 try:
                     await self.kube.patch_status(key[0], key[1], pending)
                     obj.written, obj.pending = comparable, None
-                except Exception as exc:
+                except Exception as exc:  # any error: the next object, and this one next round
+                    metrics.status_errors.labels("status").inc()
                     log.warning("Could not write status of %s/%s: %s", *key, exc)
             while not self._events.empty():
                 ref, reason, message, warning = self._events.get_nowait()
-                await self.kube.post_event(ref, reason=reason, message=message, warning=warning)
+                try:
+                    await self.kube.post_event(ref, reason=reason, message=message,
+                                               warning=warning)
+                except Exception as exc:  # one lost Event must not end the reporting
+                    metrics.status_errors.labels("event").inc()
+                    log.warning("Could not post event %s on %s/%s: %s", reason, ref.namespace,
+                                ref.name, exc)
             self._kick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), FLUSH_INTERVAL)
