@@ -20,7 +20,9 @@ from typing import Any
 import click
 
 from . import metrics, supervisor
-from .durations import Duration
+from .durations import DIAL_TIMEOUT, OBSERVE_DELAY, RETRY_DELAY, Duration
+from .etcd.channel import MAX_MESSAGE, set_max_response
+from .kube.spec import MAX_LEASE_TTL, MIN_LEASE_TTL
 from .leader import ElectionConfig, LeaderElector, LostLeadership
 from .logs import setup_logging
 from .model import DEFAULT_LEASE_TTL, DEFAULT_PREFIX, validate_prefix
@@ -51,8 +53,13 @@ def etcd_options(fn: Any) -> Any:
                      help="Client key (PEM) for mutual TLS."),
         click.option("--etcd-secret", envvar="KITEX_ETCD_SECRET", metavar="NAMESPACE/NAME",
                      help="A Secret with username/password and/or ca.crt/tls.crt/tls.key."),
-        click.option("--etcd-dial-timeout", envvar="KITEX_ETCD_DIAL_TIMEOUT", type=Duration(),
+        click.option("--etcd-dial-timeout", envvar="KITEX_ETCD_DIAL_TIMEOUT",
+                     type=Duration(DIAL_TIMEOUT),
                      default="5s", show_default=True),
+        click.option("--etcd-max-response-size", envvar="KITEX_ETCD_MAX_RESPONSE_SIZE",
+                     type=click.IntRange(1024 * 1024, 2**31 - 1), default=MAX_MESSAGE,
+                     show_default=True,
+                     help="Cap on one etcd response, in bytes (a range read of a service)."),
         click.option("--prefix", envvar="KITEX_ETCD_PREFIX", default=DEFAULT_PREFIX,
                      show_default=True, help="Default key prefix (WithEtcdServicePrefix)."),
     ]
@@ -62,6 +69,7 @@ def etcd_options(fn: Any) -> Any:
 
 
 def default_target(kw: dict[str, Any]) -> DefaultTarget:
+    set_max_response(kw["etcd_max_response_size"])
     password = os.environ.get("KITEX_ETCD_PASSWORD")
     if kw["etcd_password_file"]:
         password = kw["etcd_password_file"].read_text().strip()
@@ -81,14 +89,16 @@ def default_target(kw: dict[str, Any]) -> DefaultTarget:
 @click.command()
 @etcd_options
 @click.option("--kubeconfig", envvar="KUBECONFIG", help="Outside a cluster: the kubeconfig.")
-@click.option("--lease-ttl", envvar="KITEX_ETCD_REGISTRY_LEASE_TTL", type=click.IntRange(5),
+@click.option("--lease-ttl", envvar="KITEX_ETCD_REGISTRY_LEASE_TTL",
+              type=click.IntRange(MIN_LEASE_TTL, MAX_LEASE_TTL),
               default=DEFAULT_LEASE_TTL, show_default=True, help="Default lease TTL (seconds).")
 @click.option("--max-attempt-times", envvar="KITEX_ETCD_MAX_ATTEMPT_TIMES",
               type=click.IntRange(0), default=5, show_default=True,
               help="Default retry.maxAttemptTimes: failures before Degraded (0: unlimited).")
-@click.option("--observe-delay", envvar="KITEX_ETCD_OBSERVE_DELAY", type=Duration(),
+@click.option("--observe-delay", envvar="KITEX_ETCD_OBSERVE_DELAY",
+              type=Duration(OBSERVE_DELAY),
               default="30s", show_default=True, help="Default retry.observeDelay.")
-@click.option("--retry-delay", envvar="KITEX_ETCD_RETRY_DELAY", type=Duration(),
+@click.option("--retry-delay", envvar="KITEX_ETCD_RETRY_DELAY", type=Duration(RETRY_DELAY),
               default="10s", show_default=True, help="Default retry.retryDelay.")
 @click.option("--cluster-id", envvar="KITEX_ETCD_CLUSTER_ID", default="default",
               show_default=True, help="Owner id: operators of different clusters sharing an "
