@@ -439,6 +439,9 @@ class BindingWorker:
             self._not_before = time.monotonic() + self.retry.next_delay(self.c.settings.retry)
             self.full = True
             log.warning("Removing %s failed: %s", self.binding, exc, extra=self._log_extra)
+            self.c.status.removal_failed(
+                [key for key, b in self.c._spec_bindings.items() if b == self.binding],
+                f"the entries of {self.binding} could not be removed, retrying: {exc}")
             return False
         else:
             log.info("Removed %s", self.binding, extra=self._log_extra)

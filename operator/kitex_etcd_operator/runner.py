@@ -115,6 +115,10 @@ def default_target(kw: dict[str, Any]) -> DefaultTarget:
               help="Cap on deletions per service and cycle.")
 @click.option("--resync-period", envvar="KITEX_ETCD_RESYNC_PERIOD", type=Duration(),
               default="5m", show_default=True, help="How often pods are relisted.")
+@click.option("--metrics-max-services", envvar="KITEX_ETCD_METRICS_MAX_SERVICES",
+              type=click.IntRange(1), default=metrics.MAX_SERVICES, show_default=True,
+              help="Services with series of their own in per-service metrics; the rest "
+              "are summed under prefix/service \"_other\".")
 @click.option("--health-port", envvar="KITEX_ETCD_HEALTH_PORT", type=int, default=8080,
               show_default=True, help="Port of /healthz, /readyz and /metrics.")
 @click.option("--leader-elect/--no-leader-elect", envvar="KITEX_ETCD_LEADER_ELECT",
@@ -131,6 +135,7 @@ def default_target(kw: dict[str, Any]) -> DefaultTarget:
 def run(**kw: Any) -> None:
     """Run the operator: watch pods and KitexServices, keep etcd in line."""
     setup_logging(kw["log_format"], kw["log_level"])
+    metrics.set_max_services(kw["metrics_max_services"])
     try:
         prefix = validate_prefix(kw["prefix"], field="--prefix")
         retry = RetryConfig(kw["max_attempt_times"], kw["observe_delay"], kw["retry_delay"])

@@ -77,6 +77,20 @@ class StatusReporter:
                     self._update(obj, binding, worker)
         self._report_pod_errors()
 
+    def removal_failed(self, keys: list[SpecKey], message: str) -> None:
+        """A deleted KitexService whose entries are still in etcd: its status must not
+        keep saying Synced while the finalizer waits (its spec has left the state,
+        so ``binding_synced`` no longer reaches it)."""
+        for key in keys:
+            obj = self.objects.get(key)
+            if obj is None:
+                continue
+            if obj.conditions.get("Ready", {}).get("message") != message:
+                self.event(obj.ref, "RemovalFailed", message)
+            self._set(obj, "Ready", False, "RemovalFailed", message)
+            obj.pending = self._render(obj, None, None)
+        self._kick.set()
+
     def task_crashed(self, binding: Binding, message: str) -> None:
         """A Warning Event on every KitexService of a binding whose worker crashed."""
         for source in self.state.sources.get(binding, set()):
