@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from . import metrics, supervisor
 from .etcd.client import Compare, DeleteOp, EtcdClient, KeyValue, PutOp
-from .etcd.errors import EtcdError
+from .etcd.errors import EtcdError, EtcdLeaseNotFound
 from .plan import Binding, Delete, Observed, Op, Plan, Policy, Put, batches, make_plan
 
 log = logging.getLogger(__name__)
@@ -260,7 +260,16 @@ class TargetRegistry:
             if dry_run or not plan:
                 result.add(plan)
                 break
-            failed = await self._apply(plan.ops, state, result)
+            try:
+                failed = await self._apply(plan.ops, state, result)
+            except EtcdLeaseNotFound:
+                # Revoked by hand (or expired unseen): its keys are gone. Noticed here,
+                # not at the next keepalive (a third of the TTL away): a new lease now.
+                await self._lease_lost(lease)
+                await self.observe(binding)
+                lease = await self._lease_for(binding, ttl, state)
+                keys = None
+                continue
             result.add(plan)
             if not failed:
                 break
