@@ -174,6 +174,8 @@ class Nemesis(threading.Thread):
         self.owner_records = owner_records
         self.done: list[tuple[Planned, float, float, str]] = []
         self.errors: list[str] = []
+        self.exits: list[str] = []  # replicas that exited on their own, and why
+        self.lock = threading.Lock()  # a replica is restarted by one hand at a time
         self.stopped = threading.Event()
         self.started = time.monotonic()
 
@@ -200,6 +202,21 @@ class Nemesis(threading.Thread):
         self.stopped.set()
         self.join(180)
 
+    def revive(self) -> None:
+        """What the Deployment does: a replica that exited is started again. A leader
+        that could not renew its Lease in time exits by design ("Stepping down");
+        any other exit is a crash, and the soak fails on it."""
+        with self.lock:
+            for op in self.operators:
+                if op.proc is not None and not op.running:
+                    tail = op.tail(5)
+                    why = "stepped down" if "Stepping down" in tail else "crashed"
+                    self.exits.append(f"{time.monotonic() - self.started:.1f}s "
+                                      f"{op.log_path.name} exited ({why}, code "
+                                      f"{op.proc.returncode}): {tail.splitlines()[-1:]}")
+                    print(f"EXIT {self.exits[-1]}", flush=True)
+                    op.start(wait_ready=False)
+
     # --- the faults --------------------------------------------------------------
 
     def _etcd_member_kill(self, f: Planned) -> str:
@@ -214,10 +231,12 @@ class Nemesis(threading.Thread):
             self.etcd.stop_member(i)
         self.stopped.wait(f.seconds)
         self.etcd.start_members()
+        self._wait_leader()
         return "all members stopped, back"
 
     def _apiserver_restart(self, f: Planned) -> str:
         took = self.kube.restart_apiserver()
+        self._wait_leader()
         return f"ready again after {took:.1f}s"
 
     def _watch_cut(self, f: Planned) -> str:
@@ -236,28 +255,34 @@ class Nemesis(threading.Thread):
         return (others or self.operators)[0]
 
     def _operator_sigkill(self, f: Planned) -> str:
-        victim = self._replica(f)
-        role = "leader" if victim.running and _leading(victim) else "standby"
-        victim.kill()
-        self.stopped.wait(f.seconds)
-        victim.start(wait_ready=False)
+        with self.lock:
+            victim = self._replica(f)
+            role = "leader" if victim.running and _leading(victim) else "standby"
+            victim.kill()
+            self.stopped.wait(f.seconds)
+            victim.start(wait_ready=False)
         self._wait_leader()
         return f"{role} {victim.log_path.name} killed and restarted"
 
     def _operator_sigterm(self, f: Planned) -> str:
-        victim = self._replica(f)
-        role = "leader" if victim.running and _leading(victim) else "standby"
-        victim.stop()
-        self.stopped.wait(f.seconds)
-        victim.start(wait_ready=False)
+        with self.lock:
+            victim = self._replica(f)
+            role = "leader" if victim.running and _leading(victim) else "standby"
+            victim.stop()
+            self.stopped.wait(f.seconds)
+            victim.start(wait_ready=False)
         self._wait_leader()
         return f"{role} {victim.log_path.name} stopped and restarted"
 
     def _wait_leader(self) -> None:
-        """The fault lasts until one replica leads and is ready again."""
-        wait_for(lambda: any(op.running and _leading(op) and op.probe("/readyz") == 200
-                             for op in self.operators), timeout=120, what="a ready leader",
-                 interval=0.2)
+        """The fault lasts until one replica leads and is ready again (a replica that
+        exited meanwhile is started again, as its Deployment would)."""
+        def led() -> bool:
+            self.revive()
+            return any(op.running and _leading(op) and op.probe("/readyz") == 200
+                       for op in self.operators)
+
+        wait_for(led, timeout=120, what="a ready leader", interval=0.2)
 
     def _lease_revoke(self, f: Planned) -> str:
         records = sorted(self.probe.get_prefix(self.owner_records))

@@ -126,6 +126,7 @@ def test_soak(kube: Any, k8s: Any, crds: None, tools: Any, tmp_path: Path,
         while nemesis.is_alive() and (time.monotonic() - started < DURATION or (
                 len({f.kind for f, *_ in nemesis.done}) < len(set(FAULTS))
                 and time.monotonic() - started < DURATION + 240)):
+            nemesis.revive()
             for op in operators:
                 checker.stats.max_rss_mib = max(checker.stats.max_rss_mib, rss_mib(op))
             nemesis.join(1)  # the monitor's pace: at most a second
@@ -168,6 +169,7 @@ def test_soak(kube: Any, k8s: Any, crds: None, tools: Any, tmp_path: Path,
             ("task crashes (metrics / log)", f"{crashes_now:g} / {len(crash_lines)}"),
             ("unretrieved task exceptions", str(unretrieved)),
             ("tracebacks in the logs", str(tracebacks)),
+            ("replica exits (restarted)", "; ".join(nemesis.exits) or "0"),
             ("operator RSS max", f"{s.max_rss_mib:.0f} MiB")]
     print("\nSOAK SUMMARY\n" + summary_table(rows), flush=True)
     for v in checker.violations:
@@ -190,4 +192,5 @@ def test_soak(kube: Any, k8s: Any, crds: None, tools: Any, tmp_path: Path,
     assert not checker.violations, f"{len(checker.violations)} violation(s), see above"
     assert foreign_now == foreign, "a foreign key changed"
     assert not crash_lines and not unretrieved, crash_lines
+    assert not [e for e in nemesis.exits if "crashed" in e], nemesis.exits
     assert s.max_rss_mib < RSS_LIMIT_MIB

@@ -182,3 +182,27 @@ async def test_the_status_writer_survives_an_unreachable_api_server() -> None:
     finally:
         await reporter.stop()
         kube.close()
+
+
+async def test_leader_election_survives_an_unreachable_api_server(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Before, the first refused connection ended the election task, and the runner
+    then the whole process: an API server restart killed every replica."""
+    from kitex_etcd_operator.leader import ElectionConfig, LeaderElector
+
+    kube = _unreachable_kube()
+    elector = LeaderElector(kube, ElectionConfig(namespace="ns", identity="me",
+                                                 retry_period=0.05))
+    task = asyncio.create_task(elector.run())
+    try:
+        with caplog.at_level(logging.WARNING):
+            await async_wait_for(
+                lambda: _true(sum("Leader election:" in r.getMessage()
+                                  for r in caplog.records) >= 3),
+                timeout=30, what="three failed rounds of leader election")
+        assert not task.done()
+        assert not elector.leading.is_set()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        kube.close()
