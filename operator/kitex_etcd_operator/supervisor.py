@@ -59,6 +59,12 @@ BACKOFF_INITIAL = 1.0
 BACKOFF_MAX = 60.0
 INJECT_ENV = "KITEX_ETCD_OPERATOR_INJECT_CRASH"
 
+def _asked_to_stop() -> bool:
+    """Whether this task's ``cancel()`` was called, as opposed to a stray CancelledError."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
+
+
 class InjectedCrash(RuntimeError):
     """The test-only fault of ``KITEX_ETCD_OPERATOR_INJECT_CRASH``."""
 
@@ -129,21 +135,27 @@ class Supervisor:
                     raise InjectedCrash(f"fault injected into a {kind} task by {INJECT_ENV}")
                 await run()
                 return
-            except asyncio.CancelledError:
-                raise
+            except asyncio.CancelledError as exc:
+                if _asked_to_stop():
+                    raise
+                # A CancelledError nobody asked for: grpc raises one from a call whose
+                # channel another request closed. Re-raised, it ended the task as if
+                # stopped, silently (the soak found binding workers gone that way).
+                crash: BaseException = exc
             except fatal:
                 raise
             except Exception as exc:
-                recent = self.crashed(kind, name, exc)
-                if on_crash is not None:
-                    try:
-                        on_crash(exc)
-                    except Exception:
-                        log.exception("Reporting the crash of %s task %s failed", kind, name)
-                delay = self.backoff(recent)
-                log.warning("Restarting %s task %s in %.1fs (%d crash(es) in the last %.0fs)",
-                            kind, name, delay, recent, self.window)
-                await asyncio.sleep(delay)
+                crash = exc
+            recent = self.crashed(kind, name, crash)
+            if on_crash is not None:
+                try:
+                    on_crash(crash)
+                except Exception:
+                    log.exception("Reporting the crash of %s task %s failed", kind, name)
+            delay = self.backoff(recent)
+            log.warning("Restarting %s task %s in %.1fs (%d crash(es) in the last %.0fs)",
+                        kind, name, delay, recent, self.window)
+            await asyncio.sleep(delay)
 
     def backoff(self, recent: int) -> float:
         """Seconds before a restart after the ``recent``-th crash within the window:

@@ -206,3 +206,19 @@ async def test_leader_election_survives_an_unreachable_api_server(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         kube.close()
+
+
+async def test_a_stray_cancelled_error_is_a_crash_not_a_stop() -> None:
+    """grpc raises CancelledError in a call whose channel was closed by another
+    request; the task was not asked to stop, so it must not end in silence."""
+    supervisor = Supervisor(**FAST)
+    runs: list[int] = []
+
+    async def work() -> None:
+        runs.append(1)
+        if len(runs) == 1:
+            raise asyncio.CancelledError()
+
+    await asyncio.wait_for(supervisor.spawn("binding", "stray", work), 10)
+    assert len(runs) == 2
+    assert supervisor.crash_count == 1
