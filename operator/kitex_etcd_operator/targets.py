@@ -7,6 +7,7 @@ change of them reconnects the same registry without a restart.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -47,8 +48,16 @@ class Targets:
         self.kube = kube
         self.on_lease_lost = on_lease_lost
         self._handles: dict[str, _Handle] = {}
+        self._creating = asyncio.Lock()  # one registry per target, even when workers race
 
     async def get(self, ref: TargetRef) -> TargetRegistry:
+        handle = self._handles.get(ref.id)
+        if handle is not None:
+            return handle.registry
+        async with self._creating:
+            return await self._get(ref)
+
+    async def _get(self, ref: TargetRef) -> TargetRegistry:
         handle = self._handles.get(ref.id)
         if handle is None:
             target = await self.resolve(ref)

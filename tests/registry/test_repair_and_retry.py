@@ -163,3 +163,20 @@ async def test_a_lease_revoked_by_hand_is_replaced_at_the_next_write(
         assert max(failures) == 0, "a sync failed on the revoked lease"
     finally:
         await controller.stop()
+
+
+async def test_workers_racing_for_a_new_target_share_one_registry(etcd: Any) -> None:
+    """The soak saw "Adopted 4 lease(s)" five times at each start: every worker made
+    its own registry, two of them granted a lease for one service, and each took
+    the other's keys for a conflict, so a gone pod's key stayed. One registry now."""
+    import asyncio
+
+    from kitex_etcd_operator.desired import TargetRef
+    from kitex_etcd_operator.targets import Targets
+
+    targets = Targets(Settings(etcd=DefaultTarget(endpoints=tuple(etcd.endpoints))), None)
+    try:
+        registries = await asyncio.gather(*(targets.get(TargetRef()) for _ in range(5)))
+        assert len({id(r) for r in registries}) == 1
+    finally:
+        await targets.close()
