@@ -146,6 +146,7 @@ class Checker(threading.Thread):
         self.lock = threading.Lock()
         self.watch = EtcdWatch(probe, prefix, probe.revision() + 1)
         self.started = time.monotonic()
+        self.last_error = ""
 
     # --- what the nemesis tells us --------------------------------------------------
 
@@ -168,6 +169,7 @@ class Checker(threading.Thread):
                 self.sample()
             except Exception as exc:  # the API server or etcd is down: no sample
                 self.stats.sample_errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 self._note("*", f"sample failed: {type(exc).__name__}")
             self.stopped.wait(self.interval)
 
@@ -316,3 +318,12 @@ class Checker(threading.Thread):
         """Right now nothing is missing and nothing stale."""
         with self.lock:
             return not self.missing and not self.stale and self.stats.samples > 0
+
+    def pending(self) -> str:
+        """Why it has not converged: for the report when it never does."""
+        with self.lock:
+            now = time.monotonic()
+            return (f"{self.stats.samples} samples, last error {self.last_error!r}; missing: "
+                    + ", ".join(f"{k} ({now - t:.0f}s)" for k, t in self.missing.items())
+                    + "; stale: "
+                    + ", ".join(f"{k} ({now - t:.0f}s)" for k, t in self.stale.items()))

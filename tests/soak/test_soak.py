@@ -140,6 +140,7 @@ def test_soak(kube: Any, k8s: Any, crds: None, tools: Any, tmp_path: Path,
         converge: float | None = time.monotonic() - converge_started
     except AssertionError:
         converge = None  # the checker's violations say which keys; the table is printed first
+        print(f"NOT CONVERGED: {checker.pending()}", flush=True)
     checker.stop()
     elapsed = time.monotonic() - started
 
