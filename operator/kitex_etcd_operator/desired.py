@@ -332,7 +332,7 @@ class DesiredState:
         etcd = spec.etcd
         if etcd.endpoints is not None:
             scope = identity(etcd.endpoints)
-            for name, known in self._scopes().items():
+            for name, (_, known) in self._scopes().items():
                 if known == scope:
                     raise SpecError(field_path(spec.origin, "etcd.endpoints"),
                                     f"these endpoints reach registry {name}: name it with "
@@ -347,22 +347,23 @@ class DesiredState:
         if registry is None:
             raise SpecError(field_path(spec.origin, "etcd.registry"),
                             f"no KitexEtcdRegistry named {name!r}")
-        if self._scopes().get(name) != registry.identity:
+        if name not in self._scopes():
             raise SpecError(field_path(spec.origin, "etcd.registry"),
                             f"registry {name} reaches the same etcd as another registry; "
                             "the cluster admin must keep one")
         return TargetRef(scope=registry.identity, registry=name)
 
-    def _scopes(self) -> dict[str, str]:
-        """Registry name -> scope; of two registries reaching one etcd only the first
-        (``default``, then by name) has one, so no etcd ever gets two scopes."""
-        scopes = {DEFAULT_REGISTRY: DEFAULT_TARGET}
-        taken = {identity(self.defaults.endpoints)}
+    def _scopes(self) -> dict[str, tuple[str, str]]:
+        """Registry name -> (scope, identity); of two registries reaching one etcd only
+        the first (``default``, then by name) has one, so no etcd gets two scopes."""
+        default = identity(self.defaults.endpoints)
+        scopes = {DEFAULT_REGISTRY: (DEFAULT_TARGET, default)}
+        taken = {default}
         for name in sorted(self.registries):
             ident = self.registries[name].identity
             if ident not in taken:
                 taken.add(ident)
-                scopes[name] = ident
+                scopes[name] = (ident, ident)
         return scopes
 
     def _admit(self, spec: ServiceSpec, namespace: str, source: str) -> _Admission:
