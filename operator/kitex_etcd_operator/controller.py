@@ -481,7 +481,8 @@ class BindingWorker:
         claims = self.c.state.claims(self.binding)
         recorded = registry.recorded_owner(self.binding) if registry is not None else None
         now = time.monotonic()
-        if recorded is None or any(c.group == recorded for c in claims):
+        if registry is not None and (recorded is None or any(c.group == recorded
+                                                             for c in claims)):
             self._owner_claimed_at = now
         return decide_owner(claims, recorded, recorded_absent_for=now - self._owner_claimed_at,
                             grace=self.c.settings.claim_grace)
@@ -630,6 +631,12 @@ class BindingWorker:
         go rather than holding a KitexService's finalizer forever.
         """
         self.attempted = True
+        if target.scope != self.binding.target:
+            # Never connected to its own etcd (refused, unreachable credentials): nothing
+            # there is ours, and another scope's leases of the same name are not its own.
+            log.info("Letting %s go: it never wrote to its etcd", self.binding,
+                     extra=self._log_extra)
+            return await self._forget()
         try:
             registry = await self.c.targets.get(target)
             if self.refusal is None:  # a refused binding wrote nothing that is its own
@@ -646,6 +653,9 @@ class BindingWorker:
             return False
         else:
             log.info("Removed %s", self.binding, extra=self._log_extra)
+        return await self._forget()
+
+    async def _forget(self) -> bool:
         metrics.forget_service(self.binding.prefix, self.binding.service)
         self.done = True
         self._idle.set()
