@@ -178,10 +178,10 @@ def handshake_error(exc: grpc.aio.AioRpcError, endpoint: str, *, tls: bool, has_
 
 _SUMMARIES: tuple[tuple[type[EtcdError], str], ...] = (
     (EtcdNoSpace, "etcd is out of space (NOSPACE alarm): it refuses new entries and leases"),
-    (EtcdCertificateExpired, "the client certificate is expired or not yet valid"),
+    (EtcdCertificateExpired, "client certificate expired (or not yet valid)"),
     (EtcdTLSError, "the TLS handshake with etcd failed: check the CA, the client "
                    "certificate and its key"),
-    (EtcdPermissionDenied, "etcd denied the request: the user's roles must grant readwrite "
+    (EtcdPermissionDenied, "permission denied: the etcd user's roles must grant readwrite "
                            "on the registry prefix and the operator's ownership prefix"),
     (EtcdAuthError, "etcd refused the credentials"),
     (EtcdUnavailable, "no etcd endpoint answered"),
