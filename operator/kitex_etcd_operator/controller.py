@@ -419,6 +419,7 @@ class BindingWorker:
         self.last_sync_time: float | None = None
         self.done = False
         self.config: BindingConfig = controller.default_config()  # the last one used
+        self.trying = self.config  # the one the current cycle connects with
         self.owner: str | None = None  # the owner group written in the last cycle
         self.namespaces: set[str] = set()  # the owner's namespaces
         self.refusal: str | None = None  # why the whole binding is refused (nested range)
@@ -513,12 +514,12 @@ class BindingWorker:
         """
         state = self.c.state
         owner = self._decide_owner(None)
-        config = state.config_for(self.binding, owner) or self.config
+        config = self.trying = state.config_for(self.binding, owner) or self.config
         registry = await self.c.targets.get(config.target)
         recorded_owner = self._decide_owner(registry)
         if recorded_owner != owner:
             owner = recorded_owner
-            config = state.config_for(self.binding, owner) or config
+            config = self.trying = state.config_for(self.binding, owner) or config
             registry = await self.c.targets.get(config.target)
         return registry, owner, config
 
@@ -585,7 +586,8 @@ class BindingWorker:
                     max_deletes=self.c.settings.max_deletes, dry_run=self.c.settings.dry_run,
                     owner=owner or "")
         except RECOVERABLE as exc:
-            self.retry = self.retry.failed(public_error(exc, config.target), failure_reason(exc))
+            self.retry = self.retry.failed(public_error(exc, self.trying.target),
+                                           failure_reason(exc))
             self.full = True
             self._not_before = time.monotonic() + self.retry.next_delay(config.retry)
             metrics.etcd_errors.labels("sync").inc()

@@ -114,7 +114,7 @@ def test_another_namespace_cannot_change_the_lease_or_retry_of_a_service(
 def _granted_ttl(probe: EtcdProbe, lease: int) -> int:
     import json
     return int(json.loads(probe.run("lease", "timetolive", f"{lease:x}", "-w", "json"))
-               ["grantedTTL"])
+               ["granted-ttl"])
 
 
 def _exists(k8s: Any, namespace: str, name: str) -> bool:
