@@ -19,7 +19,7 @@ import kopf
 
 from . import supervisor
 from .controller import Controller
-from .kubeapi import GROUP, PLURAL, VERSION
+from .kubeapi import GROUP, PLURAL, POLICY_PLURAL, REGISTRY_PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,39 @@ def make_registry(controller: Controller,
         try:
             controller.on_kitexservice(event.get("type"), event["object"])
         except Exception as exc:
-            # Bad input is a SpecError, handled inside: this is a bug. kopf would only log
-            # it; the supervisor logs, counts it and lets it weigh on /healthz.
-            meta = (event.get("object") or {}).get("metadata") or {}
-            supervisor.default().crashed(
-                "kitexservice-event", f"{meta.get('namespace')}/{meta.get('name')}", exc)
+            _crashed("kitexservice-event", event, exc)
+
+    # The admin's objects and namespace labels decide what tenants may register;
+    # the controller lists them completely before it admits anything.
+    @kopf.on.event(GROUP, VERSION, POLICY_PLURAL, registry=registry)
+    async def policy_event(event: kopf.RawEvent, **_: Any) -> None:
+        try:
+            controller.on_policy(event.get("type"), event["object"])
+        except Exception as exc:
+            _crashed("admin-event", event, exc)
+
+    @kopf.on.event(GROUP, VERSION, REGISTRY_PLURAL, registry=registry)
+    async def registry_event(event: kopf.RawEvent, **_: Any) -> None:
+        try:
+            controller.on_registry(event.get("type"), event["object"])
+        except Exception as exc:
+            _crashed("admin-event", event, exc)
+
+    @kopf.on.event("", "v1", "namespaces", registry=registry)
+    async def namespace_event(event: kopf.RawEvent, **_: Any) -> None:
+        try:
+            controller.on_namespace(event.get("type"), event["object"])
+        except Exception as exc:
+            _crashed("admin-event", event, exc)
 
     return registry
+
+
+def _crashed(kind: str, event: kopf.RawEvent, exc: Exception) -> None:
+    """Bad input is a SpecError, handled inside the controller: this is a bug. kopf
+    would only log it; the supervisor logs it with its traceback, counts it and lets
+    it weigh on /healthz."""
+    body = event.get("object") or {}
+    meta = body.get("metadata") or {}
+    name = "/".join(str(p) for p in (meta.get("namespace"), meta.get("name")) if p)
+    supervisor.default().crashed(kind, f"{body.get('kind', '?')} {name}", exc)

@@ -156,9 +156,9 @@ def _without(key: str) -> dict[str, Any]:
     (ksvc(etcd={"dialTimeout": "0s"}), "spec.etcd.dialTimeout"),
     (ksvc(etcd={"dialTimeout": True}), "spec.etcd.dialTimeout"),
     # Bounds: an observation every few ns, a dial that waits for years (issue 14).
-    (ksvc(etcd={"dialTimeout": "99ms"}), "spec.etcd.dialTimeout"),
-    (ksvc(etcd={"dialTimeout": "100000h"}), "spec.etcd.dialTimeout"),
-    (ksvc(etcd={"dialTimeout": "1m1s"}), "spec.etcd.dialTimeout"),
+    (ksvc(etcd={"endpoints": ["etcd:2379"], "dialTimeout": "99ms"}), "spec.etcd.dialTimeout"),
+    (ksvc(etcd={"endpoints": ["etcd:2379"], "dialTimeout": "100000h"}), "spec.etcd.dialTimeout"),
+    (ksvc(etcd={"endpoints": ["etcd:2379"], "dialTimeout": "1m1s"}), "spec.etcd.dialTimeout"),
     (ksvc(retry={"observeDelay": "1ns"}), "spec.retry.observeDelay"),
     (ksvc(retry={"observeDelay": "999ms"}), "spec.retry.observeDelay"),
     (ksvc(retry={"observeDelay": "1h0m1s"}), "spec.retry.observeDelay"),
@@ -363,4 +363,4 @@ def test_valid_specs_round_trip_through_model(fields: dict[str, Any], labels: di
     ({"observeDelay": "3600000ms", "retryDelay": "1000ms"}, {"dialTimeout": "1m"}),
 ])
 def test_duration_bounds_are_inclusive(retry: dict[str, str], etcd: dict[str, str]) -> None:
-    parse_kitexservice(ksvc(retry=retry, etcd=etcd))
+    parse_kitexservice(ksvc(retry=retry, etcd={"endpoints": ["etcd:2379"], **etcd}))
