@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help deps venv tools test unit lint typecheck cluster-up cluster-down demo bench clean
+.PHONY: help deps venv tools test unit lint typecheck cluster-up cluster-down demo bench clean soak
 
 help:
 	@echo "make demo          run the operator on a local demo cluster (first run builds Kubernetes: ~15 min)"
@@ -16,6 +16,7 @@ help:
 	@echo "make lint typecheck"
 	@echo "make cluster-up    start the local cluster in the background; make cluster-down stops it"
 	@echo "make bench         benchmarks (prints figures, writes docs/benchmarks.md)"
+	@echo "make soak          randomized fault soak, 30 min (SOAK_SECONDS=, SOAK_SEED=)"
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -61,3 +62,11 @@ bench: deps
 
 clean:
 	rm -rf $(VENV) build *.egg-info operator/*.egg-info
+
+# The randomized fault soak (tests/soak): 30 minutes by default, not part of `make test`
+# (which runs the same test for 3 minutes). make soak SOAK_SECONDS=600 SOAK_SEED=7
+SOAK_SECONDS ?= 1800
+SOAK_SEED ?= 14
+soak: deps
+	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_SEED=$(SOAK_SEED) \
+		$(BIN)/pytest -q -s -ra tests/soak

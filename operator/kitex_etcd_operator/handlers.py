@@ -17,6 +17,7 @@ from typing import Any
 
 import kopf
 
+from . import supervisor
 from .controller import Controller
 from .kubeapi import GROUP, PLURAL, POLICY_PLURAL, REGISTRY_PLURAL, VERSION
 
@@ -52,8 +53,12 @@ def make_registry(controller: Controller,
     async def kitexservice_event(event: kopf.RawEvent, **_: Any) -> None:
         try:
             controller.on_kitexservice(event.get("type"), event["object"])
-        except Exception:
-            log.exception("Could not process a KitexService event")
+        except Exception as exc:
+            # Bad input is a SpecError, handled inside: this is a bug. kopf would only log
+            # it; the supervisor logs, counts it and lets it weigh on /healthz.
+            meta = (event.get("object") or {}).get("metadata") or {}
+            supervisor.default().crashed(
+                "kitexservice-event", f"{meta.get('namespace')}/{meta.get('name')}", exc)
 
     # The admin's objects and namespace labels decide what tenants may register;
     # the controller lists them completely before it admits anything.

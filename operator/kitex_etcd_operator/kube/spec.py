@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..durations import parse_duration
+from ..durations import DIAL_TIMEOUT, OBSERVE_DELAY, RETRY_DELAY, out_of_bounds, parse_duration
 from ..endpoints import InvalidEndpoint, check_endpoint
 from ..model import (
     DEFAULT_NETWORK,
@@ -204,8 +204,8 @@ def check_host(value: Any, at: str) -> str:
     return value
 
 
-def check_duration(value: Any, at: str) -> float:
-    """A Go duration ("30s", "1m30s", "500ms") or a number of seconds, positive."""
+def check_duration(value: Any, at: str, bounds: tuple[float, float]) -> float:
+    """A Go duration ("30s", "1m30s", "500ms") or a number of seconds, within bounds."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise SpecError(at, f"{value!r} is not a duration like 30s")
     try:
@@ -214,6 +214,9 @@ def check_duration(value: Any, at: str) -> float:
         raise SpecError(at, str(err)) from None
     if not math.isfinite(seconds) or seconds <= 0:
         raise SpecError(at, f"{value!r} must be a positive duration")
+    why = out_of_bounds(seconds, bounds)
+    if why:
+        raise SpecError(at, f"{value!r} {why}")
     return seconds
 
 
@@ -281,7 +284,8 @@ def _etcd(value: Any) -> EtcdRef:
             raise SpecError(err.field, err.message) from None
     dial_timeout = None
     if etcd.get("dialTimeout") is not None:
-        dial_timeout = check_duration(etcd["dialTimeout"], "spec.etcd.dialTimeout")
+        dial_timeout = check_duration(etcd["dialTimeout"], "spec.etcd.dialTimeout",
+                                      DIAL_TIMEOUT)
     auth = secret_ref(etcd.get("authSecretRef"), "spec.etcd.authSecretRef")
     tls = secret_ref(etcd.get("tlsSecretRef"), "spec.etcd.tlsSecretRef")
     for at, ref in (("spec.etcd.authSecretRef", auth), ("spec.etcd.tlsSecretRef", tls)):
@@ -305,9 +309,10 @@ def _retry(value: Any) -> RetryConfig:
         attempts = check_int(retry["maxAttemptTimes"], "spec.retry.maxAttemptTimes", 0, 2**31 - 1)
     observe, delay = default.observe_delay, default.retry_delay
     if retry.get("observeDelay") is not None:
-        observe = check_duration(retry["observeDelay"], "spec.retry.observeDelay")
+        observe = check_duration(retry["observeDelay"], "spec.retry.observeDelay",
+                                 OBSERVE_DELAY)
     if retry.get("retryDelay") is not None:
-        delay = check_duration(retry["retryDelay"], "spec.retry.retryDelay")
+        delay = check_duration(retry["retryDelay"], "spec.retry.retryDelay", RETRY_DELAY)
     return RetryConfig(max_attempt_times=attempts, observe_delay=observe, retry_delay=delay)
 
 
