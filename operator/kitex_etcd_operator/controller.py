@@ -683,7 +683,8 @@ class BindingWorker:
             log.warning("Removing %s failed: %s", self.binding, exc, extra=self._log_extra)
             self.c.status.removal_failed(
                 [key for key, b in self.c._spec_bindings.items() if b == self.binding],
-                f"the entries of {self.binding} could not be removed, retrying: {exc}")
+                f"the entries of {self.binding} could not be removed, retrying: "
+                f"{public_error(exc, target)}")
             return False
         else:
             log.info("Removed %s", self.binding, extra=self._log_extra)

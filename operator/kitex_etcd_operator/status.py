@@ -101,27 +101,6 @@ class StatusReporter:
                                    "RangeConflict" if worker.refusal else "NotOwner")
         self._report_pod_errors()
 
-    def removal_failed(self, keys: list[SpecKey], message: str) -> None:
-        """A deleted KitexService whose entries are still in etcd: its status must not
-        keep saying Synced while the finalizer waits (its spec has left the state,
-        so ``binding_synced`` no longer reaches it)."""
-        for key in keys:
-            obj = self.objects.get(key)
-            if obj is None:
-                continue
-            if obj.conditions.get("Ready", {}).get("message") != message:
-                self.event(obj.ref, "RemovalFailed", message)
-            self._set(obj, "Ready", False, "RemovalFailed", message)
-            obj.pending = self._render(obj, None, None)
-        self._kick.set()
-
-    def task_crashed(self, binding: Binding, message: str) -> None:
-        """A Warning Event on every KitexService of a binding whose worker crashed."""
-        for source in self.state.sources(binding):
-            obj = self.objects.get((source.namespace, source.name))
-            if source.kind == KITEXSERVICE and obj is not None:
-                self.event(obj.ref, "InternalError", message)
-
     @staticmethod
     def _not_owner(binding: Binding, worker: BindingWorker, group: str) -> str | None:
         if worker.owner is None or group == worker.owner:
@@ -156,6 +135,27 @@ class StatusReporter:
                         extra={"pod": pod.name, "namespace": pod.namespace})
             self.event(ObjectRef("Pod", "v1", pod.namespace, pod.name, pod.uid), reason,
                        message)
+
+    def removal_failed(self, keys: list[SpecKey], message: str) -> None:
+        """A deleted KitexService whose entries are still in etcd: its status must not
+        keep saying Synced while the finalizer waits (its spec has left the state,
+        so ``binding_synced`` no longer reaches it)."""
+        for key in keys:
+            obj = self.objects.get(key)
+            if obj is None:
+                continue
+            if obj.conditions.get("Ready", {}).get("message") != message:
+                self.event(obj.ref, "RemovalFailed", message)
+            self._set(obj, "Ready", False, "RemovalFailed", message)
+            obj.pending = self._render(obj, None, None)
+        self._kick.set()
+
+    def task_crashed(self, binding: Binding, message: str) -> None:
+        """A Warning Event on every KitexService of a binding whose worker crashed."""
+        for source in self.state.sources(binding):
+            obj = self.objects.get((source.namespace, source.name))
+            if source.kind == KITEXSERVICE and obj is not None:
+                self.event(obj.ref, "InternalError", message)
 
     def event(self, ref: ObjectRef, reason: str, message: str, warning: bool = True) -> None:
         self._events.put_nowait((ref, reason, message, warning))

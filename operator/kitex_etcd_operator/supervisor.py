@@ -50,7 +50,6 @@ KINDS = frozenset({
     "initial-sync",  # the progress report of the first sync
     "finalizer",  # one per KitexService being finalized
     "kitexservice-event",  # kopf's handler: not restarted by us, but seen and counted
-    "admin-event",  # kopf's handlers of policies, registries and namespaces: likewise
 })
 """The label values of the crash metric: fixed in code, so its cardinality is bounded."""
 

@@ -74,7 +74,7 @@ async def test_etcd_down_degrades_then_everything_comes_back(
     await async_wait_for(_has(probe, "kitex/registry-etcd/outage/", 4), what="4 keys")
     binding = Binding("default", "kitex/registry-etcd", "outage")
     worker = controller.workers[binding]
-    config = controller.state.configs[binding]
+    config = worker.config
 
     etcd.stop_member(0)
     # Changes while etcd is down: one pod leaves, two arrive.

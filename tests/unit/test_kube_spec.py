@@ -156,9 +156,9 @@ def _without(key: str) -> dict[str, Any]:
     (ksvc(etcd={"dialTimeout": "0s"}), "spec.etcd.dialTimeout"),
     (ksvc(etcd={"dialTimeout": True}), "spec.etcd.dialTimeout"),
     # Bounds: an observation every few ns, a dial that waits for years (issue 14).
-    (ksvc(etcd={"endpoints": ["etcd:2379"], "dialTimeout": "99ms"}), "spec.etcd.dialTimeout"),
-    (ksvc(etcd={"endpoints": ["etcd:2379"], "dialTimeout": "100000h"}), "spec.etcd.dialTimeout"),
-    (ksvc(etcd={"endpoints": ["etcd:2379"], "dialTimeout": "1m1s"}), "spec.etcd.dialTimeout"),
+    (ksvc(etcd={"dialTimeout": "99ms"}), "spec.etcd.dialTimeout"),
+    (ksvc(etcd={"dialTimeout": "100000h"}), "spec.etcd.dialTimeout"),
+    (ksvc(etcd={"dialTimeout": "1m1s"}), "spec.etcd.dialTimeout"),
     (ksvc(retry={"observeDelay": "1ns"}), "spec.retry.observeDelay"),
     (ksvc(retry={"observeDelay": "999ms"}), "spec.retry.observeDelay"),
     (ksvc(retry={"observeDelay": "1h0m1s"}), "spec.retry.observeDelay"),
@@ -359,8 +359,10 @@ def test_valid_specs_round_trip_through_model(fields: dict[str, Any], labels: di
 
 
 @pytest.mark.parametrize(("retry", "etcd"), [
-    ({"observeDelay": "1s", "retryDelay": "1h"}, {"dialTimeout": "100ms"}),
-    ({"observeDelay": "3600000ms", "retryDelay": "1000ms"}, {"dialTimeout": "1m"}),
+    ({"observeDelay": "1s", "retryDelay": "1h"},
+     {"dialTimeout": "100ms", "endpoints": ["etcd:2379"]}),
+    ({"observeDelay": "3600000ms", "retryDelay": "1000ms"},
+     {"dialTimeout": "1m", "endpoints": ["etcd:2379"]}),
 ])
 def test_duration_bounds_are_inclusive(retry: dict[str, str], etcd: dict[str, str]) -> None:
-    parse_kitexservice(ksvc(retry=retry, etcd={"endpoints": ["etcd:2379"], **etcd}))
+    parse_kitexservice(ksvc(retry=retry, etcd=etcd))

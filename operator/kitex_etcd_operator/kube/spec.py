@@ -228,7 +228,8 @@ def check_bool(value: Any, at: str) -> bool:
 
 # --- KitexService ------------------------------------------------------------------
 
-def _object(value: Any, at: str) -> Mapping[str, Any]:
+def as_object(value: Any, at: str) -> Mapping[str, Any]:
+    """A JSON object, or ``{}`` for absent; anything else is an error naming ``at``."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -239,7 +240,7 @@ def _object(value: Any, at: str) -> Mapping[str, Any]:
 def secret_ref(value: Any, at: str) -> str | None:
     if value is None:
         return None
-    ref = _object(value, at)
+    ref = as_object(value, at)
     name = ref.get("name")
     if not isinstance(name, str) or not _SECRET_NAME.fullmatch(name):
         raise SpecError(f"{at}.name", f"{name!r} is not a Secret name")
@@ -247,7 +248,7 @@ def secret_ref(value: Any, at: str) -> str | None:
 
 
 def _etcd(value: Any) -> EtcdRef:
-    etcd = _object(value, "spec.etcd")
+    etcd = as_object(value, "spec.etcd")
     endpoints: tuple[str, ...] | None = None
     if etcd.get("endpoints") is not None:
         raw = etcd["endpoints"]
@@ -302,7 +303,7 @@ def _etcd(value: Any) -> EtcdRef:
 
 
 def _retry(value: Any) -> RetryConfig:
-    retry = _object(value, "spec.retry")
+    retry = as_object(value, "spec.retry")
     default = RetryConfig()
     attempts = default.max_attempt_times
     if retry.get("maxAttemptTimes") is not None:
@@ -324,8 +325,8 @@ def parse_kitexservice(body: Mapping[str, Any]) -> ServiceSpec:
     behaves the same. ``serviceName`` defaults to ``metadata.name``, which a
     schema default cannot express.
     """
-    meta = _object(body.get("metadata"), "metadata")
-    spec = _object(body.get("spec"), "spec")
+    meta = as_object(body.get("metadata"), "metadata")
+    spec = as_object(body.get("spec"), "spec")
     if "selector" not in spec:
         raise SpecError("spec.selector", "is required")
     validate_selector(spec["selector"], "spec.selector")
@@ -334,7 +335,7 @@ def parse_kitexservice(body: Mapping[str, Any]) -> ServiceSpec:
     if name is None:
         name = meta.get("name")
     service_name = check_service_name(name, framework, "spec.serviceName")
-    address = _object(spec.get("address"), "spec.address")
+    address = as_object(spec.get("address"), "spec.address")
     fixed_port = None
     if address.get("port") is not None:
         fixed_port = check_int(address["port"], "spec.address.port", 1, 65535)
