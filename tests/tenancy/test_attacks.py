@@ -282,7 +282,8 @@ def test_tenant_endpoints_are_refused_or_summarised(
                                             {"spec": {"selector": {"matchLabels":
                                                                    {"app": "intruder"}}}})
     cond = wait_for(lambda: (c := t.condition(t.b, "probe", "Ready"))
-                    and "etcd unavailable: no endpoint answered" in c.get("message", "") and c, timeout=90,
+                    and "etcd unavailable: no endpoint answered" in c.get("message", "") and c,
+                    timeout=90,
                     what="the unreachable endpoint reported")
     message = cond["message"].lower()
     assert "etcd unavailable: no endpoint answered" in message
