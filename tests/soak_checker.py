@@ -12,7 +12,9 @@ checks, all the time:
    pod: kwok reuses a freed IP at once, so a key may pass from one pod to the next).
    A DELETE is placed by its revision between the last sample that read etcd
    before it and the first that read it after, not by when the watch delivered
-   it: after an outage the watch replays what it missed, late;
+   it (after an outage the watch replays what it missed, late), and the pod
+   must have held the key for ``bound`` before it: a delete decided while the
+   pod was not ready may reach etcd seconds later, once an election is over;
 4. no foreign key (written by the nemesis into a service's range) ever changes;
 
 where the bound starts when the last *blinding* fault before it ended: while
@@ -283,8 +285,11 @@ class Checker(threading.Thread):
                 continue
             self.stats.deletes_checked += 1
             uid = before[2].get(key)
+            # The pod must have stayed ready for the bound before the DELETE as well: a
+            # delete decided while it was not ready may reach etcd seconds later (a write
+            # stalled by an etcd election is sent again to the next member).
             around = [owners.get(key) for t, _, owners in self.samples
-                      if before[0] - margin <= t <= after[0] + margin]
+                      if before[0] - self.bound <= t <= after[0] + margin]
             if uid is not None and all(u == uid for u in around) \
                     and not any(lo < rev <= hi for lo, hi in self.excused):
                 self._violate(3, key, before[0], f"DELETE at revision {rev} (between the "
