@@ -17,10 +17,12 @@ help:
 	@echo "make cluster-up    start the local cluster in the background; make cluster-down stops it"
 	@echo "make bench         benchmarks (prints figures, writes docs/benchmarks.md)"
 
-$(STAMP): pyproject.toml
+# The operator (editable, with the test tools) and the development package
+# devtools/ (kitex-devcluster: the local cluster), which is not shipped.
+$(STAMP): pyproject.toml devtools/pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test]' -e ./devtools
 	touch $@
 
 venv: $(STAMP)
@@ -29,13 +31,13 @@ venv: $(STAMP)
 # under ~/.cache/kitex-etcd-operator/<version>/.
 tools: $(STAMP)
 	@echo "Go builds of etcd, Kubernetes and kwok: the first run takes ~15 min on 2 cores, then they are cached"
-	$(BIN)/kitex-etcd-operator dev build
+	$(BIN)/kitex-devcluster build
 	$(BIN)/python tests/interop/programs.py build
 
 deps: venv tools
 
 lint: venv
-	$(BIN)/ruff check operator tests benchmarks
+	$(BIN)/ruff check operator devtools tests benchmarks
 
 typecheck: venv
 	$(BIN)/mypy
@@ -47,13 +49,13 @@ test: deps lint typecheck
 	$(BIN)/pytest -q -ra tests
 
 cluster-up: deps
-	$(BIN)/kitex-etcd-operator dev up --background
+	$(BIN)/kitex-devcluster up --background
 
 cluster-down: venv
-	$(BIN)/kitex-etcd-operator dev down
+	$(BIN)/kitex-devcluster down
 
 demo: deps
-	$(BIN)/kitex-etcd-operator dev demo
+	$(BIN)/kitex-devcluster demo
 
 bench: deps
 	$(BIN)/pip install -q -e '.[bench]'
