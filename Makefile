@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help deps venv tools test unit lint typecheck cluster-up cluster-down demo bench clean
+.PHONY: help deps venv tools test unit lint typecheck cluster-up cluster-down demo bench clean \
+	lock image image-tools chart-crds
 
 help:
 	@echo "make demo          run the operator on a local demo cluster (first run builds Kubernetes: ~15 min)"
@@ -60,6 +61,25 @@ demo: deps
 bench: deps
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m benchmarks
+
+# The image's dependencies, pinned with hashes (pip install --require-hashes in
+# the Dockerfile). Run after changing pyproject's dependencies; a test checks
+# that the lock still satisfies them.
+UV_COMPILE = $(BIN)/uv pip compile --generate-hashes --universal --python-version 3.11 \
+	--quiet --custom-compile-command "make lock"
+lock: venv
+	$(BIN)/pip install -q 'uv>=0.5,<1'
+	$(UV_COMPILE) pyproject.toml -o requirements/image.lock
+	$(UV_COMPILE) requirements/build.in -o requirements/build.lock
+
+# buildah and debootstrap (Debian packages), then the image, with buildah:
+# no Docker daemon. IMAGE=... names it, IMAGE_BASE=local|pinned|auto|<ref>
+# picks the base (see scripts/build-image.sh).
+image-tools:
+	scripts/image-tools.sh
+
+image:
+	scripts/build-image.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info operator/*.egg-info

@@ -165,7 +165,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def crds(kube: Any) -> None:
     """The KitexService CRD, installed once and Established."""
-    kube.kubectl("apply", "--server-side", "-k", str(ROOT / "crds"))
+    kube.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
     kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                  "crd/kitexservices.kitex.cloudwego.io")
 
