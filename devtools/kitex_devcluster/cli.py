@@ -22,13 +22,15 @@ def main() -> None:
 
 @main.command()
 def build() -> None:
-    """Build etcd, Kubernetes and kwok into the cache (first run: ~15 min on 2 cores)."""
-    from .build import cache_root, ensure_tools
+    """Build etcd, Kubernetes, kwok, helm and actionlint into the cache (first run: ~20 min)."""
+    from .build import cache_root, ensure_release_tools, ensure_tools
 
     click.echo(f"Building into {cache_root()} (first run ~15 min, then instant) ...", err=True)
     tools = ensure_tools()
     for name, path in vars(tools).items():
         click.echo(f"{name:24} {path}")
+    for path in ensure_release_tools():
+        click.echo(f"{path.name:24} {path}")
 
 
 def _pid_alive(pid: int) -> bool:
