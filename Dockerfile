@@ -15,7 +15,12 @@ WORKDIR /src
 COPY requirements/ ./requirements/
 # Every package is pinned and its hash checked (--require-hashes); --no-deps
 # makes a package missing from the lock an error instead of a download.
-RUN python3 -m venv /opt/build \
+# The optional build secret pip-ca: a CA bundle for a TLS-inspecting proxy
+# between the build and PyPI (scripts/build-image.sh passes the host's); it is
+# mounted for this step only and never stored in a layer.
+RUN --mount=type=secret,id=pip-ca \
+    if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
+ && python3 -m venv /opt/build \
  && /opt/build/bin/pip install --require-hashes --no-deps -r requirements/build.lock \
  && python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --require-hashes --no-deps --only-binary=:all: \

@@ -103,9 +103,18 @@ case "$IMAGE_BASE" in
     *) base=$IMAGE_BASE ;;
 esac
 
+# pip inside the build trusts what pip trusts here: a TLS-inspecting proxy's CA
+# bundle (PIP_CERT, REQUESTS_CA_BUNDLE or SSL_CERT_FILE) goes in as a build
+# secret, used by the install step only and kept out of the image.
+secret=()
+ca=${PIP_CERT:-${REQUESTS_CA_BUNDLE:-${SSL_CERT_FILE:-}}}
+if [ -n "$ca" ] && [ -s "$ca" ]; then
+    secret=(--secret "id=pip-ca,src=$ca")
+fi
+
 started=$SECONDS
 say "building $IMAGE on $base"
-buildah build --isolation chroot --layers=false --pull=never \
+buildah build --isolation chroot --layers=false --pull=never "${secret[@]}" \
     --build-arg "BASE_IMAGE=$base" --build-arg "VERSION=$version" \
     -t "$IMAGE" -f Dockerfile . >&2
 say "built $IMAGE in $((SECONDS - started)) s"
