@@ -50,6 +50,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         from kitex_devcluster.build import ensure_tools
 
         ensure_tools()
+    used = {name for item in session.items for name in getattr(item, "fixturenames", ())}
+    if used & {"helm", "actionlint"}:
+        from kitex_devcluster.build import ensure_release_tools
+
+        ensure_release_tools()
 
 
 # ---------------------------------------------------------------- the local cluster
@@ -61,6 +66,22 @@ def tools() -> Tools:
     from kitex_devcluster.build import ensure_tools
 
     return ensure_tools()
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """``helm`` built from its Go module (cached like the cluster's tools)."""
+    from kitex_devcluster.build import ensure_helm
+
+    return ensure_helm()
+
+
+@pytest.fixture(scope="session")
+def actionlint() -> Path:
+    """``actionlint`` built from its Go module (checks .github/workflows)."""
+    from kitex_devcluster.build import ensure_actionlint
+
+    return ensure_actionlint()
 
 
 @pytest.fixture(scope="session")
