@@ -15,6 +15,8 @@ help:
 	@echo "make test          set up everything and run the whole test suite"
 	@echo "make unit          only the tests that need no cluster"
 	@echo "make lint typecheck"
+	@echo "make image         build the operator's image with buildah (no Docker needed)"
+	@echo "make lock          re-lock the image's dependencies (requirements/*.lock)"
 	@echo "make cluster-up    start the local cluster in the background; make cluster-down stops it"
 	@echo "make bench         benchmarks (prints figures, writes docs/benchmarks.md)"
 
@@ -28,12 +30,15 @@ $(STAMP): pyproject.toml devtools/pyproject.toml
 
 venv: $(STAMP)
 
-# Go builds of etcd, Kubernetes, kwok and the Kitex interop programs, cached
-# under ~/.cache/kitex-etcd-operator/<version>/.
-tools: $(STAMP)
-	@echo "Go builds of etcd, Kubernetes and kwok: the first run takes ~15 min on 2 cores, then they are cached"
+# Go builds of etcd, Kubernetes, kwok, helm, actionlint and the Kitex interop
+# programs, cached under ~/.cache/kitex-etcd-operator/<name>-<version>/; buildah
+# and debootstrap (Debian packages) and the image's local Debian base, cached
+# there too (the image test builds on it).
+tools: $(STAMP) image-tools
+	@echo "Go builds of etcd, Kubernetes, kwok, helm, actionlint: the first run takes ~20 min on 2 cores, then they are cached"
 	$(BIN)/kitex-devcluster build
 	$(BIN)/python tests/interop/programs.py build
+	scripts/build-image.sh base
 
 deps: venv tools
 

@@ -11,15 +11,18 @@ command -v debootstrap >/dev/null || missing+=(debootstrap)
 # uidmap gives newuidmap for user namespaces.
 command -v newuidmap >/dev/null || missing+=(uidmap)
 [ ${#missing[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" -ne 0 ]; then
-    echo "image-tools: ${missing[*]} missing; install them (apt-get install ${missing[*]}) or run as root" >&2
-    exit 1
-fi
 if ! command -v apt-get >/dev/null; then
     echo "image-tools: ${missing[*]} missing and apt-get not found: install them with your package manager" >&2
     exit 1
 fi
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    if ! sudo -n true 2>/dev/null; then
+        echo "image-tools: ${missing[*]} missing; install them (sudo apt-get install ${missing[*]})" >&2
+        exit 1
+    fi
+    sudo=(sudo -n)
+fi
 echo "image-tools: installing ${missing[*]} from Debian's packages" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q
-apt-get install -y -q --no-install-recommends "${missing[@]}"
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -199,10 +199,6 @@ def test_chart_applies_with_server_dry_run(helm: Path, kube: Any, crds: None,
     assert f"deployment.apps/dry-{namespace} created (server dry run)" in out.stdout
 
 
-def test_kubectl_apply_f_crds(kube: Any) -> None:
-    """The first thing a user may try: every file of crds/ is a resource."""
-    out = kube.kubectl("apply", "--dry-run=server", "-f", str(ROOT / "crds"), check=False)
-    assert out.returncode == 0, out.stderr
 
 
 def test_helm_install_upgrade_uninstall(
