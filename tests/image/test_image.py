@@ -129,9 +129,11 @@ def test_the_image_holds_the_operator_and_nothing_to_build_with(rootfs: Path,
         assert not (site / unwanted).exists(), unwanted
     assert not list(site.glob("kitex_etcd_operator/devcluster*"))
     assert not (rootfs / "src").exists()
-    du = subprocess.run(["du", "-sm", str(rootfs), str(rootfs / "opt/venv")],
-                        capture_output=True, text=True, check=True).stdout.split()
-    figures(**BUILT, image_mib=int(du[0]), venv_mib=int(du[2]),
+    def mib(path: Path) -> int:
+        return int(subprocess.run(["du", "-sm", str(path)], capture_output=True, text=True,
+                                  check=True).stdout.split()[0])
+
+    figures(**BUILT, image_mib=mib(rootfs), venv_mib=mib(rootfs / "opt/venv"),
             packages=sorted(p.name.split("-")[0] for p in site.glob("*.dist-info")))
 
 
