@@ -112,11 +112,18 @@ if [ -n "$ca" ] && [ -s "$ca" ]; then
     secret=(--secret "id=pip-ca,src=$ca")
 fi
 
+# The image this tag named before: removed after the build (not left dangling).
+previous=$(buildah images --quiet --noheading "$IMAGE" 2>/dev/null | head -1 || true)
+
 started=$SECONDS
 say "building $IMAGE on $base"
 buildah build --isolation chroot --layers=false --pull=never "${secret[@]}" \
     --build-arg "BASE_IMAGE=$base" --build-arg "VERSION=$version" \
     -t "$IMAGE" -f Dockerfile . >&2
 say "built $IMAGE in $((SECONDS - started)) s"
+current=$(buildah images --quiet --noheading "$IMAGE" | head -1)
+if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
+    buildah rmi "$previous" >/dev/null 2>&1 || true
+fi
 buildah images --format '{{.Name}}:{{.Tag}} {{.Size}}' "$IMAGE" >&2
 echo "$IMAGE"
