@@ -4,7 +4,7 @@
 {{- end -}}
 
 {{- define "keo.serviceAccountName" -}}
-{{- default (include "keo.name" .) .Values.serviceAccount.name -}}
+{{- include "keo.name" . -}}
 {{- end -}}
 
 {{- define "keo.selectorLabels" -}}
