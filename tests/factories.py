@@ -9,10 +9,11 @@ ANNOTATED = {"kitex.cloudwego.io/service": "echo", "kitex.cloudwego.io/port": "8
 
 def pod(uid: str, ip: str = "10.0.0.1", *, ready: bool = True,
         labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None,
-        ns: str = "default", deleting: bool = False, version: int = 1) -> dict[str, Any]:
+        ns: str = "default", deleting: bool = False, version: int = 1,
+        created: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
     meta: dict[str, Any] = {"uid": uid, "name": f"pod-{uid}", "namespace": ns,
                             "labels": labels or {}, "annotations": annotations or {},
-                            "resourceVersion": str(version)}
+                            "resourceVersion": str(version), "creationTimestamp": created}
     if deleting:
         meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     return {"metadata": meta,
@@ -23,8 +24,9 @@ def pod(uid: str, ip: str = "10.0.0.1", *, ready: bool = True,
                        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
 
 
-def kitexservice(name: str, **spec: Any) -> dict[str, Any]:
+def kitexservice(name: str, *, ns: str = "default", created: str = "2026-01-01T00:00:00Z",
+                 **spec: Any) -> dict[str, Any]:
     return {"apiVersion": "kitex.cloudwego.io/v1alpha1", "kind": "KitexService",
-            "metadata": {"name": name, "namespace": "default", "uid": f"u-{name}",
-                         "generation": 1},
+            "metadata": {"name": name, "namespace": ns, "uid": f"u-{ns}-{name}",
+                         "generation": 1, "creationTimestamp": created},
             "spec": {"selector": {"matchLabels": {"app": "echo"}}, **spec}}

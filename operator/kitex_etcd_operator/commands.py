@@ -101,7 +101,8 @@ def diff(kubeconfig: str | None, namespaces: tuple[str, ...], **kw: Any) -> None
 
     async def go() -> int:
         kube = KubeApi.from_environment(kubeconfig)
-        state = DesiredState(Defaults(settings.prefix, settings.lease_ttl, settings.retry))
+        state = DesiredState(Defaults(settings.prefix, settings.lease_ttl, settings.retry,
+                                      settings.etcd.endpoints))
         for body in await kube.list_kitexservices(namespaces):
             meta = body["metadata"]
             try:
@@ -115,7 +116,7 @@ def diff(kubeconfig: str | None, namespaces: tuple[str, ...], **kw: Any) -> None
         changes = 0
         try:
             for binding in sorted(state.bindings()):
-                config = state.configs.get(binding)
+                config = state.config_for(binding, None)
                 if config is None:
                     continue
                 registry = await targets.get(config.target)

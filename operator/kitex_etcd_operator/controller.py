@@ -19,14 +19,34 @@ from typing import Any
 
 from . import metrics
 from .desired import ANNOTATIONS, BindingConfig, Defaults, DesiredState, SpecKey, TargetRef
-from .etcd.errors import EtcdError
+from .etcd.errors import EtcdError, summary
 from .finalizers import Finalizers
 from .kube.pods import pod_view
 from .kube.spec import SpecError, parse_kitexservice
-from .kubeapi import CrdMissing, KubeApi
+from .kube.tenancy import RegistryDef, parse_policy, parse_registry
+from .kubeapi import (
+    POLICY_KIND,
+    POLICY_PLURAL,
+    REGISTRY_KIND,
+    REGISTRY_PLURAL,
+    VERSION,
+    CrdMissing,
+    KubeApi,
+    ObjectRef,
+)
 from .plan import Binding, Policy
 from .podwatch import PodWatch
-from .registry import RegistryError, SyncResult
+from .policy import (
+    PolicySet,
+    RangeClaim,
+    Rule,
+    decide_owner,
+    describe_group,
+    nesting_winner,
+    ranges_nest,
+    single_team_rule,
+)
+from .registry import RegistryError, SyncResult, TargetRegistry
 from .retry import RetryState
 from .settings import Settings
 from .status import StatusReporter
@@ -43,8 +63,13 @@ class Controller:
     def __init__(self, settings: Settings, kube: KubeApi | None) -> None:
         self.settings = settings
         self.kube = kube
-        self.state = DesiredState(Defaults(settings.prefix, settings.lease_ttl, settings.retry))
-        self.targets = Targets(settings, kube, on_lease_lost=self._lease_lost)
+        self.state = DesiredState(
+            Defaults(settings.prefix, settings.lease_ttl, settings.retry, settings.etcd.endpoints),
+            policies=self._policy_set({}))
+        self.targets = Targets(settings, kube, registries=lambda: self.state.registries,
+                               on_lease_lost=self._lease_lost)
+        self.rules: dict[str, Rule] = {}
+        self.registry_defs: dict[str, RegistryDef] = {}
         self.status = StatusReporter(kube, self.state)
         self.finalizers = Finalizers(kube, self.wait_removed)
         self.synced = asyncio.Event()
@@ -99,20 +124,85 @@ class Controller:
                 self.state.remove_spec(key)
                 self.status.spec_invalid(key, body, err)
             else:
-                self.state.upsert_spec(key, spec, _selector(body))
-                self._spec_bindings[key] = self.state.binding_of(spec, key[0])[0]
                 self.status.spec_valid(key, body)
+                self.state.upsert_spec(key, spec, _selector(body),
+                                       str(meta.get("creationTimestamp") or ""))
+                self._report_admission(key)
         self._wake_dirty()
+
+    def _report_admission(self, key: SpecKey) -> None:
+        """A valid KitexService is either refused (policy, unknown registry) or bound."""
+        error = self.state.spec_errors.get(key)
+        if error is not None:
+            self.status.spec_refused(key, error)
+            return
+        self.status.spec_admitted(key)
+        with contextlib.suppress(SpecError):
+            self._spec_bindings[key] = self.state.binding_of(self.state.specs[key], key[0])[0]
+
+    # --- the admin's objects and namespaces -----------------------------------
+
+    def _policy_set(self, rules: dict[str, Rule]) -> PolicySet:
+        default = single_team_rule(allow_custom_endpoints=self.settings.allow_custom_endpoints)
+        return PolicySet(rules.values(), default=default)
+
+    def on_policy(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A KitexRegistrationPolicy changed: every admission is decided again."""
+        name = str((body.get("metadata") or {}).get("name", ""))
+        self.rules.pop(name, None)
+        if event_type != "DELETED":
+            try:
+                self.rules[name] = parse_policy(body)
+            except SpecError as err:
+                # An invalid policy grants nothing; the others still apply.
+                self._admin_object_invalid(POLICY_KIND, body, err)
+        self._readmit(policies=self._policy_set(self.rules))
+
+    def on_registry(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A KitexEtcdRegistry changed: bindings naming it move with it."""
+        name = str((body.get("metadata") or {}).get("name", ""))
+        self.registry_defs.pop(name, None)
+        if event_type != "DELETED":
+            try:
+                self.registry_defs[name] = parse_registry(body)
+            except SpecError as err:
+                self._admin_object_invalid(REGISTRY_KIND, body, err)
+        self._readmit(registries=dict(self.registry_defs))
+
+    def on_namespace(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        name = str(meta.get("name", ""))
+        labels = None if event_type == "DELETED" else dict(meta.get("labels") or {})
+        before = dict(self.state.spec_errors)
+        self.state.set_namespace(name, labels)
+        self._after_readmit(before)
+
+    def _readmit(self, **changes: Any) -> None:
+        before = dict(self.state.spec_errors)
+        self.state.set_tenancy(**changes)
+        self._after_readmit(before)
+
+    def _after_readmit(self, before: Mapping[SpecKey, SpecError]) -> None:
+        for key in set(before) | set(self.state.spec_errors):
+            if str(before.get(key)) != str(self.state.spec_errors.get(key)):
+                self._report_admission(key)
+        self._wake_dirty()
+
+    def _admin_object_invalid(self, kind: str, body: Mapping[str, Any], err: SpecError) -> None:
+        meta = body.get("metadata") or {}
+        log.error("%s %s is invalid and ignored: %s", kind, meta.get("name"), err)
+        self.status.event(ObjectRef(kind, f"kitex.cloudwego.io/{VERSION}", "",
+                                    str(meta.get("name", "")), str(meta.get("uid", ""))),
+                          "InvalidSpec", f"ignored: {err}")
 
     def _forget_unseen_spec(self, key: SpecKey, body: Mapping[str, Any]) -> None:
         """A KitexService deleted while we were down: still take its entries out."""
         try:
             spec = parse_kitexservice(body)
+            binding, _ = self.state.binding_of(spec, key[0])
         except SpecError:
             return
-        binding, config = self.state.binding_of(spec, key[0])
         self._spec_bindings[key] = binding
-        self.state.configs.setdefault(binding, config)
         self.state.dirty[binding]
 
     def _wake_dirty(self) -> None:
@@ -141,6 +231,7 @@ class Controller:
         """Load the full lists, then let workers write and clean up what vanished."""
         while self.kube is not None:
             try:
+                await self._list_tenancy()
                 await self._list_kitexservices()
                 break
             except Exception as exc:
@@ -157,6 +248,31 @@ class Controller:
         self.status.start()
         log.info("Initial sync started: %d pod(s), %d KitexService(s), %d binding(s)",
                  len(self.state.pods), len(self.state.specs), len(self.workers))
+
+    async def _list_tenancy(self) -> None:
+        """Policies, registries and namespaces, complete, before anything is admitted.
+
+        Until they are known the single-team default would apply, and a
+        refused tenant could write for a moment; a missing CRD means that kind
+        is not in use (nothing to enforce), any other error is retried.
+        """
+        assert self.kube is not None
+        for plural, handler in ((POLICY_PLURAL, self.on_policy),
+                                (REGISTRY_PLURAL, self.on_registry)):
+            try:
+                items = await self.kube.list_cluster_objects(plural)
+            except CrdMissing:
+                log.warning("The %s CRD is not installed: `kubectl apply -k crds/` adds it",
+                            plural)
+                items = []
+            for body in items:
+                handler(None, body)
+        namespaces = await self.kube.list_namespaces()
+        before = dict(self.state.spec_errors)
+        self.state.set_namespaces({
+            str((ns.get("metadata") or {}).get("name", "")):
+                dict((ns.get("metadata") or {}).get("labels") or {}) for ns in namespaces})
+        self._after_readmit(before)
 
     async def _list_kitexservices(self) -> None:
         """The complete list, or an exception: a failed list is never read as empty.
@@ -206,11 +322,10 @@ class Controller:
         for prefix, service in registry.bindings_on_record():
             binding = Binding(TargetRef().id, prefix, service)
             if binding not in self.workers:
-                self.state.configs.setdefault(binding, self._default_config())
                 self.workers[binding] = BindingWorker(self, binding)
                 self.workers[binding].poke(set())
 
-    def _default_config(self) -> BindingConfig:
+    def default_config(self) -> BindingConfig:
         return BindingConfig(TargetRef(), self.settings.lease_ttl, self.settings.retry)
 
     async def _report_initial_sync(self, started: float) -> None:
@@ -240,6 +355,12 @@ class Controller:
         worker = self.workers.get(binding) if binding is not None else None
         return worker.retry.last_error if worker is not None else None
 
+    async def release_unused_targets(self) -> None:
+        """Close the clients of etcd targets no binding uses any more (never the default)."""
+        in_use = {b.target for b in self.workers} | {b.target for b in self.state.bindings()}
+        for scope in self.targets.scopes() - in_use - {TargetRef().scope}:
+            await self.targets.release(scope)
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -264,7 +385,13 @@ class Controller:
 
 
 class BindingWorker:
-    """Keeps one binding in line: debounced incremental writes plus periodic observation."""
+    """Keeps one binding in line: debounced incremental writes plus periodic observation.
+
+    Each cycle decides who owns the binding (the recorded owner group while
+    it claims, else the first claimer), whether its range may coexist with
+    the other ranges of its etcd, and then writes only the owner's
+    instances, with the owner's settings.
+    """
 
     def __init__(self, controller: Controller, binding: Binding) -> None:
         self.c = controller
@@ -277,6 +404,11 @@ class BindingWorker:
         self.capped_deletes = 0  # deletes --max-deletes held back in the last cycle
         self.last_sync_time: float | None = None
         self.done = False
+        self.config: BindingConfig = controller.default_config()  # the last one used
+        self.owner: str | None = None  # the owner group written in the last cycle
+        self.namespaces: set[str] = set()  # the owner's namespaces
+        self.refusal: str | None = None  # why the whole binding is refused (nested range)
+        self._owner_claimed_at = time.monotonic()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._not_before = 0.0
@@ -312,28 +444,22 @@ class BindingWorker:
         while True:
             await self._wait_for_work()
             await asyncio.sleep(self.c.settings.debounce)
-            config = self.c.state.configs.get(self.binding)
-            if config is None:
-                log.warning("No configuration for %s; dropping it", self.binding)
-                self.done = True
-                return
             keys = None if self.full else self.dirty
             self.dirty, self.full = set(), False
             changed, self._changed_since = self._changed_since, None
-            if not self.c.state.sources.get(self.binding) \
-                    and not self.c.state.instance_count(self.binding):
-                if await self._remove(config.target):
+            state = self.c.state
+            if not state.claimed(self.binding) and not state.instance_count(self.binding):
+                if await self._remove(self.config.target):
                     return
                 continue
-            if await self._sync(config, keys):
+            if await self._sync(keys):
                 if changed is not None:
                     metrics.change_seconds.observe(time.monotonic() - changed)
             elif changed is not None:  # still pending: the retry carries it
                 self._changed_since = min(changed, self._changed_since or changed)
 
     async def _wait_for_work(self) -> None:
-        config = self.c.state.configs.get(self.binding)
-        delay = self.retry.next_delay(config.retry) if config else 30.0
+        delay = self.retry.next_delay(self.config.retry)
         deadline = (self.last_sync_time or time.monotonic()) + delay
         while not (self.dirty or self.full):
             self._idle.set()
@@ -349,56 +475,145 @@ class BindingWorker:
             await asyncio.sleep(wait)
         self._idle.clear()
 
-    async def _sync(self, config: Any, keys: set[str] | None) -> bool:
-        started = time.monotonic()
-        try:
+    # --- ownership ---------------------------------------------------------------
+
+    def _decide_owner(self, registry: TargetRegistry | None) -> str | None:
+        claims = self.c.state.claims(self.binding)
+        recorded = registry.recorded_owner(self.binding) if registry is not None else None
+        now = time.monotonic()
+        if registry is not None and (recorded is None or any(c.group == recorded
+                                                             for c in claims)):
+            self._owner_claimed_at = now
+        return decide_owner(claims, recorded, recorded_absent_for=now - self._owner_claimed_at,
+                            grace=self.c.settings.claim_grace)
+
+    async def _registry_and_owner(self) -> tuple[TargetRegistry, str | None, BindingConfig]:
+        """Connect with the settings of the likely owner, then decide with etcd's record.
+
+        The record is only known once connected; the owner it names, if other
+        than the first guess, must reach this etcd with the same credentials
+        (``Targets.get`` refuses otherwise).
+        """
+        state = self.c.state
+        owner = self._decide_owner(None)
+        config = state.config_for(self.binding, owner) or self.config
+        registry = await self.c.targets.get(config.target)
+        recorded_owner = self._decide_owner(registry)
+        if recorded_owner != owner:
+            owner = recorded_owner
+            config = state.config_for(self.binding, owner) or config
             registry = await self.c.targets.get(config.target)
+        return registry, owner, config
+
+    def _nesting_refusal(self, registry: TargetRegistry) -> str | None:
+        """Why this binding's range may not be written, if another range nests with it.
+
+        The Go resolver reads everything under ``{prefix}/{service}/``: a range
+        inside another's (prefix ``kitex/registry-etcd/payment``, or Hertz's
+        ``x`` and ``x/inner``) would add instances to the outer service that
+        its owner never wrote. The range recorded first keeps its place.
+        """
+        state = self.c.state
+        owners_range = f"{registry.owner_prefix}/"
+        if ranges_nest(self.binding.range, owners_range) or self.binding.range == owners_range:
+            return (f"the range {self.binding.range} overlaps the operator's ownership "
+                    f"records under {owners_range}")
+
+        def created(binding: Binding) -> str:
+            return min((c.created for c in state.claims(binding)), default="")
+
+        mine = RangeClaim(registry.recorded(self.binding), created(self.binding),
+                          self.binding.range)
+        others: dict[Binding, RangeClaim] = {}
+        for other in state.bindings():
+            if other.target == self.binding.target and other != self.binding \
+                    and ranges_nest(other.range, self.binding.range):
+                others[other] = RangeClaim(registry.recorded(other), created(other), other.range)
+        for prefix, service in registry.bindings_on_record():
+            other = Binding(self.binding.target, prefix, service)
+            if other != self.binding and other not in others \
+                    and ranges_nest(other.range, self.binding.range):
+                others[other] = RangeClaim(True, "", other.range)
+        winner = nesting_winner(mine, others.values())
+        if winner is None:
+            return None
+        inside = self.binding.range.startswith(winner.range)
+        return (f"the range {self.binding.range} lies {'inside' if inside else 'around'} "
+                f"{winner.range}, which is registered already: Kitex clients of one would "
+                "read the other's instances")
+
+    # --- one cycle -----------------------------------------------------------------
+
+    async def _sync(self, keys: set[str] | None) -> bool:
+        started = time.monotonic()
+        config = self.config
+        try:
+            registry, owner, config = await self._registry_and_owner()
+            if owner != self.owner:
+                keys = None  # another owner's instances: diff the whole range
             if keys is None:
                 await self.c.targets.refresh(config.target)
-            result = await registry.sync(
-                self.binding, self.c.state.view(self.binding), ttl=config.ttl, keys=keys,
-                policy=self.c.settings.policy, max_deletes=self.c.settings.max_deletes,
-                dry_run=self.c.settings.dry_run)
+                self.refusal = self._nesting_refusal(registry)
+            self.config, self.owner = config, owner
+            self.namespaces = self.c.state.namespaces_of(self.binding, owner)
+            if self.refusal is not None:
+                result = SyncResult()
+                if registry.recorded(self.binding):
+                    await registry.remove(self.binding, policy=self.c.settings.policy,
+                                          dry_run=self.c.settings.dry_run)
+            else:
+                result = await registry.sync(
+                    self.binding, self.c.state.view(self.binding, self.namespaces),
+                    ttl=config.ttl, keys=keys, policy=self.c.settings.policy,
+                    max_deletes=self.c.settings.max_deletes, dry_run=self.c.settings.dry_run,
+                    owner=owner or "")
         except RECOVERABLE as exc:
-            self.retry = self.retry.failed(str(exc), failure_reason(exc))
+            self.retry = self.retry.failed(public_error(exc, config.target), failure_reason(exc))
             self.full = True
             self._not_before = time.monotonic() + self.retry.next_delay(config.retry)
             metrics.etcd_errors.labels("sync").inc()
             log.warning("Sync of %s failed (%d in a row): %s", self.binding,
                         self.retry.failures, exc, extra=self._log_extra)
         else:
-            metrics.writes.labels("put").inc(result.puts)
-            metrics.writes.labels("delete").inc(result.deletes)
-            self.retry = self.retry.succeeded()
-            self.last = result
-            # Under upsert-only every delete is withheld by design; only the cap is news.
-            self.capped_deletes = (result.withheld_deletes
-                                   if self.c.settings.policy is Policy.SYNC else 0)
-            if self.capped_deletes:
-                # The cap slows a wipe down so that a person can notice it; the rest
-                # follows cycle by cycle, observeDelay apart.
-                metrics.deletes_withheld.labels(self.binding.prefix, self.binding.service).inc(
-                    self.capped_deletes)
-                log.warning("Held back %d deletion(s) of %s (--max-deletes %s)",
-                            self.capped_deletes, self.binding, self.c.settings.max_deletes,
-                            extra=self._log_extra)
-            self._not_before = 0.0
-            if result.puts or result.deletes or result.conflicts:
-                log.info("Synced %s: %d put, %d deleted, %d unchanged, %d conflict(s), %d txn(s)"
-                         " in %.0f ms%s", self.binding, result.puts, result.deletes,
-                         result.unchanged, len(result.conflicts), result.txns,
-                         (time.monotonic() - started) * 1000,
-                         " (dry run)" if self.c.settings.dry_run else "", extra=self._log_extra)
+            self._succeeded(result, started)
         self.last_sync_time = time.monotonic()
         self.attempted = True
         self._export(config, "full" if keys is None else "incremental", started)
         self.c.status.binding_synced(self.binding, self)
         return self.retry.failures == 0
 
-    def _export(self, config: Any, kind: str, started: float) -> None:
+    def _succeeded(self, result: SyncResult, started: float) -> None:
+        metrics.writes.labels("put").inc(result.puts)
+        metrics.writes.labels("delete").inc(result.deletes)
+        self.retry = self.retry.succeeded()
+        self.last = result
+        # Under upsert-only every delete is withheld by design; only the cap is news.
+        self.capped_deletes = (result.withheld_deletes
+                               if self.c.settings.policy is Policy.SYNC else 0)
+        if self.capped_deletes:
+            # The cap slows a wipe down so that a person can notice it; the rest
+            # follows cycle by cycle, observeDelay apart.
+            metrics.deletes_withheld.labels(self.binding.prefix, self.binding.service).inc(
+                self.capped_deletes)
+            log.warning("Held back %d deletion(s) of %s (--max-deletes %s)",
+                        self.capped_deletes, self.binding, self.c.settings.max_deletes,
+                        extra=self._log_extra)
+        self._not_before = 0.0
+        if result.puts or result.deletes or result.conflicts:
+            log.info("Synced %s for %s: %d put, %d deleted, %d unchanged, %d conflict(s), "
+                     "%d txn(s) in %.0f ms%s", self.binding,
+                     describe_group(self.owner) if self.owner else "nobody", result.puts,
+                     result.deletes, result.unchanged, len(result.conflicts), result.txns,
+                     (time.monotonic() - started) * 1000,
+                     " (dry run)" if self.c.settings.dry_run else "", extra=self._log_extra)
+        if self.refusal is not None:
+            log.warning("Not writing %s: %s", self.binding, self.refusal, extra=self._log_extra)
+
+    def _export(self, config: BindingConfig, kind: str, started: float) -> None:
         labels = (self.binding.prefix, self.binding.service)
         metrics.sync_seconds.labels(kind).observe(time.monotonic() - started)
-        desired = self.c.state.instance_count(self.binding)
+        desired = 0 if self.refusal else self.c.state.instance_count(self.binding,
+                                                                     self.namespaces)
         conflicts = len(self.last.conflicts) if self.last else 0
         metrics.desired_instances.labels(*labels).set(desired)
         metrics.conflicts.labels(*labels).set(conflicts)
@@ -416,27 +631,48 @@ class BindingWorker:
         go rather than holding a KitexService's finalizer forever.
         """
         self.attempted = True
+        if target.scope != self.binding.target:
+            # Never connected to its own etcd (refused, unreachable credentials): nothing
+            # there is ours, and another scope's leases of the same name are not its own.
+            log.info("Letting %s go: it never wrote to its etcd", self.binding,
+                     extra=self._log_extra)
+            return await self._forget()
         try:
             registry = await self.c.targets.get(target)
-            await registry.remove(self.binding, policy=self.c.settings.policy,
-                                  dry_run=self.c.settings.dry_run)
+            if self.refusal is None:  # a refused binding wrote nothing that is its own
+                await registry.remove(self.binding, policy=self.c.settings.policy,
+                                      dry_run=self.c.settings.dry_run)
         except TargetError as exc:
             log.warning("Letting %s go without removing its entries (they expire within "
                         "their lease TTL): %s", self.binding, exc, extra=self._log_extra)
         except RECOVERABLE as exc:
-            self.retry = self.retry.failed(str(exc), failure_reason(exc))
+            self.retry = self.retry.failed(public_error(exc, target), failure_reason(exc))
             self._not_before = time.monotonic() + self.retry.next_delay(self.c.settings.retry)
             self.full = True
             log.warning("Removing %s failed: %s", self.binding, exc, extra=self._log_extra)
             return False
         else:
             log.info("Removed %s", self.binding, extra=self._log_extra)
+        return await self._forget()
+
+    async def _forget(self) -> bool:
         metrics.forget_service(self.binding.prefix, self.binding.service)
         self.done = True
         self._idle.set()
         self.c.workers.pop(self.binding, None)
-        self.c.state.configs.pop(self.binding, None)
+        await self.c.release_unused_targets()
         return True
+
+
+def public_error(exc: BaseException, target: TargetRef) -> str:
+    """The error as a tenant's status and Events show it.
+
+    For endpoints a tenant named, only the operator's own summary: the
+    remote side's words would make the operator a scanner of any address.
+    """
+    if isinstance(exc, EtcdError) and target.registry is None:
+        return f"{summary(exc)} ({', '.join(target.endpoints)})"
+    return str(exc)
 
 
 def failure_reason(exc: BaseException) -> str:

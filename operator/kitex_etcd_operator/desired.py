@@ -1,51 +1,83 @@
-"""What Kubernetes wants: desired entries per binding, kept up to date event by event.
+"""What Kubernetes wants: desired entries per binding and who claims each, event by event.
 
 Pods and KitexServices arrive one event at a time; each event recomputes only
 what that object contributes, and marks the touched keys dirty, so that a pod
-turning not ready costs O(1) whatever the size of its service. Pure state, no
-I/O: the controller drains the dirty keys and writes them.
+turning not ready costs O(1) whatever the size of its service. Every
+contribution passes the admin's policy first (``policy.rules``), and is kept
+apart by namespace: which namespaces' values are written is decided per
+binding by ownership (``policy.ownership``), never by merging. Pure state,
+no I/O: the controller drains the dirty keys and writes them.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from .endpoints import identity
 from .kube import PodView, ServiceSpec, SpecError, instance_for, matches, spec_from_annotations
+from .kube.spec import field_path
+from .kube.tenancy import RegistryDef
 from .model import DEFAULT_LEASE_TTL, DEFAULT_PREFIX, HERTZ_PREFIX, Framework, instance_key
 from .plan import Binding
+from .policy import (
+    ANNOTATIONS,
+    DEFAULT_REGISTRY,
+    KITEXSERVICE,
+    Admitted,
+    Claim,
+    PolicySet,
+    Request,
+)
 from .retry import RetryConfig
 
 SpecKey = tuple[str, str]  # (namespace, name) of a KitexService
-ANNOTATIONS = "annotations"  # the source name of annotation mode
+DEFAULT_TARGET = "default"  # the scope id of the operator's own etcd (its flags)
+
+
+class PolicyError(SpecError):
+    """The admin's policy refuses what the object asks; ``reason`` tells it from a typo."""
+
+    reason = "RegistrationRefused"
 
 
 @dataclass(frozen=True, slots=True)
 class TargetRef:
-    """Which etcd, and with which credentials: the identity bindings are grouped by.
+    """Which etcd, and who supplies the credentials to reach it.
 
-    Secrets are named, not resolved: their content is read by the controller,
-    which reconnects when it changes, without changing any binding.
+    ``scope`` is the binding's target: one per physical etcd (the default
+    registry is ``default``; others are their canonical endpoints), so that
+    two specs reaching one etcd share one connection and one set of
+    ownership records. Secrets are named, not resolved: their content is read
+    by ``targets``, which reconnects when it changes.
     """
 
-    endpoints: tuple[str, ...] | None = None  # None: the operator's default target
-    auth_secret: SpecKey | None = None
-    tls_secret: SpecKey | None = None
+    scope: str = DEFAULT_TARGET
+    registry: str | None = DEFAULT_REGISTRY  # an admin registry; None: the tenant's own endpoints
+    endpoints: tuple[str, ...] = ()  # the tenant's own endpoints
+    namespace: str = ""  # where the tenant's Secrets are read
+    auth_secret: str | None = None
+    tls_secret: str | None = None
     dial_timeout: float | None = None
 
     @property
     def id(self) -> str:
-        if self == TargetRef():
-            return "default"
-        parts = [",".join(self.endpoints or ("default",))]
-        if self.auth_secret:
-            parts.append("auth=" + "/".join(self.auth_secret))
-        if self.tls_secret:
-            parts.append("tls=" + "/".join(self.tls_secret))
-        if self.dial_timeout is not None:
-            parts.append(f"dial={self.dial_timeout:g}")
-        return ";".join(parts)
+        return self.scope
+
+    @property
+    def credentials(self) -> tuple[str | None, ...]:
+        """Who supplies the credentials: every connection to one etcd must agree on it."""
+        if self.registry is not None:
+            return ("registry", self.registry)
+        secrets = self.auth_secret or self.tls_secret
+        return ("endpoints", self.namespace if secrets else "", self.auth_secret,
+                self.tls_secret)
+
+    def describe(self) -> str:
+        if self.registry is not None:
+            return f"registry {self.registry}"
+        return f"etcd {','.join(self.endpoints)} of namespace {self.namespace}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,17 +93,42 @@ class BindingConfig:
 class Source:
     """Who asked for a binding: a KitexService, or pod annotations in a namespace."""
 
-    kind: str  # "KitexService" or ANNOTATIONS
+    kind: str  # KITEXSERVICE or ANNOTATIONS
     namespace: str
     name: str = ""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Contribution:
     binding: Binding
     key: str
     value: bytes
     source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class _Admission:
+    binding: Binding
+    config: BindingConfig
+    group: str
+
+
+@dataclass(slots=True)
+class _SpecClaim:
+    admission: _Admission
+    created: str
+
+
+@dataclass(slots=True)
+class _PodClaims:
+    """A namespace's annotated pods claiming one binding; the oldest one dates the claim."""
+
+    admission: _Admission
+    created: dict[str, str] = field(default_factory=dict)  # uid -> creationTimestamp
+
+    @property
+    def since(self) -> str:
+        return min(self.created.values(), default="")
 
 
 @dataclass(slots=True)
@@ -81,23 +138,36 @@ class Defaults:
     prefix: str = DEFAULT_PREFIX
     lease_ttl: int = DEFAULT_LEASE_TTL
     retry: RetryConfig = field(default_factory=RetryConfig)
+    endpoints: tuple[str, ...] = ("127.0.0.1:2379",)  # the default registry's
 
 
 class DesiredState:
-    """Pods and specs in, desired values per binding out, with dirty tracking."""
+    """Pods and specs in, desired values and claims per binding out, with dirty tracking."""
 
-    def __init__(self, defaults: Defaults | None = None) -> None:
+    def __init__(self, defaults: Defaults | None = None, *,
+                 policies: PolicySet | None = None) -> None:
         self.defaults = defaults or Defaults()
+        self.policies = policies or PolicySet()
+        self.registries: dict[str, RegistryDef] = {}
+        self.namespace_labels: dict[str, Mapping[str, str]] | None = None  # None: not listed
         self.pods: dict[str, PodView] = {}
         self.specs: dict[SpecKey, ServiceSpec] = {}
         self.selectors: dict[SpecKey, Mapping[str, object]] = {}
-        self._by_namespace: dict[str, set[str]] = defaultdict(set)
-        self._contrib: dict[str, list[_Contribution]] = {}
-        self._values: dict[Binding, dict[str, dict[str, bytes]]] = defaultdict(dict)
-        self.configs: dict[Binding, BindingConfig] = {}
-        self.sources: dict[Binding, set[Source]] = defaultdict(set)
+        self.spec_created: dict[SpecKey, str] = {}
+        self.spec_errors: dict[SpecKey, SpecError] = {}  # valid specs the policy refuses
         self.pod_errors: dict[str, tuple[Source, SpecError]] = {}
         self.dirty: dict[Binding, set[str]] = defaultdict(set)
+        self._admitted: dict[SpecKey, _Admission] = {}
+        self._by_namespace: dict[str, set[str]] = defaultdict(set)
+        self._contrib: dict[str, list[_Contribution]] = {}
+        # binding -> namespace -> key -> pod uid -> value
+        self._values: dict[Binding, dict[str, dict[str, dict[str, bytes]]]] = \
+            defaultdict(lambda: defaultdict(dict))
+        self._spec_claims: dict[Binding, dict[SpecKey, _SpecClaim]] = defaultdict(dict)
+        self._pod_claims: dict[Binding, dict[str, _PodClaims]] = defaultdict(dict)
+        self._pod_binding: dict[str, Binding] = {}  # uid -> the binding its annotations claim
+        self._source_keys: dict[Source, Counter[tuple[Binding, str]]] = defaultdict(Counter)
+        self._annotation_admissions: dict[tuple[str, ServiceSpec], _Admission | SpecError] = {}
 
     # --- events ------------------------------------------------------------
 
@@ -111,69 +181,257 @@ class DesiredState:
         if pod is not None:
             self._by_namespace[pod.namespace].discard(uid)
         self.pod_errors.pop(uid, None)
+        self._set_pod_claim(uid, None, "")
         self._set_contributions(uid, [])
 
-    def upsert_spec(self, key: SpecKey, spec: ServiceSpec,
-                    selector: Mapping[str, object]) -> None:
+    def upsert_spec(self, key: SpecKey, spec: ServiceSpec, selector: Mapping[str, object],
+                    created: str = "") -> None:
+        self._drop_spec_claim(key)
         self.specs[key] = spec
         self.selectors[key] = selector
+        self.spec_created[key] = created
+        self._admit_spec(key)
         self._recompute_namespace(key[0])
-        binding, config = self.binding_of(spec, key[0])
-        self.sources[binding].add(Source("KitexService", *key))
-        self.configs[binding] = config
-        self.dirty[binding]
 
     def remove_spec(self, key: SpecKey) -> None:
-        spec = self.specs.pop(key, None)
+        self._drop_spec_claim(key)
+        self.specs.pop(key, None)
         self.selectors.pop(key, None)
-        if spec is not None:
-            binding, _ = self.binding_of(spec, key[0])
-            self.sources[binding].discard(Source("KitexService", *key))
-            self.dirty[binding]
+        self.spec_created.pop(key, None)
+        self.spec_errors.pop(key, None)
         self._recompute_namespace(key[0])
+
+    def set_tenancy(self, policies: PolicySet | None = None,
+                    registries: Mapping[str, RegistryDef] | None = None) -> None:
+        """New admin policies or registries: every admission is decided again."""
+        if policies is not None:
+            self.policies = policies
+        if registries is not None:
+            self.registries = dict(registries)
+        self._readmit(None)
+
+    def set_namespaces(self, labels: Mapping[str, Mapping[str, str]]) -> None:
+        """The complete list of namespaces and their labels (policy selectors read them)."""
+        self.namespace_labels = dict(labels)
+        self._readmit(None)
+
+    def set_namespace(self, name: str, labels: Mapping[str, str] | None) -> None:
+        """One namespace changed its labels (``None``: deleted)."""
+        if self.namespace_labels is None:
+            self.namespace_labels = {}
+        if labels is None:
+            self.namespace_labels.pop(name, None)
+        elif self.namespace_labels.get(name) == labels:
+            return
+        else:
+            self.namespace_labels[name] = dict(labels)
+        self._readmit(name)
 
     # --- derived -----------------------------------------------------------
 
-    def binding_of(self, spec: ServiceSpec, namespace: str) -> tuple[Binding, BindingConfig]:
-        """Where a spec's instances go, and how they are kept there."""
-        ref = spec.etcd
-        target = TargetRef(
-            endpoints=tuple(ref.endpoints) if ref.endpoints else None,
-            auth_secret=(namespace, ref.auth_secret) if ref.auth_secret else None,
-            tls_secret=(namespace, ref.tls_secret) if ref.tls_secret else None,
-            dial_timeout=ref.dial_timeout)
-        prefix = ref.prefix or (HERTZ_PREFIX if spec.framework is Framework.HERTZ
-                                else self.defaults.prefix)
-        binding = Binding(target.id, prefix, spec.service_name)
-        config = BindingConfig(target, spec.lease_ttl or self.defaults.lease_ttl, spec.retry)
-        return binding, config
+    def bindings(self) -> set[Binding]:
+        return ({b for b, c in self._spec_claims.items() if c}
+                | {b for b, c in self._pod_claims.items() if c}
+                | {b for b, by_ns in self._values.items() if any(by_ns.values())})
 
-    def view(self, binding: Binding) -> Mapping[str, bytes]:
-        """The desired values as a live read-only mapping: no copy per sync.
+    def claims(self, binding: Binding) -> list[Claim]:
+        """Each owner group's claim, dated by its oldest claiming object."""
+        since: dict[str, str] = {}
+        for spec_claim in self._spec_claims.get(binding, {}).values():
+            group = spec_claim.admission.group
+            since[group] = min(since.get(group, spec_claim.created), spec_claim.created)
+        for pod_claims in self._pod_claims.get(binding, {}).values():
+            group, created = pod_claims.admission.group, pod_claims.since
+            since[group] = min(since.get(group, created), created)
+        return [Claim(created, group) for group, created in since.items()]
+
+    def claimed(self, binding: Binding) -> bool:
+        return bool(self._spec_claims.get(binding) or self._pod_claims.get(binding))
+
+    def namespaces_of(self, binding: Binding, group: str | None) -> set[str]:
+        """The namespaces whose instances the owner ``group`` writes to ``binding``."""
+        if group is None:
+            return set()
+        found = {key[0] for key, c in self._spec_claims.get(binding, {}).items()
+                 if c.admission.group == group}
+        found |= {ns for ns, c in self._pod_claims.get(binding, {}).items()
+                  if c.admission.group == group}
+        return found
+
+    def sources(self, binding: Binding) -> dict[Source, str]:
+        """Every object claiming ``binding``, with its owner group."""
+        found = {Source(KITEXSERVICE, *key): c.admission.group
+                 for key, c in self._spec_claims.get(binding, {}).items()}
+        found.update({Source(ANNOTATIONS, ns): c.admission.group
+                      for ns, c in self._pod_claims.get(binding, {}).items()})
+        return found
+
+    def annotated_pods(self, binding: Binding, namespace: str) -> list[str]:
+        claims = self._pod_claims.get(binding, {}).get(namespace)
+        return sorted(claims.created) if claims else []
+
+    def config_for(self, binding: Binding, group: str | None) -> BindingConfig | None:
+        """The settings of the owner's oldest KitexService, else those of annotation mode.
+
+        Only the owner's objects decide a binding's lease and retry, and only
+        while they exist: another namespace's KitexService cannot change them,
+        and a deleted one leaves nothing behind.
+        """
+        specs = sorted((c.created, key, c.admission.config)
+                       for key, c in self._spec_claims.get(binding, {}).items()
+                       if group is None or c.admission.group == group)
+        if specs:
+            return specs[0][2]
+        pods = sorted((c.since, ns, c.admission.config)
+                      for ns, c in self._pod_claims.get(binding, {}).items()
+                      if group is None or c.admission.group == group)
+        return pods[0][2] if pods else None
+
+    def view(self, binding: Binding, namespaces: Collection[str]) -> Mapping[str, bytes]:
+        """The desired values of ``namespaces`` as a live read-only mapping: no copy per sync.
 
         An incremental sync looks up a handful of keys; copying 10,000
         values to answer that would cost more than the write itself.
         """
-        return _ClaimsView(self._values.get(binding, {}))
+        by_ns = self._values.get(binding, {})
+        return _ClaimsView([by_ns[ns] for ns in sorted(namespaces) if ns in by_ns])
 
-    def values(self, binding: Binding) -> dict[str, bytes]:
+    def values(self, binding: Binding, namespaces: Collection[str] | None = None
+               ) -> dict[str, bytes]:
         """The desired value of each key; if two pods claim one address, the first uid wins."""
-        return {key: claims[min(claims)] for key, claims in self._values.get(binding, {}).items()}
+        if namespaces is None:
+            namespaces = list(self._values.get(binding, {}))
+        return dict(self.view(binding, namespaces).items())
 
-    def value(self, binding: Binding, key: str) -> bytes | None:
-        claims = self._values.get(binding, {}).get(key)
-        return claims[min(claims)] if claims else None
+    def instance_count(self, binding: Binding, namespaces: Collection[str] | None = None) -> int:
+        by_ns = self._values.get(binding, {})
+        if namespaces is None:
+            return sum(len(keys) for keys in by_ns.values())
+        return len(self.view(binding, namespaces))
 
-    def bindings(self) -> set[Binding]:
-        return {b for b, srcs in self.sources.items() if srcs} | {
-            b for b, keys in self._values.items() if keys}
-
-    def instance_count(self, binding: Binding) -> int:
-        return len(self._values.get(binding, {}))
+    def source_keys(self, source: Source) -> list[tuple[Binding, str]]:
+        """The keys one KitexService's pods want: its status shows these, no one else's."""
+        return sorted(self._source_keys.get(source, ()))
 
     def take_dirty(self) -> dict[Binding, set[str]]:
         dirty, self.dirty = self.dirty, defaultdict(set)
         return dirty
+
+    def binding_of(self, spec: ServiceSpec, namespace: str) -> tuple[Binding, BindingConfig]:
+        """Where a spec's instances go, and how they are kept there; ``SpecError`` if the
+        spec names a registry that does not exist or endpoints that alias a registry."""
+        ref = self._target_of(spec, namespace)
+        prefix = spec.etcd.prefix or (HERTZ_PREFIX if spec.framework is Framework.HERTZ
+                                      else self.defaults.prefix)
+        binding = Binding(ref.scope, prefix, spec.service_name)
+        return binding, BindingConfig(ref, spec.lease_ttl or self.defaults.lease_ttl, spec.retry)
+
+    # --- admission -----------------------------------------------------------
+
+    def _target_of(self, spec: ServiceSpec, namespace: str) -> TargetRef:
+        etcd = spec.etcd
+        if etcd.endpoints is not None:
+            scope = identity(etcd.endpoints)
+            for name, (_, known) in self._scopes().items():
+                if known == scope:
+                    raise SpecError(field_path(spec.origin, "etcd.endpoints"),
+                                    f"these endpoints reach registry {name}: name it with "
+                                    "spec.etcd.registry instead")
+            return TargetRef(scope=scope, registry=None, endpoints=etcd.endpoints,
+                             namespace=namespace, auth_secret=etcd.auth_secret,
+                             tls_secret=etcd.tls_secret, dial_timeout=etcd.dial_timeout)
+        name = etcd.registry or DEFAULT_REGISTRY
+        if name == DEFAULT_REGISTRY:
+            return TargetRef()
+        registry = self.registries.get(name)
+        if registry is None:
+            raise SpecError(field_path(spec.origin, "etcd.registry"),
+                            f"no KitexEtcdRegistry named {name!r}")
+        if name not in self._scopes():
+            raise SpecError(field_path(spec.origin, "etcd.registry"),
+                            f"registry {name} reaches the same etcd as another registry; "
+                            "the cluster admin must keep one")
+        return TargetRef(scope=registry.identity, registry=name)
+
+    def _scopes(self) -> dict[str, tuple[str, str]]:
+        """Registry name -> (scope, identity); of two registries reaching one etcd only
+        the first (``default``, then by name) has one, so no etcd gets two scopes."""
+        default = identity(self.defaults.endpoints)
+        scopes = {DEFAULT_REGISTRY: (DEFAULT_TARGET, default)}
+        taken = {default}
+        for name in sorted(self.registries):
+            ident = self.registries[name].identity
+            if ident not in taken:
+                taken.add(ident)
+                scopes[name] = (ident, ident)
+        return scopes
+
+    def _admit(self, spec: ServiceSpec, namespace: str, source: str) -> _Admission:
+        """Where a spec goes and under which owner group, or ``SpecError`` naming why not."""
+        binding, config = self.binding_of(spec, namespace)
+        labels = None if self.namespace_labels is None else self.namespace_labels.get(namespace)
+        if self.namespace_labels is None and not self.policies.enforcing:
+            labels = {}  # single-team default: namespaces need not be known
+        verdict = self.policies.admit(Request(
+            namespace=namespace, source=source, service=spec.service_name,
+            registry=config.target.registry, prefix=binding.prefix, weight=spec.weight,
+            fixed_host=spec.fixed_host is not None, host_ip=spec.address_source == "hostIP"),
+            labels)
+        if not isinstance(verdict, Admitted):
+            at = verdict.field
+            if at in ("namespace", "source"):
+                path = ("metadata.namespace" if spec.origin == KITEXSERVICE
+                        else field_path(spec.origin, "serviceName"))
+            else:
+                path = field_path(spec.origin, at)
+            raise PolicyError(path, verdict.message)
+        return _Admission(binding, config, verdict.group)
+
+    def _admit_spec(self, key: SpecKey) -> None:
+        self._drop_spec_claim(key)
+        self.spec_errors.pop(key, None)
+        try:
+            admission = self._admit(self.specs[key], key[0], KITEXSERVICE)
+        except SpecError as err:
+            self.spec_errors[key] = err
+            return
+        self._admitted[key] = admission
+        self._spec_claims[admission.binding][key] = _SpecClaim(admission,
+                                                                self.spec_created.get(key, ""))
+        self.dirty[admission.binding]
+
+    def _drop_spec_claim(self, key: SpecKey) -> None:
+        admission = self._admitted.pop(key, None)
+        if admission is not None:
+            self._spec_claims[admission.binding].pop(key, None)
+            if not self._spec_claims[admission.binding]:
+                del self._spec_claims[admission.binding]
+            self.dirty[admission.binding]
+
+    def _readmit(self, namespace: str | None) -> None:
+        """Decide again for one namespace's objects (``None``: all of them)."""
+        self._annotation_admissions.clear()
+        for key in list(self.specs):
+            if namespace is None or key[0] == namespace:
+                self._admit_spec(key)
+        for ns in list(self._by_namespace) if namespace is None else [namespace]:
+            self._recompute_namespace(ns)
+
+    def _annotation_admission(self, namespace: str, spec: ServiceSpec) -> _Admission:
+        """Cached per namespace and annotation content: pods of one template share it."""
+        cache_key = (namespace, spec)
+        cached = self._annotation_admissions.get(cache_key)
+        if cached is None:
+            try:
+                cached = self._admit(spec, namespace, ANNOTATIONS)
+            except SpecError as err:
+                cached = err
+            if len(self._annotation_admissions) > 4096:
+                self._annotation_admissions.clear()
+            self._annotation_admissions[cache_key] = cached
+        if isinstance(cached, SpecError):
+            raise cached
+        return cached
 
     # --- internals -----------------------------------------------------------
 
@@ -185,32 +443,65 @@ class DesiredState:
         pod = self.pods[uid]
         contributions: list[_Contribution] = []
         self.pod_errors.pop(uid, None)
-        for source, spec in self._specs_for(pod):
+        claim: _Admission | None = None
+        for source, spec, admission in self._specs_for(pod):
+            if source.kind == ANNOTATIONS:
+                claim = admission
             try:
                 instance = instance_for(pod, spec)
             except SpecError as err:
                 self.pod_errors[uid] = (source, err)
                 continue
-            binding, config = self.binding_of(spec, pod.namespace)
-            if source.kind == ANNOTATIONS:
-                self.configs.setdefault(binding, config)
             if instance is None:
                 continue
+            binding = admission.binding
             key = instance_key(binding.prefix, binding.service, instance.address)
             contributions.append(_Contribution(binding, key, instance.encode(), source))
+        self._set_pod_claim(uid, claim, pod.created)
         self._set_contributions(uid, contributions)
 
-    def _specs_for(self, pod: PodView) -> Iterable[tuple[Source, ServiceSpec]]:
+    def _specs_for(self, pod: PodView) -> Iterator[tuple[Source, ServiceSpec, _Admission]]:
+        source = Source(ANNOTATIONS, pod.namespace)
         try:
             annotated = spec_from_annotations(pod, retry=self.defaults.retry)
+            if annotated is not None:
+                yield source, annotated, self._annotation_admission(pod.namespace, annotated)
         except SpecError as err:
-            self.pod_errors[pod.uid] = (Source(ANNOTATIONS, pod.namespace), err)
-            annotated = None
-        if annotated is not None:
-            yield Source(ANNOTATIONS, pod.namespace), annotated
+            self.pod_errors[pod.uid] = (source, err)
         for key, spec in self.specs.items():
-            if key[0] == pod.namespace and matches(self.selectors[key], pod.labels):
-                yield Source("KitexService", *key), spec
+            admission = self._admitted.get(key)
+            if admission is not None and key[0] == pod.namespace \
+                    and matches(self.selectors[key], pod.labels):
+                yield Source(KITEXSERVICE, *key), spec, admission
+
+    def _set_pod_claim(self, uid: str, admission: _Admission | None, created: str) -> None:
+        """Keep the annotated pods claiming each binding: ready or not, they show intent."""
+        namespace = self.pods[uid].namespace if uid in self.pods else None
+        old = self._pod_binding.get(uid)
+        new = admission.binding if admission is not None else None
+        if old is not None and (old != new or admission is None):
+            by_ns = self._pod_claims.get(old, {})
+            for ns, claims in list(by_ns.items()):
+                if claims.created.pop(uid, None) is not None and not claims.created:
+                    del by_ns[ns]
+            if not by_ns:
+                self._pod_claims.pop(old, None)
+            self.dirty[old]
+            del self._pod_binding[uid]
+        if admission is None or namespace is None:
+            return
+        by_ns = self._pod_claims[admission.binding]
+        existing = by_ns.get(namespace)
+        if existing is None or existing.admission != admission:
+            claims = by_ns[namespace] = _PodClaims(
+                admission, dict(existing.created) if existing else {})
+            self.dirty[admission.binding]
+        else:
+            claims = existing
+        if uid not in claims.created:
+            self.dirty[admission.binding]
+        claims.created[uid] = created
+        self._pod_binding[uid] = admission.binding
 
     def _set_contributions(self, uid: str, new: list[_Contribution]) -> None:
         """Replace a pod's contributions; an unchanged pod marks nothing dirty.
@@ -222,35 +513,61 @@ class DesiredState:
             return
         old = self._contrib.pop(uid, [])
         for c in old:
-            claims = self._values[c.binding].get(c.key)
+            by_key = self._values[c.binding][c.source.namespace]
+            claims = by_key.get(c.key)
             if claims is not None:
                 claims.pop(uid, None)
                 if not claims:
-                    del self._values[c.binding][c.key]
+                    del by_key[c.key]
+            self._source_keys[c.source][(c.binding, c.key)] -= 1
+            if self._source_keys[c.source][(c.binding, c.key)] <= 0:
+                del self._source_keys[c.source][(c.binding, c.key)]
+                if not self._source_keys[c.source]:
+                    del self._source_keys[c.source]
             self.dirty[c.binding].add(c.key)
         for c in new:
-            self._values[c.binding].setdefault(c.key, {})[uid] = c.value
+            self._values[c.binding][c.source.namespace].setdefault(c.key, {})[uid] = c.value
+            self._source_keys[c.source][(c.binding, c.key)] += 1
             self.dirty[c.binding].add(c.key)
-            if c.source.kind == ANNOTATIONS:
-                self.sources[c.binding].add(c.source)
         if new:
             self._contrib[uid] = new
 
 
 class _ClaimsView(Mapping[str, bytes]):
-    """key -> value of the first claiming pod, computed on access."""
+    """key -> value of the first claiming pod, over one or more namespaces, on access."""
 
-    __slots__ = ("_claims",)
+    __slots__ = ("_layers",)
 
-    def __init__(self, claims: Mapping[str, Mapping[str, bytes]]) -> None:
-        self._claims = claims
+    def __init__(self, layers: list[Mapping[str, Mapping[str, bytes]]]) -> None:
+        self._layers = layers
 
     def __getitem__(self, key: str) -> bytes:
-        claims = self._claims[key]
-        return claims[min(claims)]
+        if len(self._layers) == 1:  # the usual case: one owner namespace
+            claims = self._layers[0][key]
+            return claims[min(claims)]
+        found: dict[str, bytes] = {}
+        for layer in self._layers:
+            claims = layer.get(key)
+            if claims:
+                uid = min(claims)
+                found[uid] = claims[uid]
+        if not found:
+            raise KeyError(key)
+        return found[min(found)]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._claims)
+        if len(self._layers) == 1:
+            return iter(self._layers[0])
+        return iter(dict.fromkeys(k for layer in self._layers for k in layer))
 
     def __len__(self) -> int:
-        return len(self._claims)
+        if len(self._layers) == 1:
+            return len(self._layers[0])
+        return len({k for layer in self._layers for k in layer})
+
+    def __contains__(self, key: object) -> bool:
+        return any(key in layer for layer in self._layers)
+
+
+__all__ = ["ANNOTATIONS", "KITEXSERVICE", "BindingConfig", "Defaults", "DesiredState",
+           "PolicyError", "Source", "SpecKey", "TargetRef"]

@@ -18,7 +18,7 @@ from typing import Any
 import kopf
 
 from .controller import Controller
-from .kubeapi import GROUP, PLURAL, VERSION
+from .kubeapi import GROUP, PLURAL, POLICY_PLURAL, REGISTRY_PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 
@@ -54,5 +54,28 @@ def make_registry(controller: Controller,
             controller.on_kitexservice(event.get("type"), event["object"])
         except Exception:
             log.exception("Could not process a KitexService event")
+
+    # The admin's objects and namespace labels decide what tenants may register;
+    # the controller lists them completely before it admits anything.
+    @kopf.on.event(GROUP, VERSION, POLICY_PLURAL, registry=registry)
+    async def policy_event(event: kopf.RawEvent, **_: Any) -> None:
+        try:
+            controller.on_policy(event.get("type"), event["object"])
+        except Exception:
+            log.exception("Could not process a KitexRegistrationPolicy event")
+
+    @kopf.on.event(GROUP, VERSION, REGISTRY_PLURAL, registry=registry)
+    async def registry_event(event: kopf.RawEvent, **_: Any) -> None:
+        try:
+            controller.on_registry(event.get("type"), event["object"])
+        except Exception:
+            log.exception("Could not process a KitexEtcdRegistry event")
+
+    @kopf.on.event("", "v1", "namespaces", registry=registry)
+    async def namespace_event(event: kopf.RawEvent, **_: Any) -> None:
+        try:
+            controller.on_namespace(event.get("type"), event["object"])
+        except Exception:
+            log.exception("Could not process a Namespace event")
 
     return registry

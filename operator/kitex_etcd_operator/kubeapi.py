@@ -29,6 +29,11 @@ GROUP = "kitex.cloudwego.io"
 VERSION = "v1alpha1"
 PLURAL = "kitexservices"
 KIND = "KitexService"
+POLICY_PLURAL = "kitexregistrationpolicies"
+POLICY_KIND = "KitexRegistrationPolicy"
+REGISTRY_PLURAL = "kitexetcdregistries"
+REGISTRY_KIND = "KitexEtcdRegistry"
+EVENTS_NAMESPACE = "default"  # where Events about cluster-scoped objects go, as kubectl looks
 PAGE = 500
 T = TypeVar("T")
 
@@ -46,8 +51,18 @@ class NoKubeConfig(Exception):
         super().__init__(f"{where}: pass --kubeconfig PATH or set KUBECONFIG")
 
 
-class SecretNotFound(Exception):
+class SecretUnusable(Exception):
+    """A referenced Secret cannot be used; the message says why, without its content."""
+
+
+class SecretNotFound(SecretUnusable):
     """A referenced Secret does not exist (or may not be read)."""
+
+
+# The only type of Secret a tenant may point the operator at: a Secret of any
+# other type (someone's basic-auth or TLS Secret) is never read, so a
+# KitexService cannot make the operator carry it to an etcd of its choice.
+CREDENTIALS_TYPE = "kitex.cloudwego.io/etcd-credentials"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +165,19 @@ class KubeApi:
                 raise CrdMissing(str(exc.reason)) from None
             raise
 
+    async def list_cluster_objects(self, plural: str) -> list[dict[str, Any]]:
+        """Every object of a cluster-scoped kind of ours; ``CrdMissing`` if not installed."""
+        try:
+            return await self._list_all(self.custom.list_cluster_custom_object,
+                                        GROUP, VERSION, plural)
+        except kubernetes.client.ApiException as exc:
+            if exc.status == 404:
+                raise CrdMissing(str(exc.reason)) from None
+            raise
+
+    async def list_namespaces(self) -> list[dict[str, Any]]:
+        return await self._list_all(self.core.list_namespace)
+
     async def _list_kitexservices(self, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
         if not namespaces:
             return await self._list_all(self.custom.list_cluster_custom_object,
@@ -185,7 +213,9 @@ class KubeApi:
 
     # --- secrets, status, events ---------------------------------------------
 
-    async def read_secret(self, namespace: str, name: str) -> dict[str, bytes]:
+    async def read_secret(self, namespace: str, name: str, *,
+                          secret_type: str | None = None) -> dict[str, bytes]:
+        """A Secret's decoded data; with ``secret_type``, only if it is of that type."""
         try:
             secret = await self.call(self.core.read_namespaced_secret, name, namespace)
         except kubernetes.client.ApiException as exc:
@@ -194,6 +224,9 @@ class KubeApi:
                     f"Secret {namespace}/{name} "
                     f"{'not found' if exc.status == 404 else 'may not be read'}") from None
             raise
+        if secret_type is not None and secret.type != secret_type:
+            raise SecretUnusable(f"Secret {namespace}/{name} has type {secret.type}; the "
+                                 f"operator reads only Secrets of type {secret_type}")
         return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
@@ -246,13 +279,15 @@ class KubeApi:
         body = kubernetes.client.CoreV1Event(
             metadata=kubernetes.client.V1ObjectMeta(generate_name=f"{ref.name}."),
             involved_object=kubernetes.client.V1ObjectReference(
-                kind=ref.kind, api_version=ref.api_version, namespace=ref.namespace,
+                kind=ref.kind, api_version=ref.api_version, namespace=ref.namespace or None,
                 name=ref.name, uid=ref.uid),
             reason=reason, message=message[:1024], type="Warning" if warning else "Normal",
             source=kubernetes.client.V1EventSource(component=self.component),
             first_timestamp=stamp, last_timestamp=stamp, count=1)
+        namespace = ref.namespace or EVENTS_NAMESPACE
+        body.metadata.namespace = namespace
         try:
-            await self.call(self.core.create_namespaced_event, ref.namespace, body)
+            await self.call(self.core.create_namespaced_event, namespace, body)
         except kubernetes.client.ApiException as exc:
             log.warning("Could not post event %s on %s/%s: %s", reason, ref.namespace,
                         ref.name, exc.reason)

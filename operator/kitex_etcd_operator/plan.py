@@ -18,6 +18,12 @@ from .model import service_range
 # etcd's default --max-txn-ops. A transaction holds as many compares as
 # operations here, and both are limited by it.
 MAX_TXN_OPS = 128
+# etcd refuses a request above --max-request-bytes (1.5 MiB by default). A
+# transaction is kept well under it, so that no batch of large values can
+# freeze a service: every op counts its key twice (compare and op) plus its
+# value and some framing.
+MAX_TXN_BYTES = 1024 * 1024
+_OP_OVERHEAD = 32
 
 
 class Policy(StrEnum):
@@ -133,13 +139,23 @@ def make_plan(desired: Mapping[str, bytes], observed: Mapping[str, Observed], *,
     return plan
 
 
-def batches(ops: Iterable[Op], size: int = MAX_TXN_OPS) -> Iterator[list[Op]]:
-    """Split operations into transactions within etcd's per-transaction limit."""
+def op_bytes(op: Op) -> int:
+    """What one guarded op adds to a transaction's request, roughly from above."""
+    value = len(op.value) if isinstance(op, Put) else 0
+    return 2 * len(op.key.encode()) + value + _OP_OVERHEAD
+
+
+def batches(ops: Iterable[Op], size: int = MAX_TXN_OPS,
+            max_bytes: int = MAX_TXN_BYTES) -> Iterator[list[Op]]:
+    """Split operations into transactions within etcd's limits on ops and on bytes."""
     batch: list[Op] = []
+    used = 0
     for op in ops:
-        batch.append(op)
-        if len(batch) >= size:
+        cost = op_bytes(op)
+        if batch and (len(batch) >= size or used + cost > max_bytes):
             yield batch
-            batch = []
+            batch, used = [], 0
+        batch.append(op)
+        used += cost
     if batch:
         yield batch

@@ -44,10 +44,14 @@ class LeaseRecord:
     prefix: str
     service: str
     ttl: int
+    owner: str = ""  # the owner group of the service name ("" in records of older versions)
 
     def encode(self) -> bytes:
-        return json.dumps({"prefix": self.prefix, "service": self.service, "ttl": self.ttl},
-                          separators=(",", ":")).encode()
+        data: dict[str, object] = {"prefix": self.prefix, "service": self.service,
+                                   "ttl": self.ttl}
+        if self.owner:
+            data["owner"] = self.owner
+        return json.dumps(data, separators=(",", ":")).encode()
 
 
 @dataclass(slots=True)
@@ -147,7 +151,34 @@ class TargetRegistry:
 
     # --- leases ------------------------------------------------------------
 
-    async def _lease_for(self, binding: Binding, ttl: int, state: _BindingState) -> int:
+    def recorded_owner(self, binding: Binding) -> str | None:
+        """The owner group recorded with the binding's lease(s): the claim that survives
+        restarts and leader changes. ``None`` when nothing (or an older version) recorded it."""
+        owners = {r.owner for r in self.records.values()
+                  if (r.prefix, r.service) == (binding.prefix, binding.service) and r.owner}
+        return min(owners) if owners else None
+
+    def recorded(self, binding: Binding) -> bool:
+        return any((r.prefix, r.service) == (binding.prefix, binding.service)
+                   for r in self.records.values())
+
+    async def _record_owner(self, binding: Binding, owner: str) -> None:
+        """Write ``owner`` into every record of the binding that says otherwise."""
+        for record in list(self.records.values()):
+            if (record.prefix, record.service) != (binding.prefix, binding.service) \
+                    or record.owner == owner:
+                continue
+            updated = LeaseRecord(record.lease, record.prefix, record.service, record.ttl, owner)
+            key = self.record_key(record.lease)
+            self._count("txn")
+            if await self.client.txn([Compare.lease_is(key, record.lease)],
+                                     [PutOp(key, updated.encode(), record.lease)]):
+                self.records[record.lease] = updated
+                log.info("Service %s/%s now belongs to %s (was %s)", record.prefix,
+                         record.service, owner, record.owner or "unrecorded")
+
+    async def _lease_for(self, binding: Binding, ttl: int, state: _BindingState,
+                         owner: str = "") -> int:
         """The binding's lease: the current one, an adopted one of the same TTL, or a new one."""
         if state.lease and state.ttl == ttl and state.lease in self.records:
             return state.lease
@@ -159,7 +190,7 @@ class TargetRegistry:
         self._count("grant")
         lease = await self.client.grant(ttl)
         self._count("txn")
-        record = LeaseRecord(lease, binding.prefix, binding.service, ttl)
+        record = LeaseRecord(lease, binding.prefix, binding.service, ttl, owner)
         await self.client.txn([Compare.absent(self.record_key(lease))],
                               [PutOp(self.record_key(lease), record.encode(), lease)])
         self.records[lease] = record
@@ -235,21 +266,25 @@ class TargetRegistry:
 
     async def sync(self, binding: Binding, desired: Mapping[str, bytes], *, ttl: int,
                    keys: Iterable[str] | None = None, policy: Policy = Policy.SYNC,
-                   max_deletes: int | None = None, dry_run: bool = False) -> SyncResult:
+                   max_deletes: int | None = None, dry_run: bool = False,
+                   owner: str = "") -> SyncResult:
         """Make etcd hold ``desired`` for the binding, touching only our own keys.
 
         With ``keys`` only those keys are diffed against the cached view (a
         pod event); without, or before the first full read, the whole range
         is read and diffed (start-up and the periodic observation).
         A transaction whose compare fails (someone wrote a key meanwhile)
-        is planned again from a fresh read, a few times at most.
+        is planned again from a fresh read, a few times at most. ``owner``
+        is recorded with the binding's lease: the claim on the name.
         """
         state = self._states.setdefault(binding, _BindingState())
         if keys is None or not state.fresh:
             await self.observe(binding)
             keys = None
         result = SyncResult()
-        lease = state.lease if dry_run else await self._lease_for(binding, ttl, state)
+        lease = state.lease if dry_run else await self._lease_for(binding, ttl, state, owner)
+        if owner and not dry_run:
+            await self._record_owner(binding, owner)
         for _ in range(MAX_CONFLICT_ROUNDS):
             plan = make_plan(desired, state.observed, lease=lease,
                              owned_leases=self.owned_leases(binding), keys=keys,
@@ -357,7 +392,8 @@ def _parse_record(kv: KeyValue, prefix: str) -> LeaseRecord | None:
     try:
         lease = int(kv.key[len(prefix):], 16)
         data = json.loads(kv.value)
-        record = LeaseRecord(lease, str(data["prefix"]), str(data["service"]), int(data["ttl"]))
+        record = LeaseRecord(lease, str(data["prefix"]), str(data["service"]), int(data["ttl"]),
+                             str(data.get("owner") or ""))
     except (ValueError, KeyError, TypeError):
         log.warning("Ignoring a malformed ownership record at %s", kv.key)
         return None

@@ -116,6 +116,16 @@ def default_target(kw: dict[str, Any]) -> DefaultTarget:
               show_default=True)
 @click.option("--leader-election-id", envvar="POD_NAME", default=None,
               help="This replica's identity (default: host name and pid).")
+@click.option("--operator-namespace", envvar=["KITEX_ETCD_OPERATOR_NAMESPACE", "POD_NAMESPACE"],
+              default="kitex-etcd-operator", show_default=True,
+              help="The operator's own namespace: KitexEtcdRegistry Secrets are read there.")
+@click.option("--allow-custom-endpoints/--no-allow-custom-endpoints",
+              envvar="KITEX_ETCD_ALLOW_CUSTOM_ENDPOINTS", default=False, show_default=True,
+              help="Single-team default only (no KitexRegistrationPolicy exists): let "
+              "KitexServices name etcd endpoints of their own.")
+@click.option("--claim-grace", envvar="KITEX_ETCD_CLAIM_GRACE", type=Duration(), default="5m",
+              show_default=True, help="How long a service name stays with its owner after "
+              "the owner's last pod or KitexService is gone.")
 @click.option("--log-format", envvar="KITEX_ETCD_LOG_FORMAT", default="text",
               type=click.Choice(["text", "json"]), show_default=True)
 @click.option("--log-level", envvar="KITEX_ETCD_LOG_LEVEL", default="info",
@@ -133,7 +143,9 @@ def run(**kw: Any) -> None:
         cluster_id=kw["cluster_id"], owner_prefix=kw["owner_prefix"],
         namespaces=tuple(ns for item in kw["namespaces"] for ns in item.split(",") if ns),
         policy=Policy(kw["policy"]), dry_run=kw["dry_run"], max_deletes=kw["max_deletes"],
-        resync_period=kw["resync_period"], health_port=kw["health_port"])
+        resync_period=kw["resync_period"], health_port=kw["health_port"],
+        operator_namespace=kw["operator_namespace"],
+        allow_custom_endpoints=kw["allow_custom_endpoints"], claim_grace=kw["claim_grace"])
     election = None
     if kw["leader_elect"]:
         identity = kw["leader_election_id"] or f"{socket.gethostname()}-{os.getpid()}"

@@ -47,3 +47,10 @@ class Settings:
     resync_period: float = 300.0  # full relist of pods, to catch missed deletions
     health_port: int = 8080
     health_host: str = "0.0.0.0"
+    operator_namespace: str = "kitex-etcd-operator"  # where registries' Secrets live
+    # The single-team default (no KitexRegistrationPolicy): may a KitexService name
+    # etcd endpoints of its own? Off: a tenant could point the operator anywhere.
+    allow_custom_endpoints: bool = False
+    # How long an owner that stopped claiming a service name keeps it (a Deployment
+    # recreated from scratch gets its name back; an intruder cannot grab it meanwhile).
+    claim_grace: float = 300.0

@@ -16,10 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .desired import DesiredState, Source, SpecKey
+from .desired import KITEXSERVICE, DesiredState, Source, SpecKey
 from .kube.spec import SpecError
 from .kubeapi import KIND, KubeApi, ObjectRef
 from .plan import Binding
+from .policy import ANNOTATIONS, describe_group
 
 if TYPE_CHECKING:
     from .controller import BindingWorker
@@ -58,23 +59,81 @@ class StatusReporter:
         obj.spec_error = None
 
     def spec_invalid(self, key: SpecKey, body: Mapping[str, Any], err: SpecError) -> None:
-        obj = self._object(key, body)
+        self._refuse(self._object(key, body), err)
+
+    def spec_refused(self, key: SpecKey, err: SpecError) -> None:
+        """A valid spec the admin's policy (or an unknown registry) keeps out."""
+        obj = self.objects.get(key)
+        if obj is not None:
+            self._refuse(obj, err)
+
+    def spec_admitted(self, key: SpecKey) -> None:
+        obj = self.objects.get(key)
+        if obj is not None:
+            obj.spec_error = None
+
+    def _refuse(self, obj: _Object, err: SpecError) -> None:
+        reason = getattr(err, "reason", "InvalidSpec")
         obj.spec_error = err
-        self._set(obj, "Ready", False, "InvalidSpec", str(err))
+        self._set(obj, "Ready", False, reason, str(err))
         obj.pending = self._render(obj, None, None)
-        self.event(obj.ref, "InvalidSpec", str(err))
+        self.event(obj.ref, reason, str(err))
 
     def forget(self, key: SpecKey) -> None:
         self.objects.pop(key, None)
 
     def binding_synced(self, binding: Binding, worker: BindingWorker) -> None:
         """A worker finished a cycle: refresh every object that feeds this binding."""
-        for source in self.state.sources.get(binding, set()):
-            if source.kind == "KitexService":
+        for source, group in self.state.sources(binding).items():
+            refusal = worker.refusal or self._not_owner(binding, worker, group)
+            if source.kind == KITEXSERVICE:
                 obj = self.objects.get((source.namespace, source.name))
-                if obj is not None and obj.spec_error is None:
+                if obj is None or obj.spec_error is not None:
+                    continue
+                if refusal is None:
                     self._update(obj, binding, worker)
+                else:
+                    self._refused_claim(obj, binding, refusal,
+                                        "RangeConflict" if worker.refusal else "NotOwner")
+            elif source.kind == ANNOTATIONS and refusal is not None:
+                self._refused_pods(binding, source.namespace, refusal,
+                                   "RangeConflict" if worker.refusal else "NotOwner")
         self._report_pod_errors()
+
+    @staticmethod
+    def _not_owner(binding: Binding, worker: BindingWorker, group: str) -> str | None:
+        if worker.owner is None or group == worker.owner:
+            return None
+        return (f"service {binding.service} (prefix {binding.prefix}, etcd "
+                f"{worker.config.target.describe()}) belongs to "
+                f"{describe_group(worker.owner)}, which registered it first: nothing of "
+                "this is registered (a cluster admin can share the name with "
+                "sharedServiceNames of a KitexRegistrationPolicy)")
+
+    def _refused_claim(self, obj: _Object, binding: Binding, message: str, reason: str) -> None:
+        """A KitexService that may not write its service: Conflict, Ready False, one Event."""
+        was = obj.conditions.get("Conflict", {})
+        self._set(obj, "Ready", False, reason, message)
+        self._set(obj, "Conflict", True, reason, message)
+        if was.get("status") != "True" or was.get("message") != message:
+            self.event(obj.ref, reason, message)
+        obj.pending = self._render(obj, None, None)
+        obj.pending.update(serviceName=binding.service, prefix=binding.prefix,
+                           lastError=message)
+
+    def _refused_pods(self, binding: Binding, namespace: str, message: str,
+                      reason: str) -> None:
+        """Annotated pods that may not register: a Warning Event on each, where their
+        owners look (``kubectl describe pod``), once per pod and message."""
+        for uid in self.state.annotated_pods(binding, namespace):
+            pod = self.state.pods.get(uid)
+            if pod is None or self._pod_errors_reported.get(uid) == message:
+                continue
+            self._pod_errors_reported[uid] = message
+            log.warning("Pod %s/%s is not registered: %s", pod.namespace, pod.name, message,
+                        extra={"pod": pod.name, "namespace": pod.namespace})
+            self.event(ObjectRef("Pod", "v1", pod.namespace, pod.name, pod.uid), reason,
+                       message)
 
     def event(self, ref: ObjectRef, reason: str, message: str, warning: bool = True) -> None:
         self._events.put_nowait((ref, reason, message, warning))
@@ -94,8 +153,7 @@ class StatusReporter:
 
     def _update(self, obj: _Object, binding: Binding, worker: BindingWorker) -> None:
         retry, last = worker.retry, worker.last
-        config = self.state.configs.get(binding)
-        degraded = config is not None and retry.degraded(config.retry)
+        degraded = retry.degraded(worker.config.retry)
         if retry.failures == 0:
             self._set(obj, "Ready", True, "Synced", f"entries in etcd match the pods ({binding})")
         else:
@@ -147,8 +205,12 @@ class StatusReporter:
                           lastError=str(obj.spec_error))
             return status
         if binding is not None and worker is not None:
+            # Only this object's own instances: a shared name must not show one
+            # team the addresses of another's pods.
             conflicts = set(worker.last.conflicts) if worker.last else set()
-            keys = sorted(k for k in self.state.values(binding) if k not in conflicts)
+            own = Source(KITEXSERVICE, obj.ref.namespace, obj.ref.name)
+            keys = sorted(k for b, k in self.state.source_keys(own)
+                          if b == binding and k not in conflicts)
             status.update(
                 serviceName=binding.service, prefix=binding.prefix,
                 readyInstances=len(keys),
@@ -179,8 +241,8 @@ class StatusReporter:
             log.warning("Pod %s/%s cannot be registered: %s", pod.namespace, pod.name, err,
                         extra={"pod": pod.name, "namespace": pod.namespace})
             self.event(ObjectRef("Pod", "v1", pod.namespace, pod.name, pod.uid),
-                       "InvalidKitexRegistration", str(err))
-        for uid in [u for u in self._pod_errors_reported if u not in self.state.pod_errors]:
+                       getattr(err, "reason", "InvalidKitexRegistration"), str(err))
+        for uid in [u for u in self._pod_errors_reported if u not in self.state.pods]:
             del self._pod_errors_reported[uid]
 
     # --- output ----------------------------------------------------------------

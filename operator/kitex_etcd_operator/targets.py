@@ -1,22 +1,29 @@
-"""Connections to etcd targets, with credentials resolved from files or Secrets.
+"""Connections to etcd, one per physical etcd, with credentials from files or Secrets.
 
-A target is named by a ``TargetRef`` (endpoints and Secret names); its
-credentials are read when first needed and again at every observation, and a
-change of them reconnects the same registry without a restart.
+A binding's target is a scope: one per physical etcd (``desired.TargetRef``).
+Every scope has exactly one client, one registry of ownership records and one
+source of credentials: the operator's flags for the ``default`` registry, the
+admin's Secrets (in the operator's namespace) for a ``KitexEtcdRegistry``, or
+a tenant's own Secrets for endpoints a policy lets it name. A tenant never
+gets the operator's or a registry's credentials with an endpoint it chose.
+Credentials are read when first needed and again at every observation; a
+change reconnects the same registry without a restart.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from .desired import TargetRef
 from .etcd.client import EtcdClient
-from .etcd.config import EtcdTarget
+from .etcd.config import SECRET_CA, SECRET_CERT, SECRET_KEY, EtcdTarget
 from .etcd.errors import EtcdError
-from .kubeapi import KubeApi, SecretNotFound
+from .kube.tenancy import RegistryDef
+from .kubeapi import CREDENTIALS_TYPE, KubeApi, SecretUnusable
 from .plan import Binding
 from .registry import TargetRegistry
 from .settings import Settings
@@ -36,33 +43,86 @@ class TargetError(Exception):
 class _Handle:
     registry: TargetRegistry
     fingerprint: str
+    credentials: tuple[str | None, ...]
+    who: str  # the ref that connected first, for messages
+    cluster_id: int = 0
 
 
 class Targets:
-    """One client and one registry per target, shared by all its bindings."""
+    """One client and one registry per scope, shared by all its bindings."""
 
     def __init__(self, settings: Settings, kube: KubeApi | None, *,
+                 registries: Callable[[], Mapping[str, RegistryDef]] | None = None,
                  on_lease_lost: Callable[[Binding], Awaitable[None]] | None = None) -> None:
         self.settings = settings
         self.kube = kube
+        self.registries = registries or dict
         self.on_lease_lost = on_lease_lost
         self._handles: dict[str, _Handle] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def get(self, ref: TargetRef) -> TargetRegistry:
-        handle = self._handles.get(ref.id)
+        """The registry of the ref's scope, connecting once (concurrent callers wait).
+
+        Without the lock two bindings that first use a new etcd at the same
+        moment each made a registry for it: two sets of leases for one
+        service, each reporting the other's keys as conflicts.
+        """
+        handle = self._handles.get(ref.scope)
         if handle is None:
-            target = await self.resolve(ref)
-            client = EtcdClient(target)
+            lock = self._locks.setdefault(ref.scope, asyncio.Lock())
+            async with lock:
+                handle = self._handles.get(ref.scope)
+                if handle is None:
+                    handle = await self._connect(ref)
+        if handle.credentials != ref.credentials:
+            raise TargetError("spec.etcd", f"this etcd is already used through {handle.who}, "
+                              f"with other credentials than {ref.describe()}: one etcd is "
+                              "reached with one set of credentials")
+        return handle.registry
+
+    async def _connect(self, ref: TargetRef) -> _Handle:
+        target = await self.resolve(ref)
+        client = EtcdClient(target)
+        try:
+            cluster_id = await self._cluster_id(client, ref)
             registry = TargetRegistry(client, cluster_id=self.settings.cluster_id,
                                       owner_prefix=self.settings.owner_prefix,
                                       on_lease_lost=self.on_lease_lost)
             await registry.load_ownership()
-            handle = _Handle(registry, _fingerprint(target))
-            self._handles[ref.id] = handle
-        return handle.registry
+        except BaseException:
+            await client.close()
+            raise
+        handle = _Handle(registry, _fingerprint(target), ref.credentials, ref.describe(),
+                         cluster_id)
+        self._handles[ref.scope] = handle
+        return handle
 
-    def connected(self) -> dict[str, TargetRegistry]:
-        return {key: handle.registry for key, handle in self._handles.items()}
+    async def _cluster_id(self, client: EtcdClient, ref: TargetRef) -> int:
+        """etcd's own cluster id; a second scope on an etcd already connected is refused.
+
+        Endpoint strings can differ and still reach one cluster (a DNS name and
+        its IP, another member). Two scopes there would each read the other's
+        ownership records as their own and delete its entries.
+        """
+        cluster_id = int((await client.status()).get("cluster_id") or 0)
+        for scope, other in self._handles.items():
+            if cluster_id and other.cluster_id == cluster_id and scope != ref.scope:
+                raise TargetError("spec.etcd.endpoints", f"these endpoints reach the etcd "
+                                  f"cluster already used through {other.who}: name that "
+                                  "registry instead")
+        return cluster_id
+
+    def scopes(self) -> set[str]:
+        return set(self._handles)
+
+    async def release(self, scope: str) -> None:
+        """Close a scope nothing uses any more: no client or keepalive left behind."""
+        handle = self._handles.pop(scope, None)
+        if handle is not None:
+            log.info("Closing etcd target %s: no service uses it any more", handle.who)
+            await handle.registry.close()
+            await handle.registry.client.close()
 
     async def refresh(self, ref: TargetRef) -> None:
         """Re-read the target's credentials; reconnect if they changed.
@@ -73,21 +133,21 @@ class Targets:
         connection keeps the leases alive, so no entry is lost over a bad
         Secret. Restoring the Secret is then all it takes.
         """
-        handle = self._handles.get(ref.id)
-        if handle is None:
+        handle = self._handles.get(ref.scope)
+        if handle is None or handle.credentials != ref.credentials:
             return
         target = await self.resolve(ref)
         fingerprint = _fingerprint(target)
         if fingerprint == handle.fingerprint:
             return
-        log.info("Credentials of etcd target %s changed; reconnecting", ref.id)
+        log.info("Credentials of etcd target %s changed; reconnecting", ref.describe())
         new = EtcdClient(target)
         try:
             await new.connect()
         except EtcdError as exc:
             await new.close()
             log.warning("The new credentials of etcd target %s do not work, keeping the "
-                        "current connection for the leases: %s", ref.id, exc)
+                        "current connection for the leases: %s", ref.describe(), exc)
             raise
         old = handle.registry.client
         handle.registry.client = new
@@ -95,7 +155,18 @@ class Targets:
         await old.close()
 
     async def resolve(self, ref: TargetRef) -> EtcdTarget:
-        """Build the connection settings, reading Secrets as needed."""
+        """The connection settings of a ref, reading its Secrets."""
+        if ref.registry is None:
+            return await self._tenant_target(ref)
+        if ref.registry != "default":
+            registry = self.registries().get(ref.registry)
+            if registry is None:
+                raise TargetError("spec.etcd.registry", f"no KitexEtcdRegistry named "
+                                  f"{ref.registry!r}")
+            return await self._registry_target(registry)
+        return await self._default_target()
+
+    async def _default_target(self) -> EtcdTarget:
         base = self.settings.etcd
         username, password = base.username, base.password
         ca = cert = key = None
@@ -103,46 +174,84 @@ class Targets:
             ca = base.ca_file.read_bytes()
         if base.cert_file and base.key_file:
             cert, key = base.cert_file.read_bytes(), base.key_file.read_bytes()
-        if ref.endpoints is None and base.secret:
+        if base.secret:
             namespace, _, name = base.secret.partition("/")
-            data = await self._secret((namespace, name), "--etcd-secret")
+            data = await self._secret((namespace, name), "--etcd-secret", None)
             username = _text(data, "username", "--etcd-secret") if "username" in data else username
             password = _text(data, "password", "--etcd-secret") if "password" in data else password
-            ca = data.get("ca.crt", ca)
-            cert, key = data.get("tls.crt", cert), data.get("tls.key", key)
-        if ref.endpoints is not None:
-            # A KitexService that names its own etcd gets none of the defaults' secrets.
-            username = password = None
-            ca = cert = key = None
+            ca = data.get(SECRET_CA, ca)
+            cert, key = data.get(SECRET_CERT, cert), data.get(SECRET_KEY, key)
+        return _target(base.endpoints, username, password, ca, cert, key, base.dial_timeout,
+                       "--etcd-endpoints")
+
+    async def _registry_target(self, registry: RegistryDef) -> EtcdTarget:
+        """An admin registry: its Secrets live in the operator's own namespace."""
+        namespace = self.settings.operator_namespace
+        at = f"KitexEtcdRegistry {registry.name}"
+        username = password = ca = cert = key = None
+        if registry.auth_secret:
+            data = await self._secret((namespace, registry.auth_secret),
+                                      f"{at} spec.authSecretRef", CREDENTIALS_TYPE)
+            username = _text(data, "username", f"{at} spec.authSecretRef")
+            password = _text(data, "password", f"{at} spec.authSecretRef")
+        if registry.tls_secret:
+            ca, cert, key = await self._tls((namespace, registry.tls_secret),
+                                            f"{at} spec.tlsSecretRef")
+        return _target(registry.endpoints, username, password, ca, cert, key,
+                       registry.dial_timeout or self.settings.etcd.dial_timeout,
+                       f"{at} spec.endpoints")
+
+    async def _tenant_target(self, ref: TargetRef) -> EtcdTarget:
+        """A tenant's own etcd: only Secrets of the credentials type in its own namespace,
+        never any of the operator's credentials."""
+        username = password = ca = cert = key = None
         if ref.auth_secret:
-            data = await self._secret(ref.auth_secret, "spec.etcd.authSecretRef")
+            data = await self._secret((ref.namespace, ref.auth_secret),
+                                      "spec.etcd.authSecretRef", CREDENTIALS_TYPE)
             username = _text(data, "username", "spec.etcd.authSecretRef")
             password = _text(data, "password", "spec.etcd.authSecretRef")
         if ref.tls_secret:
-            data = await self._secret(ref.tls_secret, "spec.etcd.tlsSecretRef")
-            ca = data.get("ca.crt")
-            cert, key = data.get("tls.crt"), data.get("tls.key")
-            if (cert is None) != (key is None):
-                raise TargetError("spec.etcd.tlsSecretRef",
-                                  "Secret must hold both tls.crt and tls.key, or neither")
-        return EtcdTarget(
-            endpoints=ref.endpoints or base.endpoints, username=username, password=password,
-            ca_pem=ca, cert_pem=cert, key_pem=key,
-            dial_timeout=ref.dial_timeout or base.dial_timeout)
+            ca, cert, key = await self._tls((ref.namespace, ref.tls_secret),
+                                            "spec.etcd.tlsSecretRef")
+        return _target(ref.endpoints, username, password, ca, cert, key,
+                       ref.dial_timeout or self.settings.etcd.dial_timeout,
+                       "spec.etcd.endpoints")
 
-    async def _secret(self, key: tuple[str, str], field: str) -> dict[str, bytes]:
+    async def _tls(self, key: tuple[str, str], field: str
+                   ) -> tuple[bytes, bytes | None, bytes | None]:
+        """A TLS Secret must name the CA: an empty one must not silently turn TLS off."""
+        data = await self._secret(key, field, CREDENTIALS_TYPE)
+        ca = data.get(SECRET_CA)
+        if not ca:
+            raise TargetError(field, f"Secret has no {SECRET_CA}: TLS needs the CA that "
+                                     "signed etcd's server certificate")
+        cert, client_key = data.get(SECRET_CERT), data.get(SECRET_KEY)
+        if (cert is None) != (client_key is None):
+            raise TargetError(field, "Secret must hold both tls.crt and tls.key, or neither")
+        return ca, cert, client_key
+
+    async def _secret(self, key: tuple[str, str], field: str,
+                      secret_type: str | None) -> dict[str, bytes]:
         if self.kube is None:
             raise TargetError(field, "Secrets cannot be read without a Kubernetes connection")
         try:
-            return await self.kube.read_secret(*key)
-        except SecretNotFound as exc:
+            return await self.kube.read_secret(*key, secret_type=secret_type)
+        except SecretUnusable as exc:
             raise TargetError(field, str(exc)) from None
 
     async def close(self) -> None:
-        for handle in self._handles.values():
-            await handle.registry.close()
-            await handle.registry.client.close()
-        self._handles.clear()
+        for scope in list(self._handles):
+            await self.release(scope)
+
+
+def _target(endpoints: tuple[str, ...], username: str | None, password: str | None,
+            ca: bytes | None, cert: bytes | None, key: bytes | None, dial_timeout: float,
+            field: str) -> EtcdTarget:
+    try:
+        return EtcdTarget(endpoints=endpoints, username=username, password=password,
+                          ca_pem=ca, cert_pem=cert, key_pem=key, dial_timeout=dial_timeout)
+    except ValueError as exc:  # an endpoint or a credential pair the parser let through
+        raise TargetError(field, str(exc)) from None
 
 
 def _text(data: dict[str, bytes], key: str, field: str) -> str:

@@ -187,7 +187,7 @@ def test_bad_input_is_reported_and_contained(
         k8s: Any, kube: Any, namespace: str, etcd_probe: EtcdProbe,
         start_operator: Callable[..., OperatorProcess]) -> None:
     core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
-    operator = start_operator("--namespace", namespace)
+    operator = start_operator("--namespace", namespace, "--allow-custom-endpoints")
     good = f"good-{namespace}"
     apps.create_namespaced_deployment(namespace, deployment(
         "good", 2, annotations={ANN + "service": good, ANN + "port": "8888"}))
@@ -222,7 +222,8 @@ def test_bad_input_is_reported_and_contained(
     custom(k8s).create_namespaced_custom_object(
         "kitex.cloudwego.io", "v1alpha1", namespace, "kitexservices", kitexservice(
             "nosecret", {"selector": {"matchLabels": {"app": "good"}}, "port": 8888,
-                         "etcd": {"prefix": "nosecret", "authSecretRef": {"name": "absent"}}}))
+                         "etcd": {"prefix": "nosecret", "endpoints": ["127.0.0.1:1"],
+                                  "authSecretRef": {"name": "absent"}}}))
     cond = wait_for(lambda: (c := condition(k8s, namespace, "nosecret", "Ready"))
                     and c["status"] == "False" and c, timeout=60,
                     what="Ready False for the missing Secret")

@@ -37,10 +37,11 @@ def test_a_rotated_password_is_picked_up_without_restart(
         start_operator: Callable[..., Any]) -> None:
     core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
     core.create_namespaced_secret(namespace, {
-        "metadata": {"name": "etcd-auth"},
+        "metadata": {"name": "etcd-auth"}, "type": "kitex.cloudwego.io/etcd-credentials",
         "stringData": {"username": "kitex", "password": "first-pw"}})
     # Debug level and JSON: the most a user could turn on must still hide secrets.
-    operator = start_operator("--namespace", namespace, "--observe-delay", "2s",
+    operator = start_operator("--namespace", namespace, "--allow-custom-endpoints",
+                              "--observe-delay", "2s",
                               "--retry-delay", "1s", "--log-level", "debug",
                               "--log-format", "json")
     apps.create_namespaced_deployment(namespace, deployment("s", 1, labels={"tier": "s"}))

@@ -31,6 +31,7 @@ from etcd_probe import EtcdProbe
 from figures import GapSampler
 from helpers import wait_for
 from kitex_devcluster import pki
+from kitex_etcd_operator.kubeapi import CREDENTIALS_TYPE as CREDENTIALS
 
 QUOTA = 2 * 1024 * 1024  # bytes: small, so that junk writes soon pass it
 
@@ -124,9 +125,10 @@ def test_etcd_role_revoked(k8s: Any, namespace: str, tools: Any,
                  "kitex-etcd-operator/")
     probe = EtcdProbe(tools.etcdctl, list(etcd.endpoints), "--user=root:root-pw")
     core.create_namespaced_secret(namespace, {
-        "metadata": {"name": "etcd-auth"},
+        "metadata": {"name": "etcd-auth"}, "type": CREDENTIALS,
         "stringData": {"username": "kitex", "password": "kitex-pw"}})
-    operator = start_operator("--namespace", namespace, *RETRY_FLAGS)
+    operator = start_operator("--namespace", namespace, "--allow-custom-endpoints",
+                              *RETRY_FLAGS)
     svc = create_service(k8s, namespace, "auth", 2, probe, etcd={
         "endpoints": etcd.endpoints, "authSecretRef": {"name": "etcd-auth"}})
 
@@ -147,8 +149,9 @@ def test_client_certificate_expired(k8s: Any, namespace: str, tools: Any,
     valid = {"ca.crt": etcd.ca_path.read_text(), "tls.crt": etcd.client_cert_path.read_text(),
              "tls.key": etcd.client_key_path.read_text()}
     core.create_namespaced_secret(namespace, {"metadata": {"name": "etcd-tls"},
-                                              "stringData": valid})
-    operator = start_operator("--namespace", namespace, *RETRY_FLAGS)
+                                              "type": CREDENTIALS, "stringData": valid})
+    operator = start_operator("--namespace", namespace, "--allow-custom-endpoints",
+                              *RETRY_FLAGS)
     svc = create_service(k8s, namespace, "cert", 2, probe, etcd={
         "endpoints": etcd.endpoints, "tlsSecretRef": {"name": "etcd-tls"}})
 

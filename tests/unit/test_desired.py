@@ -61,10 +61,10 @@ def test_kitexservice_selects_by_label_with_named_port_and_label_tags() -> None:
     assert state.values(binding) == {
         "custom/prefix/svc/10.0.0.1:8888":
             b'{"network":"tcp","address":"10.0.0.1:8888","weight":5,"tags":{"zone":"z1"}}'}
-    assert state.sources[binding] == {Source("KitexService", "default", "svc")}
+    assert set(state.sources(binding)) == {Source("KitexService", "default", "svc")}
     state.remove_spec(("default", "svc"))
     assert state.values(binding) == {}
-    assert not state.sources[binding]
+    assert not state.sources(binding)
 
 
 def test_spec_with_own_etcd_gets_its_own_target() -> None:
@@ -72,8 +72,9 @@ def test_spec_with_own_etcd_gets_its_own_target() -> None:
     body = kitexservice("svc", port=1, etcd={"endpoints": ["10.9.9.9:2379"],
                                              "authSecretRef": {"name": "creds"}})
     binding, config = state.binding_of(parse_kitexservice(body), "default")
-    assert config.target == TargetRef(endpoints=("10.9.9.9:2379",),
-                                      auth_secret=("default", "creds"))
+    assert config.target == TargetRef(scope="10.9.9.9:2379", registry=None,
+                                      endpoints=("10.9.9.9:2379",), namespace="default",
+                                      auth_secret="creds")
     assert binding.target == config.target.id != "default"
 
 

@@ -262,6 +262,7 @@ class EtcdClient:
         response = await self._call(go, replay_safe=True)
         return {"version": response.version, "endpoint": self.current_endpoint,
                 "member_id": response.header.member_id, "leader": response.leader,
+                "cluster_id": response.header.cluster_id,
                 "raft_term": response.raftTerm, "db_size": response.dbSize}
 
     async def watch_prefix(self, prefix: str, start_revision: int | None = None

@@ -174,3 +174,30 @@ def handshake_error(exc: grpc.aio.AioRpcError, endpoint: str, *, tls: bool, has_
         return EtcdTLSError(f"etcd at {endpoint} rejected the TLS session: it requires a client "
                             "certificate and none was given")
     return error
+
+
+_SUMMARIES: tuple[tuple[type[EtcdError], str], ...] = (
+    (EtcdNoSpace, "etcd is out of space (NOSPACE alarm): it refuses new entries and leases"),
+    (EtcdCertificateExpired, "client certificate expired (or not yet valid)"),
+    (EtcdTLSError, "the TLS handshake with etcd failed: check the CA, the client "
+                   "certificate and its key"),
+    (EtcdPermissionDenied, "permission denied: the etcd user's roles must grant readwrite "
+                           "on the registry prefix and the operator's ownership prefix"),
+    (EtcdAuthError, "etcd refused the credentials"),
+    (EtcdUnavailable, "no etcd endpoint answered"),
+    (EtcdRequestError, "etcd refused the request"),
+)
+
+
+def summary(error: EtcdError) -> str:
+    """The error in the operator's words only, for an etcd a tenant chose.
+
+    The remote side's text (gRPC details, a server's banner, "connection
+    refused" against "timed out") must not reach a tenant's status: copied
+    verbatim it makes the operator a probe of whatever address a tenant names.
+    The full text stays in the operator's log, where the admin reads it.
+    """
+    for kind, text in _SUMMARIES:
+        if isinstance(error, kind):
+            return text
+    return "the etcd request failed"

@@ -34,6 +34,7 @@ class PodView:
     container_ports: tuple[ContainerPort, ...]
     host_network: bool
     finished: bool = False  # phase Succeeded or Failed: no server left to call
+    created: str = ""  # metadata.creationTimestamp (RFC 3339): who claimed a name first
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -117,6 +118,7 @@ def pod_view(body: Mapping[str, Any]) -> PodView:
         container_ports=_ports(spec),
         host_network=spec.get("hostNetwork") is True,
         finished=status.get("phase") in ("Succeeded", "Failed"),
+        created=_text(meta.get("creationTimestamp")),
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..durations import parse_duration
+from ..endpoints import InvalidEndpoint, check_endpoint
 from ..model import (
     DEFAULT_NETWORK,
     DEFAULT_WEIGHT,
@@ -44,6 +45,10 @@ MAX_LEASE_TTL = 86400  # above this entries outlive a dead operator for too long
 MAX_WEIGHT = 2**31 - 1  # fits every Go int and any sum a balancer makes of a few
 MAX_TAGS = 64
 MAX_ENDPOINTS = 16
+# One instance's value in etcd. A Kitex value with a few tags is about 100
+# bytes; the bound keeps one object's tags from filling transactions that
+# carry other pods' entries (etcd refuses requests above 1.5 MiB by default).
+MAX_VALUE_BYTES = 4096
 # Used with fullmatch, never match: Python's `$` also matches before a final
 # newline, so "rpc\n" would pass where the CRD's (Go) patterns refuse it.
 _PORT_NAME = re.compile(r"^(?!-)(?!.*--)[a-z0-9-]{1,15}(?<!-)$")
@@ -57,6 +62,7 @@ class EtcdRef:
     """Where a service's entries go; ``None`` everywhere means the operator's own settings."""
 
     endpoints: tuple[str, ...] | None = None
+    registry: str | None = None  # a KitexEtcdRegistry's name; None with endpoints: "default"
     prefix: str | None = None
     dial_timeout: float | None = None  # seconds
     auth_secret: str | None = None  # Secret in the spec's namespace: username, password
@@ -227,7 +233,7 @@ def _object(value: Any, at: str) -> Mapping[str, Any]:
     return value
 
 
-def _secret_ref(value: Any, at: str) -> str | None:
+def secret_ref(value: Any, at: str) -> str | None:
     if value is None:
         return None
     ref = _object(value, at)
@@ -252,7 +258,19 @@ def _etcd(value: Any) -> EtcdRef:
                     c.isspace() or unicodedata.category(c) == "Cc" for c in endpoint):
                 raise SpecError(f"spec.etcd.endpoints[{index}]",
                                 f"{endpoint!r} is not an endpoint like etcd:2379")
+            try:
+                check_endpoint(endpoint)
+            except InvalidEndpoint as err:
+                raise SpecError(f"spec.etcd.endpoints[{index}]", str(err)) from None
         endpoints = tuple(raw)
+    registry: str | None = None
+    if etcd.get("registry") is not None:
+        registry = etcd["registry"]
+        if not isinstance(registry, str) or not _SECRET_NAME.fullmatch(registry):
+            raise SpecError("spec.etcd.registry", f"{registry!r} is not a registry name")
+        if endpoints is not None:
+            raise SpecError("spec.etcd.registry", "cannot be set together with "
+                                                  "spec.etcd.endpoints")
     prefix: str | None = None
     if etcd.get("prefix") is not None:
         if not isinstance(etcd["prefix"], str):
@@ -264,9 +282,19 @@ def _etcd(value: Any) -> EtcdRef:
     dial_timeout = None
     if etcd.get("dialTimeout") is not None:
         dial_timeout = check_duration(etcd["dialTimeout"], "spec.etcd.dialTimeout")
-    return EtcdRef(endpoints=endpoints, prefix=prefix, dial_timeout=dial_timeout,
-                   auth_secret=_secret_ref(etcd.get("authSecretRef"), "spec.etcd.authSecretRef"),
-                   tls_secret=_secret_ref(etcd.get("tlsSecretRef"), "spec.etcd.tlsSecretRef"))
+    auth = secret_ref(etcd.get("authSecretRef"), "spec.etcd.authSecretRef")
+    tls = secret_ref(etcd.get("tlsSecretRef"), "spec.etcd.tlsSecretRef")
+    for at, ref in (("spec.etcd.authSecretRef", auth), ("spec.etcd.tlsSecretRef", tls)):
+        # Without endpoints of its own a Secret would change how the operator talks
+        # to an etcd the admin chose: a tenant CA would decide who gets its password.
+        if ref is not None and endpoints is None:
+            raise SpecError(at, "needs spec.etcd.endpoints: a registry's credentials are "
+                                "the cluster admin's")
+    if dial_timeout is not None and endpoints is None:
+        raise SpecError("spec.etcd.dialTimeout", "needs spec.etcd.endpoints: a registry's "
+                                                 "dial timeout is the cluster admin's")
+    return EtcdRef(endpoints=endpoints, registry=registry, prefix=prefix,
+                   dial_timeout=dial_timeout, auth_secret=auth, tls_secret=tls)
 
 
 def _retry(value: Any) -> RetryConfig:
@@ -410,10 +438,17 @@ def instance_for(pod: PodView, spec: ServiceSpec) -> Instance | None:
         if key in pod.labels:
             tags[key] = pod.labels[key]
     try:
-        return Instance.make(host, port, network=spec.network, weight=spec.weight, tags=tags)
+        instance = Instance.make(host, port, network=spec.network, weight=spec.weight,
+                                 tags=tags)
     except InvalidInstance as err:
         if err.field == "host":
             at = ("status.hostIP" if spec.address_source == "hostIP" else "status.podIPs")
             raise SpecError(at, err.message) from None
         name = "address.port" if err.field == "port" and spec.fixed_port else err.field
         raise SpecError(field_path(spec.origin, name), err.message) from None
+    size = len(instance.encode())
+    if size > MAX_VALUE_BYTES:
+        at = "tagsFromLabels" if spec.tags_from_labels else "tags"
+        raise SpecError(field_path(spec.origin, at), f"the entry would be {size} bytes, more "
+                        f"than {MAX_VALUE_BYTES}: use fewer or shorter tags")
+    return instance
