@@ -167,7 +167,8 @@ def test_every_run_flag_is_reachable_from_values(helm: Path) -> None:
             if isinstance(value, bool) else str(value)
         as_arg = (flag in container["args"] if option.is_flag
                   else f"{flag}={text}" in container["args"])
-        as_env = env.get(str(option.envvar)) == text
+        envvars = [option.envvar] if isinstance(option.envvar, str) else option.envvar or []
+        as_env = any(env.get(var) == text for var in envvars)
         assert as_arg or as_env, f"{flag}: neither --{flag} nor {option.envvar}={text}"
     # And the operator accepts what the chart renders (click parses the same env).
     assert container["ports"][0]["containerPort"] == 77
