@@ -65,10 +65,12 @@ class Controller:
         self.kube = kube
         self.state = DesiredState(
             Defaults(settings.prefix, settings.lease_ttl, settings.retry, settings.etcd.endpoints),
-            policies=self._policy_set({}))
+            policies=PolicySet(default=single_team_rule(
+                allow_custom_endpoints=settings.allow_custom_endpoints)))
         self.targets = Targets(settings, kube, registries=lambda: self.state.registries,
                                on_lease_lost=self._lease_lost)
         self.rules: dict[str, Rule] = {}
+        self.invalid_policies: set[str] = set()
         self.registry_defs: dict[str, RegistryDef] = {}
         self.status = StatusReporter(kube, self.state)
         self.finalizers = Finalizers(kube, self.wait_removed)
@@ -144,17 +146,22 @@ class Controller:
 
     def _policy_set(self, rules: dict[str, Rule]) -> PolicySet:
         default = single_team_rule(allow_custom_endpoints=self.settings.allow_custom_endpoints)
-        return PolicySet(rules.values(), default=default)
+        # An invalid policy grants nothing, but it still means the admin wants
+        # policies: it must never open the permissive single-team default.
+        return PolicySet(rules.values(), default=default,
+                         enforcing=bool(rules or self.invalid_policies))
 
     def on_policy(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """A KitexRegistrationPolicy changed: every admission is decided again."""
         name = str((body.get("metadata") or {}).get("name", ""))
         self.rules.pop(name, None)
+        self.invalid_policies.discard(name)
         if event_type != "DELETED":
             try:
                 self.rules[name] = parse_policy(body)
             except SpecError as err:
                 # An invalid policy grants nothing; the others still apply.
+                self.invalid_policies.add(name)
                 self._admin_object_invalid(POLICY_KIND, body, err)
         self._readmit(policies=self._policy_set(self.rules))
 
@@ -239,10 +246,13 @@ class Controller:
                 await asyncio.sleep(LIST_RETRY)
         self.watch_pods()
         await asyncio.gather(*(watch.listed.wait() for watch in self.pod_watches))
+        # The default etcd is connected before any worker runs, so that no other
+        # scope (a tenant's endpoints naming it another way) can be first there.
+        default = await self._connect_default()
         self.synced.set()
         self.finalizers.start()
         metrics.initial_sync_done.set(1)
-        await self._adopt_orphans()
+        await self._adopt_orphans(default)
         self._tasks.append(asyncio.create_task(self._report_initial_sync(time.monotonic()),
                                                name="initial sync report"))
         self.status.start()
@@ -308,16 +318,20 @@ class Controller:
         cutoff = started - self.settings.resync_period
         self._tombstones = {u: t for u, t in self._tombstones.items() if t > cutoff}
 
-    async def _adopt_orphans(self) -> None:
+    async def _connect_default(self) -> TargetRegistry | None:
+        try:
+            return await self.targets.get(TargetRef())
+        except RECOVERABLE as exc:
+            log.warning("Default etcd target not reachable yet: %s", exc)
+            return None
+
+    async def _adopt_orphans(self, registry: TargetRegistry | None) -> None:
         """Bindings we own leases for that nothing asks for any more: empty them.
 
         Only the default target is known without a spec; other targets'
         orphans are found once a spec names them again.
         """
-        try:
-            registry = await self.targets.get(TargetRef())
-        except RECOVERABLE as exc:
-            log.warning("Default etcd target not reachable yet: %s", exc)
+        if registry is None:
             return
         for prefix, service in registry.bindings_on_record():
             binding = Binding(TargetRef().id, prefix, service)
@@ -441,6 +455,9 @@ class BindingWorker:
 
     async def _run(self) -> None:
         await self.c.synced.wait()
+        # A standby made this worker long ago: an absent owner's grace starts when
+        # this replica can act on it, not when it first heard of the binding.
+        self._owner_claimed_at = time.monotonic()
         while True:
             await self._wait_for_work()
             await asyncio.sleep(self.c.settings.debounce)

@@ -543,8 +543,8 @@ class _ClaimsView(Mapping[str, bytes]):
 
     def __getitem__(self, key: str) -> bytes:
         if len(self._layers) == 1:  # the usual case: one owner namespace
-            claims = self._layers[0][key]
-            return claims[min(claims)]
+            only = self._layers[0][key]
+            return only[min(only)]
         found: dict[str, bytes] = {}
         for layer in self._layers:
             claims = layer.get(key)

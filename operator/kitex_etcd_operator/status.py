@@ -119,7 +119,7 @@ class StatusReporter:
             self.event(obj.ref, reason, message)
         obj.pending = self._render(obj, None, None)
         obj.pending.update(serviceName=binding.service, prefix=binding.prefix,
-                           lastError=message)
+                           readyInstances=0, registeredAddresses=[], lastError=message)
 
     def _refused_pods(self, binding: Binding, namespace: str, message: str,
                       reason: str) -> None:

@@ -59,19 +59,22 @@ class Targets:
         self.registries = registries or dict
         self.on_lease_lost = on_lease_lost
         self._handles: dict[str, _Handle] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        # One connection attempt at a time, whatever the scope: the check that no two
+        # scopes reach one etcd compares with the connections made before, so two
+        # attempts at once (a start with many workers) could both pass it.
+        self._connecting = asyncio.Lock()
 
     async def get(self, ref: TargetRef) -> TargetRegistry:
         """The registry of the ref's scope, connecting once (concurrent callers wait).
 
         Without the lock two bindings that first use a new etcd at the same
         moment each made a registry for it: two sets of leases for one
-        service, each reporting the other's keys as conflicts.
+        service, each reporting the other's keys as conflicts. Connections
+        are rare (once per etcd), so one lock for all of them costs nothing.
         """
         handle = self._handles.get(ref.scope)
         if handle is None:
-            lock = self._locks.setdefault(ref.scope, asyncio.Lock())
-            async with lock:
+            async with self._connecting:
                 handle = self._handles.get(ref.scope)
                 if handle is None:
                     handle = await self._connect(ref)

@@ -251,3 +251,15 @@ def test_transactions_are_bounded_by_bytes_as_well_as_ops() -> None:
     assert sum(sizes) == 30 and max(sizes) <= 10
     small: list[Put | Delete] = [Delete(f"k/{i}", 1) for i in range(300)]
     assert [len(b) for b in batches(small)] == [128, 128, 44]
+
+
+def test_an_invalid_policy_never_opens_the_single_team_default() -> None:
+    policies = PolicySet([], enforcing=True)
+    assert isinstance(policies.admit(request(), {}), Refused)
+
+
+def test_a_shared_grant_wins_over_a_namespace_grant() -> None:
+    alone = parse_policy(policy("a-alone", serviceNames=["payment"]))
+    shared = parse_policy(policy("z-shared", sharedServiceNames=["payment"]))
+    verdict = PolicySet([alone, shared]).admit(request(), {})
+    assert isinstance(verdict, Admitted) and verdict.group == "policy/z-shared"

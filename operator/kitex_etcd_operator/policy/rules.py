@@ -115,26 +115,27 @@ def name_matches(patterns: Iterable[str], name: str, namespace: str) -> bool:
 class PolicySet:
     """Every rule in force, and the namespaces' labels the selectors are applied to."""
 
-    def __init__(self, rules: Iterable[Rule] = (), *, default: Rule | None = None) -> None:
+    def __init__(self, rules: Iterable[Rule] = (), *, default: Rule | None = None,
+                 enforcing: bool | None = None) -> None:
         self.rules = tuple(sorted(rules, key=lambda r: r.name))
         self.default = default or single_team_rule()
-
-    @property
-    def enforcing(self) -> bool:
+        self.enforcing = bool(self.rules) if enforcing is None else enforcing
         """Whether admin policies are in force (else the single-team default rule is)."""
-        return bool(self.rules)
 
     def selecting(self, labels: Mapping[str, str] | None) -> list[Rule]:
         """The rules that apply to a namespace; ``None`` labels: the namespace is unknown."""
-        if not self.rules:
+        if not self.enforcing:
             return [self.default]
         if labels is None:
             return []
         return [r for r in self.rules if matches(r.namespace_selector, labels)]
 
     def admit(self, request: Request, labels: Mapping[str, str] | None) -> Admitted | Refused:
-        """Admitted by the first rule (by name) that allows everything, else the first refusal.
+        """Admitted by a rule that allows everything, else the first refusal.
 
+        A rule that shares the name wins over one that grants it to the
+        namespace alone: blue and green must stay one owner even when another
+        policy happens to admit the name too. Otherwise the first rule by name.
         The refusal reported is that of the first rule selecting the
         namespace: the one an admin most likely meant for it.
         """
@@ -142,13 +143,13 @@ class PolicySet:
         if not rules:
             return Refused("namespace", f"no KitexRegistrationPolicy selects namespace "
                                         f"{request.namespace}: nothing of it is registered")
-        first: Refused | None = None
-        for rule in rules:
-            verdict = check(rule, request)
-            if isinstance(verdict, Admitted):
-                return verdict
-            first = first or verdict
-        assert first is not None
+        verdicts = [check(rule, request) for rule in rules]
+        admitted = [v for v in verdicts if isinstance(v, Admitted)]
+        if admitted:
+            shared = [v for v in admitted if v.group.startswith("policy/")]
+            return (shared or admitted)[0]
+        first = verdicts[0]
+        assert isinstance(first, Refused)
         return first
 
 
