@@ -87,4 +87,4 @@ image:
 	scripts/build-image.sh
 
 clean:
-	rm -rf $(VENV) build *.egg-info operator/*.egg-info
+	rm -rf $(VENV) build *.egg-info operator/*.egg-info devtools/*.egg-info
