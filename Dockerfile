@@ -30,6 +30,10 @@ COPY operator ./operator
 RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation -w /dist . \
  && /opt/venv/bin/pip install --no-deps --no-index /dist/kitex_etcd_operator-*.whl \
  && /opt/venv/bin/python -m pip uninstall -y -q pip setuptools
+# The user the operator runs as, for the runtime stage (same base, so the same
+# files): kopf asks for the user name (getpass), which needs a passwd entry.
+RUN echo 'operator:x:10001:10001:kitex-etcd-operator:/nonexistent:/usr/sbin/nologin' >> /etc/passwd \
+ && echo 'operator:x:10001:' >> /etc/group
 
 # --- runtime: the base and the venv, nothing else --------------------------------
 FROM ${BASE_IMAGE}
@@ -40,6 +44,7 @@ LABEL org.opencontainers.image.title="kitex-etcd-operator" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /etc/passwd /etc/group /etc/
 # Numeric, so that it works on any base (no passwd entry needed) and Kubernetes'
 # runAsNonRoot can check it.
 USER 10001:10001

@@ -92,8 +92,9 @@ def test_help_as_uid_10001_with_buildah_run(image: str) -> None:
                       "kitex-etcd-operator", "--help")
         assert "run " in out and "resolve" in out and "dev " not in out, out
         who = buildah("run", "--isolation", "chroot", "--user", f"{UID}:{UID}", ctr, "--",
-                      "python3", "-c", "import os; print(os.getuid(), os.getgid())")
-        assert who == f"{UID} {UID}"
+                      "python3", "-c",
+                      "import getpass, os; print(os.getuid(), os.getgid(), getpass.getuser())")
+        assert who == f"{UID} {UID} operator"  # kopf asks for the user name
     finally:
         subprocess.run(["buildah", "rm", ctr], capture_output=True, timeout=60)
 
@@ -161,7 +162,7 @@ def test_the_operator_from_the_image_registers_a_pod(
             pods = ready_pods(core, namespace, "img")
             values = etcd_probe.values(f"{PREFIX}/{service}/")
             return len(pods) == 1 and len(values) == 1 and \
-                f"{pods[0].status.pod_ip}:8888" in next(iter(values.values()))
+                f"{pods[0].status.pod_ip}:8888".encode() in next(iter(values.values()))
 
         wait_for(registered, timeout=90, what="the pod registered by the operator in the image")
         figures(image_operator_registered_s=round(time.monotonic() - started, 1))
