@@ -29,7 +29,7 @@ from .build import ensure_tools
 from .cluster import DevCluster
 from .processes import free_port, wait_until
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]  # devtools/kitex_devcluster/demo.py
 SERVICE = "demo-echo"
 SCALES = (3, 5, 2, 4, 1)
 DEPLOYMENT: dict[str, Any] = {
