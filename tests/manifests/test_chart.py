@@ -262,3 +262,21 @@ def test_helm_install_upgrade_uninstall(
     crd = client.ApiextensionsV1Api(k8s).read_custom_resource_definition(
         "kitexservices.kitex.cloudwego.io")
     assert crd.metadata.deletion_timestamp is None, "uninstall must keep the CRDs"
+
+
+def test_the_readme_helm_install_renders(helm: Path) -> None:
+    """The README's `helm install` command, as written, renders (as `helm template`)."""
+    import shlex
+
+    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    line = next(ln for ln in text.splitlines() if ln.startswith("helm install ") and
+                "charts/kitex-etcd-operator" in ln)
+    argv = shlex.split(line)
+    assert argv[:2] == ["helm", "install"]
+    out = subprocess.run([str(helm), "template", *argv[2:]], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    (deploy,) = [d for d in docs(out.stdout) if d["kind"] == "Deployment"]
+    env = {e["name"]: e.get("value") for e in deploy["spec"]["template"]["spec"]["containers"][0]
+           ["env"]}
+    assert "," in env["KITEX_ETCD_ENDPOINTS"]
