@@ -7,8 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help deps venv tools test unit lint typecheck cluster-up cluster-down demo bench clean \
-	lock image image-tools chart-crds
+.PHONY: help deps venv tools test unit lint typecheck cluster-up cluster-down demo bench clean soak \
+	lock image image-tools
 
 help:
 	@echo "make demo          run the operator on a local demo cluster (first run builds Kubernetes: ~15 min)"
@@ -19,6 +19,7 @@ help:
 	@echo "make lock          re-lock the image's dependencies (requirements/*.lock)"
 	@echo "make cluster-up    start the local cluster in the background; make cluster-down stops it"
 	@echo "make bench         benchmarks (prints figures, writes docs/benchmarks.md)"
+	@echo "make soak          randomized fault soak, 30 min (SOAK_SECONDS=, SOAK_SEED=)"
 
 # The operator (editable, with the test tools) and the development package
 # devtools/ (kitex-devcluster: the local cluster), which is not shipped.
@@ -88,3 +89,11 @@ image:
 
 clean:
 	rm -rf $(VENV) build *.egg-info operator/*.egg-info devtools/*.egg-info
+
+# The randomized fault soak (tests/soak): 30 minutes by default, not part of `make test`
+# (which runs the same test for 3 minutes). make soak SOAK_SECONDS=600 SOAK_SEED=7
+SOAK_SECONDS ?= 1800
+SOAK_SEED ?= 14
+soak: deps
+	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_SEED=$(SOAK_SEED) \
+		$(BIN)/pytest -q -s -ra tests/soak

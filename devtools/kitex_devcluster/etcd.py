@@ -6,9 +6,12 @@ Members keep their data directory and ports across ``stop_member`` /
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,6 +233,22 @@ class EtcdCluster:
                 what=f"etcd member {self.members[i].name} back",
                 proc=self.members[i].process,
             )
+
+    def kill_member(self, i: int) -> None:
+        """SIGKILL, as a crash or an OOM kill: no clean shutdown of the member."""
+        m = self.members[i]
+        if m.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(m.process.pid, signal.SIGKILL)
+            m.process.stop()
+            m.process = None
+
+    def start_members(self) -> None:
+        """Bring every stopped member back at once (one alone has no quorum to be healthy)."""
+        for i, m in enumerate(self.members):
+            if m.process is None:
+                self._spawn(i, new=False)
+        self.wait_healthy()
 
     def enable_auth(self, root_password: str) -> None:
         """Create root with ``root_password`` and turn authentication on."""

@@ -10,7 +10,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -20,11 +20,15 @@ from .etcd.errors import EtcdError
 from .kube import parse_kitexservice, pod_view
 from .kube.errors import SpecError
 from .plan import Binding, Observed, make_plan
+from .policy import PolicySet, decide_owner
 from .registry import DEFAULT_OWNER_PREFIX, TargetRegistry
 from .resolve import NoInstance, go_resolve, service_prefix
 from .runner import default_target, etcd_options
 from .settings import Settings
-from .targets import Targets
+from .targets import TargetError, Targets
+
+if TYPE_CHECKING:
+    from .kubeapi import KubeApi
 
 T = TypeVar("T")
 
@@ -95,7 +99,7 @@ def _ownership_options(fn: Any) -> Any:
 @click.option("--namespace", "namespaces", multiple=True)
 def diff(kubeconfig: str | None, namespaces: tuple[str, ...], **kw: Any) -> None:
     """Show, per service, what the operator would put and delete now. Writes nothing."""
-    from .kubeapi import KubeApi
+    from .kubeapi import KubeApi  # at run time: --help must stay cheap
 
     settings = _settings(kw)
 
@@ -103,24 +107,36 @@ def diff(kubeconfig: str | None, namespaces: tuple[str, ...], **kw: Any) -> None
         kube = KubeApi.from_environment(kubeconfig)
         state = DesiredState(Defaults(settings.prefix, settings.lease_ttl, settings.retry,
                                       settings.etcd.endpoints))
+        await _load_tenancy(kube, state)
         for body in await kube.list_kitexservices(namespaces):
             meta = body["metadata"]
+            key = (meta["namespace"], meta["name"])
             try:
-                state.upsert_spec((meta["namespace"], meta["name"]), parse_kitexservice(body),
-                                  (body.get("spec") or {}).get("selector") or {})
+                state.upsert_spec(key, parse_kitexservice(body),
+                                  (body.get("spec") or {}).get("selector") or {},
+                                  str(meta.get("creationTimestamp") or ""))
             except SpecError as err:
-                click.echo(f"KitexService {meta['namespace']}/{meta['name']}: {err}", err=True)
+                click.echo(f"KitexService {key[0]}/{key[1]}: {err}", err=True)
+            if key in state.spec_errors:
+                click.echo(f"KitexService {key[0]}/{key[1]}: {state.spec_errors[key]}", err=True)
         for body in await kube.list_pods(namespaces):
             state.upsert_pod(pod_view(body))
-        targets = Targets(settings, kube)
+        targets = Targets(settings, kube, registries=lambda: state.registries)
         changes = 0
         try:
             for binding in sorted(state.bindings()):
                 config = state.config_for(binding, None)
                 if config is None:
                     continue
-                registry = await targets.get(config.target)
-                changes += await _print_diff(registry, binding, state.values(binding))
+                try:
+                    registry = await targets.get(config.target)
+                except TargetError as err:
+                    click.echo(f"{binding}: {err}", err=True)
+                    continue
+                # What the operator would write: the owner's instances only.
+                owner = decide_owner(state.claims(binding), registry.recorded_owner(binding))
+                values = state.values(binding, state.namespaces_of(binding, owner))
+                changes += await _print_diff(registry, binding, values)
         finally:
             await targets.close()
             kube.close()
@@ -128,6 +144,36 @@ def diff(kubeconfig: str | None, namespaces: tuple[str, ...], **kw: Any) -> None
 
     changes = _run(go)
     click.echo(f"{changes} change(s) pending")
+
+
+async def _load_tenancy(kube: KubeApi, state: DesiredState) -> None:
+    """The admin's policies and registries and the namespaces' labels, as the operator reads
+    them; a kind whose CRD is not installed counts as none."""
+    from .kube.tenancy import parse_policy, parse_registry
+    from .kubeapi import POLICY_PLURAL, REGISTRY_PLURAL, CrdMissing
+
+    async def objects(plural: str) -> list[dict[str, Any]]:
+        try:
+            return await kube.list_cluster_objects(plural)
+        except CrdMissing:
+            return []
+
+    rules, registries, invalid = [], {}, False
+    for body in await objects(POLICY_PLURAL):
+        try:
+            rules.append(parse_policy(body))
+        except SpecError as err:
+            invalid = True
+            click.echo(f"KitexRegistrationPolicy {body['metadata']['name']}: {err}", err=True)
+    for body in await objects(REGISTRY_PLURAL):
+        try:
+            registry = parse_registry(body)
+            registries[registry.name] = registry
+        except SpecError as err:
+            click.echo(f"KitexEtcdRegistry {body['metadata']['name']}: {err}", err=True)
+    state.set_tenancy(PolicySet(rules, enforcing=bool(rules) or invalid), registries)
+    state.set_namespaces({ns["metadata"]["name"]: ns["metadata"].get("labels") or {}
+                          for ns in await kube.list_namespaces()})
 
 
 async def _print_diff(registry: TargetRegistry, binding: Binding,

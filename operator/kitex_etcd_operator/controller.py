@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from . import metrics
+from . import metrics, supervisor
 from .desired import ANNOTATIONS, BindingConfig, Defaults, DesiredState, SpecKey, TargetRef
 from .etcd.errors import EtcdError, summary
 from .finalizers import Finalizers
@@ -25,6 +25,7 @@ from .kube.pods import pod_view
 from .kube.spec import SpecError, parse_kitexservice
 from .kube.tenancy import RegistryDef, parse_policy, parse_registry
 from .kubeapi import (
+    API_ERRORS,
     POLICY_KIND,
     POLICY_PLURAL,
     REGISTRY_KIND,
@@ -232,7 +233,7 @@ class Controller:
             return
         self._watching = True
         for watch in self.pod_watches:
-            self._tasks.append(asyncio.create_task(watch.run(), name=f"pod watch {watch.scope}"))
+            self._tasks.append(supervisor.spawn("pod-watch", watch.scope, watch.run))
 
     async def start(self) -> None:
         """Load the full lists, then let workers write and clean up what vanished."""
@@ -241,7 +242,7 @@ class Controller:
                 await self._list_tenancy()
                 await self._list_kitexservices()
                 break
-            except Exception as exc:
+            except API_ERRORS as exc:
                 log.error("Listing KitexServices failed, retrying in %gs: %s", LIST_RETRY, exc)
                 await asyncio.sleep(LIST_RETRY)
         self.watch_pods()
@@ -253,8 +254,9 @@ class Controller:
         self.finalizers.start()
         metrics.initial_sync_done.set(1)
         await self._adopt_orphans(default)
-        self._tasks.append(asyncio.create_task(self._report_initial_sync(time.monotonic()),
-                                               name="initial sync report"))
+        started = time.monotonic()
+        self._tasks.append(supervisor.spawn("initial-sync", "report",
+                                            lambda: self._report_initial_sync(started)))
         self.status.start()
         log.info("Initial sync started: %d pod(s), %d KitexService(s), %d binding(s)",
                  len(self.state.pods), len(self.state.specs), len(self.workers))
@@ -419,6 +421,7 @@ class BindingWorker:
         self.last_sync_time: float | None = None
         self.done = False
         self.config: BindingConfig = controller.default_config()  # the last one used
+        self.trying = self.config  # the one the current cycle connects with
         self.owner: str | None = None  # the owner group written in the last cycle
         self.namespaces: set[str] = set()  # the owner's namespaces
         self.refusal: str | None = None  # why the whole binding is refused (nested range)
@@ -427,8 +430,8 @@ class BindingWorker:
         self._idle = asyncio.Event()
         self._not_before = 0.0
         self._changed_since: float | None = None  # first change not yet in etcd
-        self.task: asyncio.Task[None] | None = asyncio.create_task(
-            self._run(), name=f"binding {binding}")
+        self.task: asyncio.Task[None] | None = supervisor.spawn(
+            "binding", str(binding), self._run, on_crash=self._crashed)
 
     @property
     def _log_extra(self) -> dict[str, str]:
@@ -445,6 +448,16 @@ class BindingWorker:
     def lease_lost(self) -> None:
         self.full = True
         self._wake.set()
+
+    def _crashed(self, exc: BaseException) -> None:
+        """A bug ended this worker's loop: say so on its KitexServices; the restart
+        starts with a full sync, and readiness does not wait for a worker that crashes."""
+        message = (f"internal error in the operator ({type(exc).__name__}: {exc}); the "
+                   "worker restarts, see the operator's log")
+        self.retry = self.retry.failed(message, "InternalError")
+        self.full, self.attempted = True, True
+        self.c.status.task_crashed(self.binding, message)
+        self.c.status.binding_synced(self.binding, self)
 
     def cancel(self) -> None:
         if self.task is not None:
@@ -513,12 +526,12 @@ class BindingWorker:
         """
         state = self.c.state
         owner = self._decide_owner(None)
-        config = state.config_for(self.binding, owner) or self.config
+        config = self.trying = state.config_for(self.binding, owner) or self.config
         registry = await self.c.targets.get(config.target)
         recorded_owner = self._decide_owner(registry)
         if recorded_owner != owner:
             owner = recorded_owner
-            config = state.config_for(self.binding, owner) or config
+            config = self.trying = state.config_for(self.binding, owner) or config
             registry = await self.c.targets.get(config.target)
         return registry, owner, config
 
@@ -585,7 +598,8 @@ class BindingWorker:
                     max_deletes=self.c.settings.max_deletes, dry_run=self.c.settings.dry_run,
                     owner=owner or "")
         except RECOVERABLE as exc:
-            self.retry = self.retry.failed(public_error(exc, config.target), failure_reason(exc))
+            self.retry = self.retry.failed(public_error(exc, self.trying.target),
+                                           failure_reason(exc))
             self.full = True
             self._not_before = time.monotonic() + self.retry.next_delay(config.retry)
             metrics.etcd_errors.labels("sync").inc()
@@ -667,6 +681,10 @@ class BindingWorker:
             self._not_before = time.monotonic() + self.retry.next_delay(self.c.settings.retry)
             self.full = True
             log.warning("Removing %s failed: %s", self.binding, exc, extra=self._log_extra)
+            self.c.status.removal_failed(
+                [key for key, b in self.c._spec_bindings.items() if b == self.binding],
+                f"the entries of {self.binding} could not be removed, retrying: "
+                f"{public_error(exc, target)}")
             return False
         else:
             log.info("Removed %s", self.binding, extra=self._log_extra)

@@ -14,8 +14,9 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from . import supervisor
 from .desired import SpecKey
-from .kubeapi import GROUP, KubeApi
+from .kubeapi import API_ERRORS, GROUP, KubeApi
 
 log = logging.getLogger(__name__)
 FINALIZER = f"{GROUP}/entries"
@@ -52,7 +53,8 @@ class Finalizers:
     def _ensure(self, key: SpecKey) -> None:
         task = self._tasks.get(key)
         if task is None or task.done():
-            self._tasks[key] = asyncio.create_task(self._reconcile(key), name=f"finalizer {key}")
+            self._tasks[key] = supervisor.spawn("finalizer", "/".join(key),
+                                                lambda: self._reconcile(key))
 
     async def _reconcile(self, key: SpecKey) -> None:
         if self.kube is None:
@@ -69,7 +71,7 @@ class Finalizers:
                 elif FINALIZER not in finalizers:
                     await self.kube.set_finalizer(*key, finalizers, True, FINALIZER)
                 return
-            except Exception as exc:
+            except API_ERRORS as exc:  # anything else is a bug: the supervisor's to see
                 log.warning("Finalizer of %s/%s: %s; retrying", *key, exc)
                 await asyncio.sleep(RETRY)
 

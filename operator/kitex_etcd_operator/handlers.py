@@ -1,8 +1,9 @@
-"""The kopf glue, kept thin: KitexService events in, nothing written by kopf.
+"""The kopf glue, kept thin: watch events in, nothing written by kopf.
 
-kopf is used for the KitexService watch stream only: the ``on.event``
-handler writes nothing, and the finalizer is the controller's
-(``finalizers.py``), so only the leader may release it. Pods are not
+kopf is used for the watch streams of KitexServices, the admin's policies
+and registries, and namespaces only: the ``on.event`` handlers write
+nothing, and the finalizer is the controller's (``finalizers.py``), so only
+the leader may release it. Pods are not
 kopf's: its unpaginated list and per-object workers held every pod body at
 once (560 MiB at 10,000 pods), so ``podwatch`` lists them a page at a time.
 Nothing is written on pods, so they delete freely while the operator is down
@@ -12,11 +13,12 @@ Nothing is written on pods, so they delete freely while the operator is down
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import kopf
 
+from . import supervisor
 from .controller import Controller
 from .kubeapi import GROUP, PLURAL, POLICY_PLURAL, REGISTRY_PLURAL, VERSION
 
@@ -48,34 +50,34 @@ def make_registry(controller: Controller,
         if on_startup is not None:
             on_startup()
 
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def kitexservice_event(event: kopf.RawEvent, **_: Any) -> None:
-        try:
-            controller.on_kitexservice(event.get("type"), event["object"])
-        except Exception:
-            log.exception("Could not process a KitexService event")
-
-    # The admin's objects and namespace labels decide what tenants may register;
-    # the controller lists them completely before it admits anything.
-    @kopf.on.event(GROUP, VERSION, POLICY_PLURAL, registry=registry)
-    async def policy_event(event: kopf.RawEvent, **_: Any) -> None:
-        try:
-            controller.on_policy(event.get("type"), event["object"])
-        except Exception:
-            log.exception("Could not process a KitexRegistrationPolicy event")
-
-    @kopf.on.event(GROUP, VERSION, REGISTRY_PLURAL, registry=registry)
-    async def registry_event(event: kopf.RawEvent, **_: Any) -> None:
-        try:
-            controller.on_registry(event.get("type"), event["object"])
-        except Exception:
-            log.exception("Could not process a KitexEtcdRegistry event")
-
-    @kopf.on.event("", "v1", "namespaces", registry=registry)
-    async def namespace_event(event: kopf.RawEvent, **_: Any) -> None:
-        try:
-            controller.on_namespace(event.get("type"), event["object"])
-        except Exception:
-            log.exception("Could not process a Namespace event")
+    # KitexServices, and the admin's objects and namespace labels, which decide what
+    # tenants may register (the controller lists them completely before it admits
+    # anything). Each event goes to one controller method; nothing is written back.
+    watched: list[tuple[str, str, str, str, EventSink]] = [
+        (GROUP, VERSION, PLURAL, "kitexservice-event", controller.on_kitexservice),
+        (GROUP, VERSION, POLICY_PLURAL, "policy-event", controller.on_policy),
+        (GROUP, VERSION, REGISTRY_PLURAL, "registry-event", controller.on_registry),
+        ("", "v1", "namespaces", "namespace-event", controller.on_namespace),
+    ]
+    for group, version, plural, kind, sink in watched:
+        kopf.on.event(group, version, plural, id=kind, registry=registry)(_forward(kind, sink))
 
     return registry
+
+
+EventSink = Callable[[str | None, Mapping[str, Any]], None]
+
+
+def _forward(kind: str, sink: EventSink) -> Callable[..., Awaitable[None]]:
+    """An ``on.event`` handler that hands the raw event to ``sink`` and returns None
+    (a result would land in the object's status)."""
+    async def handler(event: kopf.RawEvent, **_: Any) -> None:
+        try:
+            sink(event.get("type"), event["object"])
+        except Exception as exc:
+            # Bad input is a SpecError, handled inside: this is a bug. kopf would only log
+            # it; the supervisor logs, counts it and lets it weigh on /healthz.
+            meta = (event.get("object") or {}).get("metadata") or {}
+            name = "/".join(str(p) for p in (meta.get("namespace"), meta.get("name")) if p)
+            supervisor.default().crashed(kind, name, exc)
+    return handler

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import datetime
 import functools
+import http.client
 import json
 import logging
 import os
@@ -22,6 +23,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import kubernetes
+import urllib3
+
+from . import metrics
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,13 @@ REGISTRY_KIND = "KitexEtcdRegistry"
 EVENTS_NAMESPACE = "default"  # where Events about cluster-scoped objects go, as kubectl looks
 PAGE = 500
 T = TypeVar("T")
+
+API_ERRORS: tuple[type[Exception], ...] = (
+    kubernetes.client.ApiException, urllib3.exceptions.HTTPError, http.client.HTTPException,
+    OSError)
+"""What a call to the API server raises when the server or the network fails: an
+answer with an error status, a connection refused or reset, a timeout. Anything
+else out of an API call is a bug, for the supervisor to see."""
 
 
 class CrdMissing(Exception):
@@ -288,9 +299,11 @@ class KubeApi:
         body.metadata.namespace = namespace
         try:
             await self.call(self.core.create_namespaced_event, namespace, body)
-        except kubernetes.client.ApiException as exc:
+        except API_ERRORS as exc:
+            metrics.status_errors.labels("event").inc()
+            self._recent_events.pop(dedupe, None)  # not posted: a later attempt may be
             log.warning("Could not post event %s on %s/%s: %s", reason, ref.namespace,
-                        ref.name, exc.reason)
+                        ref.name, getattr(exc, "reason", None) or exc)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -25,7 +25,7 @@ from typing import Any
 
 import kubernetes
 
-from .kubeapi import KubeApi
+from .kubeapi import API_ERRORS, KubeApi
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,11 @@ class LeaderElector:
         while True:
             try:
                 held = await self._try_acquire_or_renew()
-            except kubernetes.client.ApiException as exc:
-                log.warning("Leader election: %s %s", exc.status, exc.reason)
+            except API_ERRORS as exc:
+                # The API server unreachable (restarting, the network cut) is not renewing,
+                # no more: past renew_deadline the leader steps down below. It used to end
+                # this task, and with it the process, at the first refused connection.
+                log.warning("Leader election: %s", _describe(exc))
                 held = False
             now = time.monotonic()
             if held:
@@ -129,9 +132,9 @@ class LeaderElector:
             await self.kube.call(self.coordination.replace_namespaced_lease,
                                  cfg.name, cfg.namespace, lease)
             log.info("Released the leader Lease (%s)", cfg.identity)
-        except kubernetes.client.ApiException as exc:
+        except API_ERRORS as exc:
             log.warning("Could not release the leader Lease (the standby takes over "
-                        "after %gs): %s %s", cfg.lease_duration, exc.status, exc.reason)
+                        "after %gs): %s", cfg.lease_duration, _describe(exc))
 
     def _body(self, now: datetime.datetime, *, transitions: int, acquire_time: Any) -> Any:
         cfg = self.config
@@ -140,6 +143,12 @@ class LeaderElector:
             spec=kubernetes.client.V1LeaseSpec(
                 holder_identity=cfg.identity, lease_duration_seconds=int(cfg.lease_duration),
                 acquire_time=acquire_time, renew_time=now, lease_transitions=transitions))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, kubernetes.client.ApiException):
+        return f"{exc.status} {exc.reason}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _now() -> datetime.datetime:

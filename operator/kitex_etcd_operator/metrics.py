@@ -1,8 +1,12 @@
 """Prometheus metrics: what an on-call engineer needs to see the operator is syncing.
 
 The metric names are part of the operator's interface (dashboards and
-alerts use them): rename with care. Labels are bounded: services and etcd
-operations, never pods or keys.
+alerts use them): rename with care. Labels are bounded: etcd operations and
+task kinds are fixed in code; (prefix, service) pairs are chosen by tenants, so
+at most ``max_services`` of them get series of their own (the first seen, until
+removed), and the rest are folded into one ``prefix="_other",
+service="_other"`` series holding their sum (gauges) or total (counters). A
+tenant creating services in a loop cannot exhaust Prometheus.
 """
 
 from __future__ import annotations
@@ -12,19 +16,109 @@ import contextlib
 from prometheus_client import Counter, Gauge, Histogram
 
 NS = "kitex_etcd_operator"
+OTHER = "_other"
+MAX_SERVICES = 500
+max_services = MAX_SERVICES
 
-instances = Gauge(f"{NS}_instances", "Instances registered in etcd, per service",
+
+class _Services:
+    """Which (prefix, service) pairs have series of their own; the rest are folded."""
+
+    def __init__(self) -> None:
+        self.admitted: set[tuple[str, str]] = set()
+        self.folded: set[tuple[str, str]] = set()
+
+    def admit(self, key: tuple[str, str]) -> bool:
+        if key in self.admitted:
+            return True
+        if key not in self.folded and len(self.admitted) < max_services:
+            self.admitted.add(key)
+            return True
+        self.folded.add(key)
+        return False
+
+    def release(self, key: tuple[str, str]) -> None:
+        self.admitted.discard(key)
+        self.folded.discard(key)
+
+
+_services = _Services()
+
+
+def set_max_services(limit: int) -> None:
+    global max_services
+    max_services = limit
+
+
+class _FoldedGauge:
+    """A folded service's view of a gauge: ``_other`` carries the sum of them all."""
+
+    def __init__(self, owner: ServiceGauge, key: tuple[str, str]) -> None:
+        self.owner, self.key = owner, key
+
+    def set(self, value: float) -> None:
+        old = self.owner.folded.get(self.key, 0.0)
+        self.owner.folded[self.key] = value
+        self.owner.gauge.labels(OTHER, OTHER).inc(value - old)
+
+    def inc(self, amount: float = 1) -> None:
+        self.set(self.owner.folded.get(self.key, 0.0) + amount)
+
+
+class ServiceGauge:
+    """A gauge per (prefix, service), bounded as the module docstring says."""
+
+    def __init__(self, gauge: Gauge) -> None:
+        self.gauge = gauge
+        self.folded: dict[tuple[str, str], float] = {}
+
+    def labels(self, prefix: str, service: str) -> Gauge | _FoldedGauge:
+        key = (prefix, service)
+        return self.gauge.labels(prefix, service) if _services.admit(key) \
+            else _FoldedGauge(self, key)
+
+    def remove(self, prefix: str, service: str) -> None:
+        key = (prefix, service)
+        if key in self.folded:
+            self.gauge.labels(OTHER, OTHER).dec(self.folded.pop(key))
+        with contextlib.suppress(KeyError):
+            self.gauge.remove(prefix, service)
+
+
+class ServiceCounter:
+    """A counter per (prefix, service); folded services all count into ``_other``."""
+
+    def __init__(self, counter: Counter) -> None:
+        self.counter = counter
+
+    def labels(self, prefix: str, service: str) -> Counter:
+        if _services.admit((prefix, service)):
+            return self.counter.labels(prefix, service)
+        return self.counter.labels(OTHER, OTHER)
+
+    def remove(self, prefix: str, service: str) -> None:
+        if (prefix, service) in _services.admitted:
+            with contextlib.suppress(KeyError):
+                self.counter.remove(prefix, service)
+
+
+_instances = Gauge(f"{NS}_instances", "Instances registered in etcd, per service",
+                   ["prefix", "service"])
+_desired_instances = Gauge(f"{NS}_desired_instances",
+                           "Instances Kubernetes wants registered, per service",
+                           ["prefix", "service"])
+_conflicts = Gauge(f"{NS}_conflicts", "Keys held by another writer, left alone",
+                   ["prefix", "service"])
+_consecutive_failures = Gauge(f"{NS}_consecutive_failures",
+                              "Consecutive failed syncs per service (retry.maxAttemptTimes "
+                              "applies to it)", ["prefix", "service"])
+_degraded = Gauge(f"{NS}_degraded", "1 while a service is past maxAttemptTimes failures",
                   ["prefix", "service"])
-desired_instances = Gauge(f"{NS}_desired_instances",
-                          "Instances Kubernetes wants registered, per service",
-                          ["prefix", "service"])
-conflicts = Gauge(f"{NS}_conflicts", "Keys held by another writer, left alone",
-                  ["prefix", "service"])
-consecutive_failures = Gauge(f"{NS}_consecutive_failures",
-                             "Consecutive failed syncs per service (retry.maxAttemptTimes "
-                             "applies to it)", ["prefix", "service"])
-degraded = Gauge(f"{NS}_degraded", "1 while a service is past maxAttemptTimes failures",
-                 ["prefix", "service"])
+instances = ServiceGauge(_instances)
+desired_instances = ServiceGauge(_desired_instances)
+conflicts = ServiceGauge(_conflicts)
+consecutive_failures = ServiceGauge(_consecutive_failures)
+degraded = ServiceGauge(_degraded)
 sync_seconds = Histogram(f"{NS}_sync_duration_seconds", "Duration of one sync of one service",
                          ["kind"], buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1,
                                             2.5, 5, 10, 30))
@@ -39,9 +133,10 @@ etcd_errors = Counter(f"{NS}_etcd_errors_total", "etcd operations that failed, b
                       ["op"])
 keepalive_failures = Counter(f"{NS}_lease_keepalive_failures_total",
                              "Lease keepalives that failed or found the lease gone")
-deletes_withheld = Counter(f"{NS}_deletes_withheld_total",
-                           "Deletions held back by --max-deletes (they follow in later cycles)",
-                           ["prefix", "service"])
+_deletes_withheld = Counter(f"{NS}_deletes_withheld_total",
+                            "Deletions held back by --max-deletes (they follow in later cycles)",
+                            ["prefix", "service"])
+deletes_withheld = ServiceCounter(_deletes_withheld)
 leases = Gauge(f"{NS}_leases", "Leases held, over all etcd targets")
 pods_seen = Gauge(f"{NS}_pods_seen", "Pods in the operator's view (watched namespaces)")
 pod_relists = Counter(f"{NS}_pod_relists_total",
@@ -53,11 +148,21 @@ pods_registered = Gauge(f"{NS}_pods_registered", "Pods that are an instance of s
 writes = Counter(f"{NS}_entries_written_total", "Entries put or deleted, by kind", ["kind"])
 initial_sync_done = Gauge(f"{NS}_initial_sync_done", "1 once the initial lists were applied")
 leader = Gauge(f"{NS}_leader", "1 while this replica is the writer")
+task_crashes = Counter(f"{NS}_task_crashes_total",
+                       "Unexpected exceptions that ended a supervised task (it is restarted "
+                       "after a backoff), by kind of task", ["kind"])
+tasks_failing = Gauge(f"{NS}_tasks_failing",
+                      "Tasks past the crash limit within the window (/healthz is false "
+                      "while above 0)")
+status_errors = Counter(f"{NS}_status_write_errors_total",
+                        "KitexService status patches and Events that could not be written, "
+                        "by kind (status, event)", ["kind"])
 
 
 def forget_service(prefix: str, service: str) -> None:
-    """A removed service must not linger on dashboards with its last values."""
-    for gauge in (instances, desired_instances, conflicts, consecutive_failures, degraded,
-                  deletes_withheld):
-        with contextlib.suppress(KeyError):
-            gauge.remove(prefix, service)
+    """A removed service must not linger on dashboards with its last values; its
+    series slot goes to the next service seen."""
+    for metric in (instances, desired_instances, conflicts, consecutive_failures, degraded,
+                   deletes_withheld):
+        metric.remove(prefix, service)
+    _services.release((prefix, service))

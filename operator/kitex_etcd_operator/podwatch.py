@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import kubernetes
 
 from . import metrics
-from .kubeapi import KubeApi
+from .kubeapi import API_ERRORS, KubeApi
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,13 @@ _END = object()
 
 class Gone(Exception):
     """The watch's resourceVersion is too old: only a relist can resume."""
+
+
+class WatchFailed(Exception):
+    """The API server ended a watch with an error event other than 410."""
+
+
+RETRIED: tuple[type[Exception], ...] = (*API_ERRORS, WatchFailed)
 
 
 class PodSink(Protocol):
@@ -84,7 +91,7 @@ class PodWatch:
             except Gone:
                 log.info("Pod watch of %s expired (410 Gone); relisting", self.scope)
                 version = None
-            except Exception as exc:
+            except RETRIED as exc:  # the rest is a bug: the supervisor's to see
                 metrics.pod_watch_errors.inc()
                 log.warning("Pod watch of %s failed, retrying in %.0fs (pods known so far are "
                             "kept): %s", self.scope, backoff, _describe(exc))
@@ -130,7 +137,7 @@ class PodWatch:
                 if kind == "ERROR":
                     if body.get("code") == 410:
                         raise Gone(body.get("message", ""))
-                    raise RuntimeError(f"watch error: {body.get('message', body)}")
+                    raise WatchFailed(f"watch error: {body.get('message', body)}")
                 version = str(body.get("metadata", {}).get("resourceVersion") or version)
                 if kind != "BOOKMARK":
                     self.sink.on_pod(kind, body)

@@ -21,9 +21,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from . import metrics
+from . import metrics, supervisor
 from .etcd.client import Compare, DeleteOp, EtcdClient, KeyValue, PutOp
-from .etcd.errors import EtcdError
+from .etcd.errors import EtcdError, EtcdLeaseNotFound
 from .plan import Binding, Delete, Observed, Op, Plan, Policy, Put, batches, make_plan
 
 log = logging.getLogger(__name__)
@@ -202,8 +202,8 @@ class TargetRegistry:
 
     def _ensure_keepalive(self) -> None:
         if self._keepalive_task is None or self._keepalive_task.done():
-            self._keepalive_task = asyncio.create_task(self._keepalive_loop(),
-                                                       name="lease keepalive")
+            self._keepalive_task = supervisor.spawn("keepalive", str(self.client.target),
+                                                    self._keepalive_loop)
         self._wake.set()
 
     async def _keepalive_loop(self) -> None:
@@ -295,7 +295,16 @@ class TargetRegistry:
             if dry_run or not plan:
                 result.add(plan)
                 break
-            failed = await self._apply(plan.ops, state, result)
+            try:
+                failed = await self._apply(plan.ops, state, result)
+            except EtcdLeaseNotFound:
+                # Revoked by hand (or expired unseen): its keys are gone. Noticed here,
+                # not at the next keepalive (a third of the TTL away): a new lease now.
+                await self._lease_lost(lease)
+                await self.observe(binding)
+                lease = await self._lease_for(binding, ttl, state)
+                keys = None
+                continue
             result.add(plan)
             if not failed:
                 break

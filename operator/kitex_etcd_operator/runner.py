@@ -19,8 +19,10 @@ from typing import Any
 
 import click
 
-from . import metrics
-from .durations import Duration
+from . import metrics, supervisor
+from .durations import DIAL_TIMEOUT, OBSERVE_DELAY, RETRY_DELAY, Duration
+from .etcd.channel import MAX_MESSAGE, set_max_response
+from .kube.spec import MAX_LEASE_TTL, MIN_LEASE_TTL
 from .leader import ElectionConfig, LeaderElector, LostLeadership
 from .logs import setup_logging
 from .model import DEFAULT_LEASE_TTL, DEFAULT_PREFIX, validate_prefix
@@ -51,8 +53,13 @@ def etcd_options(fn: Any) -> Any:
                      help="Client key (PEM) for mutual TLS."),
         click.option("--etcd-secret", envvar="KITEX_ETCD_SECRET", metavar="NAMESPACE/NAME",
                      help="A Secret with username/password and/or ca.crt/tls.crt/tls.key."),
-        click.option("--etcd-dial-timeout", envvar="KITEX_ETCD_DIAL_TIMEOUT", type=Duration(),
+        click.option("--etcd-dial-timeout", envvar="KITEX_ETCD_DIAL_TIMEOUT",
+                     type=Duration(DIAL_TIMEOUT),
                      default="5s", show_default=True),
+        click.option("--etcd-max-response-size", envvar="KITEX_ETCD_MAX_RESPONSE_SIZE",
+                     type=click.IntRange(1024 * 1024, 2**31 - 1), default=MAX_MESSAGE,
+                     show_default=True,
+                     help="Cap on one etcd response, in bytes (a range read of a service)."),
         click.option("--prefix", envvar="KITEX_ETCD_PREFIX", default=DEFAULT_PREFIX,
                      show_default=True, help="Default key prefix (WithEtcdServicePrefix)."),
     ]
@@ -62,6 +69,7 @@ def etcd_options(fn: Any) -> Any:
 
 
 def default_target(kw: dict[str, Any]) -> DefaultTarget:
+    set_max_response(kw["etcd_max_response_size"])
     password = os.environ.get("KITEX_ETCD_PASSWORD")
     if kw["etcd_password_file"]:
         password = kw["etcd_password_file"].read_text().strip()
@@ -80,17 +88,24 @@ def default_target(kw: dict[str, Any]) -> DefaultTarget:
 
 @click.command()
 @etcd_options
+<<<<<<< HEAD
 @click.option("--kubeconfig", envvar="KUBECONFIG", metavar="PATH",
               help="Outside a cluster: the kubeconfig (or set KUBECONFIG). In a pod: the "
               "ServiceAccount's token.")
 @click.option("--lease-ttl", envvar="KITEX_ETCD_REGISTRY_LEASE_TTL", type=click.IntRange(5),
+=======
+@click.option("--kubeconfig", envvar="KUBECONFIG", help="Outside a cluster: the kubeconfig.")
+@click.option("--lease-ttl", envvar="KITEX_ETCD_REGISTRY_LEASE_TTL",
+              type=click.IntRange(MIN_LEASE_TTL, MAX_LEASE_TTL),
+>>>>>>> main
               default=DEFAULT_LEASE_TTL, show_default=True, help="Default lease TTL (seconds).")
 @click.option("--max-attempt-times", envvar="KITEX_ETCD_MAX_ATTEMPT_TIMES",
               type=click.IntRange(0), default=5, show_default=True,
               help="Default retry.maxAttemptTimes: failures before Degraded (0: unlimited).")
-@click.option("--observe-delay", envvar="KITEX_ETCD_OBSERVE_DELAY", type=Duration(),
+@click.option("--observe-delay", envvar="KITEX_ETCD_OBSERVE_DELAY",
+              type=Duration(OBSERVE_DELAY),
               default="30s", show_default=True, help="Default retry.observeDelay.")
-@click.option("--retry-delay", envvar="KITEX_ETCD_RETRY_DELAY", type=Duration(),
+@click.option("--retry-delay", envvar="KITEX_ETCD_RETRY_DELAY", type=Duration(RETRY_DELAY),
               default="10s", show_default=True, help="Default retry.retryDelay.")
 @click.option("--cluster-id", envvar="KITEX_ETCD_CLUSTER_ID", default="default",
               show_default=True, help="Owner id: operators of different clusters sharing an "
@@ -107,6 +122,10 @@ def default_target(kw: dict[str, Any]) -> DefaultTarget:
               help="Cap on deletions per service and cycle.")
 @click.option("--resync-period", envvar="KITEX_ETCD_RESYNC_PERIOD", type=Duration(),
               default="5m", show_default=True, help="How often pods are relisted.")
+@click.option("--metrics-max-services", envvar="KITEX_ETCD_METRICS_MAX_SERVICES",
+              type=click.IntRange(1), default=metrics.MAX_SERVICES, show_default=True,
+              help="Services with series of their own in per-service metrics; the rest "
+              "are summed under prefix/service \"_other\".")
 @click.option("--health-port", envvar="KITEX_ETCD_HEALTH_PORT", type=int, default=8080,
               show_default=True, help="Port of /healthz, /readyz and /metrics.")
 @click.option("--leader-elect/--no-leader-elect", envvar="KITEX_ETCD_LEADER_ELECT",
@@ -133,6 +152,7 @@ def default_target(kw: dict[str, Any]) -> DefaultTarget:
 def run(**kw: Any) -> None:
     """Run the operator: watch pods and KitexServices, keep etcd in line."""
     setup_logging(kw["log_format"], kw["log_level"])
+    metrics.set_max_services(kw["metrics_max_services"])
     try:
         prefix = validate_prefix(kw["prefix"], field="--prefix")
         retry = RetryConfig(kw["max_attempt_times"], kw["observe_delay"], kw["retry_delay"])
@@ -245,7 +265,7 @@ async def operate(settings: Settings, election: ElectionConfig | None = None,
         return controller.ready
 
     runner = await probes.serve(settings.health_host, settings.health_port,
-                                ready=ready, alive=lambda: True)
+                                ready=ready, alive=lambda: supervisor.default().healthy)
     log.info("Operator starting: cluster id %s, %s, policy %s%s", settings.cluster_id,
              "namespaces " + ",".join(settings.namespaces) if settings.namespaces
              else "cluster-wide", settings.policy.value, ", dry run" if settings.dry_run else "")
@@ -268,9 +288,10 @@ async def operate(settings: Settings, election: ElectionConfig | None = None,
         registry=make_registry(controller, on_startup=shutdown.install), standalone=True,
         clusterwide=not settings.namespaces, namespaces=list(settings.namespaces),
         stop_flag=kopf_stop, ready_flag=kopf_ready), name="kopf")
-    lead_task = asyncio.create_task(lead(), name="lead")
-    elector_task = asyncio.create_task(elector.run(), name="leader election") \
-        if elector is not None else None
+    lead_task = supervisor.spawn("startup", "lead", lead)
+    elector_task = supervisor.spawn("leader-election", election.identity, elector.run,
+                                    fatal=(LostLeadership,)) \
+        if elector is not None and election is not None else None
     helpers = [asyncio.create_task(take_signals_back(), name="signals")]
     stop_task = asyncio.create_task(shutdown.requested.wait(), name="stop")
     watched: set[asyncio.Task[Any]] = {kopf_task, stop_task}

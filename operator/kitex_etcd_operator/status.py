@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import metrics, supervisor
 from .desired import KITEXSERVICE, DesiredState, Source, SpecKey
 from .kube.spec import SpecError
 from .kubeapi import KIND, KubeApi, ObjectRef
@@ -135,6 +136,27 @@ class StatusReporter:
             self.event(ObjectRef("Pod", "v1", pod.namespace, pod.name, pod.uid), reason,
                        message)
 
+    def removal_failed(self, keys: list[SpecKey], message: str) -> None:
+        """A deleted KitexService whose entries are still in etcd: its status must not
+        keep saying Synced while the finalizer waits (its spec has left the state,
+        so ``binding_synced`` no longer reaches it)."""
+        for key in keys:
+            obj = self.objects.get(key)
+            if obj is None:
+                continue
+            if obj.conditions.get("Ready", {}).get("message") != message:
+                self.event(obj.ref, "RemovalFailed", message)
+            self._set(obj, "Ready", False, "RemovalFailed", message)
+            obj.pending = self._render(obj, None, None)
+        self._kick.set()
+
+    def task_crashed(self, binding: Binding, message: str) -> None:
+        """A Warning Event on every KitexService of a binding whose worker crashed."""
+        for source in self.state.sources(binding):
+            obj = self.objects.get((source.namespace, source.name))
+            if source.kind == KITEXSERVICE and obj is not None:
+                self.event(obj.ref, "InternalError", message)
+
     def event(self, ref: ObjectRef, reason: str, message: str, warning: bool = True) -> None:
         self._events.put_nowait((ref, reason, message, warning))
         self._kick.set()
@@ -249,7 +271,7 @@ class StatusReporter:
 
     def start(self) -> None:
         if self.kube is not None and self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="status writer")
+            self._task = supervisor.spawn("status-writer", "status", self._loop)
 
     async def _loop(self) -> None:
         assert self.kube is not None
@@ -265,11 +287,18 @@ class StatusReporter:
                 try:
                     await self.kube.patch_status(key[0], key[1], pending)
                     obj.written, obj.pending = comparable, None
-                except Exception as exc:
+                except Exception as exc:  # any error: the next object, and this one next round
+                    metrics.status_errors.labels("status").inc()
                     log.warning("Could not write status of %s/%s: %s", *key, exc)
             while not self._events.empty():
                 ref, reason, message, warning = self._events.get_nowait()
-                await self.kube.post_event(ref, reason=reason, message=message, warning=warning)
+                try:
+                    await self.kube.post_event(ref, reason=reason, message=message,
+                                               warning=warning)
+                except Exception as exc:  # one lost Event must not end the reporting
+                    metrics.status_errors.labels("event").inc()
+                    log.warning("Could not post event %s on %s/%s: %s", reason, ref.namespace,
+                                ref.name, exc)
             self._kick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), FLUSH_INTERVAL)

@@ -123,3 +123,44 @@ async def test_a_watch_from_compacted_history_says_to_list_again(
     with pytest.raises(EtcdCompacted, match="list again") as caught:
         await collect(client, prefix, old, [])
     assert caught.value.compact_revision == now
+
+
+async def test_a_response_past_the_cap_is_a_typed_error(
+        etcd_plain: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
+    """A range someone filled with junk must not be read whole into the operator:
+    past ``--etcd-max-response-size`` the read fails with an error naming the cap."""
+    from kitex_etcd_operator.etcd import EtcdRequestError
+    from kitex_etcd_operator.etcd.channel import MAX_MESSAGE, max_response, set_max_response
+
+    writer = make_client(target(etcd_plain))
+    junk = b"x" * (512 * 1024)
+    for n in range(3):  # 1.5 MiB in all, past a 1 MiB cap
+        assert await writer.txn([], [PutOp(f"{prefix}junk{n}", junk)])
+    set_max_response(1024 * 1024)
+    try:
+        capped = make_client(target(etcd_plain))
+        with pytest.raises(EtcdRequestError, match="--etcd-max-response-size"):
+            await capped.get_prefix(prefix)
+        kvs, _ = await capped.get_prefix(f"{prefix}junk0")  # within the cap: fine
+        assert len(kvs) == 1
+    finally:
+        set_max_response(MAX_MESSAGE)
+    assert max_response() == MAX_MESSAGE
+
+
+async def test_requests_on_a_channel_closed_under_them_fail_over(
+        etcd_plain: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
+    """One request failing over closes the channel others are still waiting on; grpc
+    ends those with a bare CancelledError, which silently ended the binding workers
+    that made them (the soak found three services never written again). Now they are
+    sent again on a new channel, as any replay-safe request after a failover."""
+    client = make_client(target(etcd_plain))
+    assert await client.txn([], [PutOp(f"{prefix}big", b"x" * 1_000_000)])
+    channel = await client._connect()
+    reads = [asyncio.create_task(client.get_prefix(prefix)) for _ in range(20)]
+    for _ in range(3):
+        await asyncio.sleep(0)  # let the reads go out on the channel
+    await client._drop(channel)  # what a failing request does
+    results = await asyncio.gather(*reads, return_exceptions=True)
+    assert not [r for r in results if isinstance(r, BaseException)], results
+    assert all(len(kvs) == 1 for kvs, _ in results)  # type: ignore[misc]

@@ -34,7 +34,7 @@ from kitex_etcd_operator.kube.names import ANNOTATION_PREFIX, Annotation
 from kitex_etcd_operator.kube.pods import pod_view
 from kitex_etcd_operator.kube.spec import instance_for, parse_kitexservice
 from kitex_etcd_operator.model import service_range
-from kube_objects import ANN, PREFIX, custom, deployment, kitexservice, ready_pods
+from kube_objects import ANN, PREFIX, condition, custom, deployment, kitexservice, ready_pods
 
 GROUP, VERSION, PLURAL = "kitex.cloudwego.io", "v1alpha1", "kitexservices"
 EXAMPLES = settings(max_examples=30, deadline=None, derandomize=True,
@@ -397,35 +397,43 @@ def test_nested_hertz_services_keep_their_entries(
     """Valid input the operator once mishandled: Hertz allows '/' in names, so
     service "x"'s range holds the entries of service "x/inner". Each binding's
     periodic full read saw the other's key, on a lease of ours, as stale and
-    deleted it; the other put it back at its own next read, and so on."""
+    deleted it; the other put it back at its own next read, and so on. Since
+    tenancy ranges never nest: the one registered first keeps its entries, the
+    other is refused (RangeConflict) and writes nothing, with no flapping."""
     core = client.CoreV1Api(k8s)
     operator = start_operator("--namespace", namespace)
     client.AppsV1Api(k8s).create_namespaced_deployment(namespace, deployment(
         "target", 1, ports=[{"name": "rpc", "containerPort": 8888}]))
     outer = f"nest-{namespace}"
+    rng = f"hertz/registry-etcd/{outer}/"
+    pod = wait_for(lambda: (p := ready_pods(core, namespace, "target")) and p[0], timeout=60,
+                   what="the target pod ready")
+    keys = {f"{rng}{pod.status.pod_ip}:8888"}
     for name, service in (("outer", outer), ("inner", f"{outer}/inner")):
         custom(k8s).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
                                                     kitexservice(name, {
             "selector": {"matchLabels": {"app": "target"}}, "port": 8888,
             "framework": "hertz", "serviceName": service,
             "retry": {"observeDelay": "1s"}}))
-    rng = f"hertz/registry-etcd/{outer}/"
-    pod = wait_for(lambda: (p := ready_pods(core, namespace, "target")) and p[0], timeout=60,
-                   what="the target pod ready")
-    keys = {f"{rng}{pod.status.pod_ip}:8888", f"{rng}inner/{pod.status.pod_ip}:8888"}
-    wait_for(lambda: set(etcd_probe.values(rng)) == keys, timeout=30, what=f"both entries {keys}")
+        if name == "outer":
+            wait_for(lambda: set(etcd_probe.values(rng)) == keys, timeout=30,
+                     what=f"the outer entry {keys}")
+    refused = wait_for(lambda: (c := condition(k8s, namespace, "inner", "Conflict"))
+                       and c.get("reason") == "RangeConflict" and c, timeout=30,
+                       what="RangeConflict on the inner service")
+    assert rng in refused["message"]
     recorder = etcd_probe.watch(rng)
     try:
         def full_syncs() -> float:
             return float(operator.metric(
                 "kitex_etcd_operator_sync_duration_seconds_count", kind="full"))
         start = full_syncs()
-        # Six full reads (three cycles of each service) with both entries desired.
+        # Six full reads (three cycles of each service).
         wait_for(lambda: full_syncs() >= start + 6, timeout=30, what="six full syncs")
     finally:
         recorder.stop()
     events = recorder.snapshot()
     figures(case="nested hertz services", full_syncs=int(full_syncs() - start),
             deletes=len(recorder.deletes()), puts=sum(e.kind == "PUT" for e in events))
-    assert recorder.deletes() == [], events
+    assert events == [], events
     assert set(etcd_probe.values(rng)) == keys

@@ -63,17 +63,17 @@ def test_full_spec() -> None:
         serviceName="echo.api", framework="kitex", port="rpc", network="tcp", weight=25,
         tags={"env": "prod", "b": ""}, tagsFromLabels=["zone", "version", "zone"],
         etcd={"endpoints": ["etcd-0:2379", "https://etcd-1:2379"], "prefix": "svc/kitex",
-              "dialTimeout": "1m30s", "authSecretRef": {"name": "etcd-auth"},
+              "dialTimeout": "30s", "authSecretRef": {"name": "etcd-auth"},
               "tlsSecretRef": {"name": "etcd-tls"}},
-        leaseTTL=15, retry={"maxAttemptTimes": 0, "observeDelay": "500ms", "retryDelay": "2s"},
+        leaseTTL=15, retry={"maxAttemptTimes": 0, "observeDelay": "1500ms", "retryDelay": "2s"},
         publishNotReadyAddresses=True, address={"source": "hostIP", "ipFamily": "IPv6",
                                                 "port": 31000}))
     assert spec == ServiceSpec(
         service_name="echo.api", port="rpc", framework=Framework.KITEX, network="tcp",
         weight=25, tags=(("b", ""), ("env", "prod")), tags_from_labels=("zone", "version"),
         etcd=EtcdRef(endpoints=("etcd-0:2379", "https://etcd-1:2379"), prefix="svc/kitex",
-                     dial_timeout=90.0, auth_secret="etcd-auth", tls_secret="etcd-tls"),
-        lease_ttl=15, retry=RetryConfig(0, 0.5, 2.0), publish_not_ready=True,
+                     dial_timeout=30.0, auth_secret="etcd-auth", tls_secret="etcd-tls"),
+        lease_ttl=15, retry=RetryConfig(0, 1.5, 2.0), publish_not_ready=True,
         address_source="hostIP", ip_family="IPv6", fixed_port=31000)
 
 
@@ -155,6 +155,15 @@ def _without(key: str) -> dict[str, Any]:
     (ksvc(etcd={"dialTimeout": "5 seconds"}), "spec.etcd.dialTimeout"),
     (ksvc(etcd={"dialTimeout": "0s"}), "spec.etcd.dialTimeout"),
     (ksvc(etcd={"dialTimeout": True}), "spec.etcd.dialTimeout"),
+    # Bounds: an observation every few ns, a dial that waits for years (issue 14).
+    (ksvc(etcd={"dialTimeout": "99ms"}), "spec.etcd.dialTimeout"),
+    (ksvc(etcd={"dialTimeout": "100000h"}), "spec.etcd.dialTimeout"),
+    (ksvc(etcd={"dialTimeout": "1m1s"}), "spec.etcd.dialTimeout"),
+    (ksvc(retry={"observeDelay": "1ns"}), "spec.retry.observeDelay"),
+    (ksvc(retry={"observeDelay": "999ms"}), "spec.retry.observeDelay"),
+    (ksvc(retry={"observeDelay": "1h0m1s"}), "spec.retry.observeDelay"),
+    (ksvc(retry={"retryDelay": "20ms"}), "spec.retry.retryDelay"),
+    (ksvc(retry={"retryDelay": "2h"}), "spec.retry.retryDelay"),
     (ksvc(etcd={"authSecretRef": {}}), "spec.etcd.authSecretRef.name"),
     (ksvc(etcd={"authSecretRef": "etcd"}), "spec.etcd.authSecretRef"),
     (ksvc(etcd={"tlsSecretRef": {"name": "Etcd_TLS"}}), "spec.etcd.tlsSecretRef.name"),
@@ -347,3 +356,13 @@ def test_valid_specs_round_trip_through_model(fields: dict[str, Any], labels: di
     assert instance == Instance.make(
         instance.address.rsplit(":", 1)[0].strip("[]"),
         int(instance.address.rsplit(":", 1)[1]), weight=fields["weight"], tags=expected_tags)
+
+
+@pytest.mark.parametrize(("retry", "etcd"), [
+    ({"observeDelay": "1s", "retryDelay": "1h"},
+     {"dialTimeout": "100ms", "endpoints": ["etcd:2379"]}),
+    ({"observeDelay": "3600000ms", "retryDelay": "1000ms"},
+     {"dialTimeout": "1m", "endpoints": ["etcd:2379"]}),
+])
+def test_duration_bounds_are_inclusive(retry: dict[str, str], etcd: dict[str, str]) -> None:
+    parse_kitexservice(ksvc(retry=retry, etcd=etcd))

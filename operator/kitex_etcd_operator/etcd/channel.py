@@ -13,12 +13,29 @@ from aetcd import rpc
 
 from .config import EtcdTarget
 
-MAX_MESSAGE = 64 * 1024 * 1024
-"""Well above etcd's own 1.5 MiB request limit; a range of 10k instances is ~2 MB and
-gRPC's default 4 MiB receive limit would fail somewhat past that."""
+MAX_MESSAGE = 16 * 1024 * 1024
+"""The default cap on one etcd response (``--etcd-max-response-size``). A range of
+10,000 instances is about 2 MB, so 16 MiB leaves room for 80,000; gRPC's own 4 MiB
+default would fail somewhat past 20,000. Without a cap that fits the operator's
+memory, a range someone filled with junk (a tenant's prefix is theirs to write)
+would be read whole into it. Requests are bounded by etcd itself (1.5 MiB)."""
+
+_max_response = MAX_MESSAGE
+
+
+def set_max_response(size: int) -> None:
+    """The cap for channels opened from now on (the CLI sets it once, at start)."""
+    global _max_response
+    if size < 1024 * 1024:
+        raise ValueError("the etcd response size cap must be at least 1 MiB")
+    _max_response = size
+
+
+def max_response() -> int:
+    return _max_response
+
 
 _OPTIONS = [
-    ("grpc.max_receive_message_length", MAX_MESSAGE),
     ("grpc.max_send_message_length", MAX_MESSAGE),
     # Notice a dead connection within seconds, not at the next request's timeout.
     ("grpc.keepalive_time_ms", 10_000),
@@ -30,6 +47,12 @@ _OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2_000),
 ]
+
+
+
+def _options() -> list[tuple[str, int]]:
+    return [*_OPTIONS, ("grpc.max_receive_message_length", _max_response)]
+
 
 # etcd answers "no leader" at once instead of hanging when a member that lost
 # its quorum gets a request with this flag, which lets the client fail over.
@@ -45,9 +68,9 @@ class Channel:
             credentials = grpc.ssl_channel_credentials(
                 root_certificates=target.ca_pem, private_key=target.key_pem,
                 certificate_chain=target.cert_pem)
-            self.grpc = grpc.aio.secure_channel(address, credentials, _OPTIONS)
+            self.grpc = grpc.aio.secure_channel(address, credentials, _options())
         else:
-            self.grpc = grpc.aio.insecure_channel(address, _OPTIONS)
+            self.grpc = grpc.aio.insecure_channel(address, _options())
         self.kv = rpc.KVStub(self.grpc)
         self.lease = rpc.LeaseStub(self.grpc)
         self.auth = rpc.AuthStub(self.grpc)

@@ -180,6 +180,21 @@ class EtcdClient:
                                           "was not sent again") from None
                 failures.append(error)
                 log.warning("etcd: %s; trying the next endpoint", error)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # our caller is stopping
+                # Another request failed on this channel and closed it: grpc then ends
+                # every call still on it with a bare CancelledError, which ended the
+                # caller's task as if it had been stopped. It is a failover like any other.
+                error = EtcdUnavailable(f"etcd at {channel.address}: the connection was "
+                                        "closed under the request (another one failed over)")
+                await self._drop(channel)
+                if not replay_safe:
+                    raise EtcdUnavailable(f"{error}; the request may have been applied, so it "
+                                          "was not sent again") from None
+                failures.append(error)
+                log.warning("etcd: %s; trying the next endpoint", error)
         raise _combine(failures)
 
     # --- the interface the registry uses ----------------------------------------

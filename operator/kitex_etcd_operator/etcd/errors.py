@@ -63,6 +63,13 @@ class EtcdNoSpace(EtcdRequestError):
     reason = "EtcdOutOfSpace"
 
 
+class EtcdLeaseNotFound(EtcdRequestError):
+    """A write named a lease etcd no longer has (revoked by hand, or expired): the
+    lease's keys are gone already, and only a new lease can carry them again."""
+
+    reason = "EtcdLeaseNotFound"
+
+
 class EtcdCompacted(EtcdRequestError):
     """A watch asked for history etcd has compacted away: list again, then watch."""
 
@@ -113,6 +120,13 @@ def translate(exc: grpc.aio.AioRpcError, endpoint: str, *, user: str | None = No
             "its roles must grant readwrite on the registry prefix and on the operator's "
             "ownership prefix. Lease keepalives are refused too: entries expire with their "
             "lease unless access comes back in time")
+    if code == grpc.StatusCode.NOT_FOUND and "requested lease not found" in lowered:
+        return EtcdLeaseNotFound(f"etcd at {endpoint} no longer has the lease the write "
+                                 f"named ({details}): it was revoked or expired")
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in lowered:
+        return EtcdRequestError(f"etcd at {endpoint} answered with more than the operator "
+                                f"accepts in one response ({details}): a range holds far more "
+                                "keys than its instances, or raise --etcd-max-response-size")
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return EtcdUnavailable(f"etcd at {endpoint} is unavailable: {details or code.name}")
     if masked_stream_end(exc):

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..durations import parse_duration
+from ..durations import DIAL_TIMEOUT, OBSERVE_DELAY, RETRY_DELAY, out_of_bounds, parse_duration
 from ..endpoints import InvalidEndpoint, check_endpoint
 from ..model import (
     DEFAULT_NETWORK,
@@ -204,8 +204,8 @@ def check_host(value: Any, at: str) -> str:
     return value
 
 
-def check_duration(value: Any, at: str) -> float:
-    """A Go duration ("30s", "1m30s", "500ms") or a number of seconds, positive."""
+def check_duration(value: Any, at: str, bounds: tuple[float, float]) -> float:
+    """A Go duration ("30s", "1m30s", "500ms") or a number of seconds, within bounds."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise SpecError(at, f"{value!r} is not a duration like 30s")
     try:
@@ -214,6 +214,9 @@ def check_duration(value: Any, at: str) -> float:
         raise SpecError(at, str(err)) from None
     if not math.isfinite(seconds) or seconds <= 0:
         raise SpecError(at, f"{value!r} must be a positive duration")
+    why = out_of_bounds(seconds, bounds)
+    if why:
+        raise SpecError(at, f"{value!r} {why}")
     return seconds
 
 
@@ -225,7 +228,8 @@ def check_bool(value: Any, at: str) -> bool:
 
 # --- KitexService ------------------------------------------------------------------
 
-def _object(value: Any, at: str) -> Mapping[str, Any]:
+def as_object(value: Any, at: str) -> Mapping[str, Any]:
+    """A JSON object, or ``{}`` for absent; anything else is an error naming ``at``."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -236,7 +240,7 @@ def _object(value: Any, at: str) -> Mapping[str, Any]:
 def secret_ref(value: Any, at: str) -> str | None:
     if value is None:
         return None
-    ref = _object(value, at)
+    ref = as_object(value, at)
     name = ref.get("name")
     if not isinstance(name, str) or not _SECRET_NAME.fullmatch(name):
         raise SpecError(f"{at}.name", f"{name!r} is not a Secret name")
@@ -244,7 +248,7 @@ def secret_ref(value: Any, at: str) -> str | None:
 
 
 def _etcd(value: Any) -> EtcdRef:
-    etcd = _object(value, "spec.etcd")
+    etcd = as_object(value, "spec.etcd")
     endpoints: tuple[str, ...] | None = None
     if etcd.get("endpoints") is not None:
         raw = etcd["endpoints"]
@@ -281,7 +285,8 @@ def _etcd(value: Any) -> EtcdRef:
             raise SpecError(err.field, err.message) from None
     dial_timeout = None
     if etcd.get("dialTimeout") is not None:
-        dial_timeout = check_duration(etcd["dialTimeout"], "spec.etcd.dialTimeout")
+        dial_timeout = check_duration(etcd["dialTimeout"], "spec.etcd.dialTimeout",
+                                      DIAL_TIMEOUT)
     auth = secret_ref(etcd.get("authSecretRef"), "spec.etcd.authSecretRef")
     tls = secret_ref(etcd.get("tlsSecretRef"), "spec.etcd.tlsSecretRef")
     for at, ref in (("spec.etcd.authSecretRef", auth), ("spec.etcd.tlsSecretRef", tls)):
@@ -298,16 +303,17 @@ def _etcd(value: Any) -> EtcdRef:
 
 
 def _retry(value: Any) -> RetryConfig:
-    retry = _object(value, "spec.retry")
+    retry = as_object(value, "spec.retry")
     default = RetryConfig()
     attempts = default.max_attempt_times
     if retry.get("maxAttemptTimes") is not None:
         attempts = check_int(retry["maxAttemptTimes"], "spec.retry.maxAttemptTimes", 0, 2**31 - 1)
     observe, delay = default.observe_delay, default.retry_delay
     if retry.get("observeDelay") is not None:
-        observe = check_duration(retry["observeDelay"], "spec.retry.observeDelay")
+        observe = check_duration(retry["observeDelay"], "spec.retry.observeDelay",
+                                 OBSERVE_DELAY)
     if retry.get("retryDelay") is not None:
-        delay = check_duration(retry["retryDelay"], "spec.retry.retryDelay")
+        delay = check_duration(retry["retryDelay"], "spec.retry.retryDelay", RETRY_DELAY)
     return RetryConfig(max_attempt_times=attempts, observe_delay=observe, retry_delay=delay)
 
 
@@ -319,8 +325,8 @@ def parse_kitexservice(body: Mapping[str, Any]) -> ServiceSpec:
     behaves the same. ``serviceName`` defaults to ``metadata.name``, which a
     schema default cannot express.
     """
-    meta = _object(body.get("metadata"), "metadata")
-    spec = _object(body.get("spec"), "spec")
+    meta = as_object(body.get("metadata"), "metadata")
+    spec = as_object(body.get("spec"), "spec")
     if "selector" not in spec:
         raise SpecError("spec.selector", "is required")
     validate_selector(spec["selector"], "spec.selector")
@@ -329,7 +335,7 @@ def parse_kitexservice(body: Mapping[str, Any]) -> ServiceSpec:
     if name is None:
         name = meta.get("name")
     service_name = check_service_name(name, framework, "spec.serviceName")
-    address = _object(spec.get("address"), "spec.address")
+    address = as_object(spec.get("address"), "spec.address")
     fixed_port = None
     if address.get("port") is not None:
         fixed_port = check_int(address["port"], "spec.address.port", 1, 65535)
