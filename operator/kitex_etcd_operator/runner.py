@@ -88,16 +88,11 @@ def default_target(kw: dict[str, Any]) -> DefaultTarget:
 
 @click.command()
 @etcd_options
-<<<<<<< HEAD
 @click.option("--kubeconfig", envvar="KUBECONFIG", metavar="PATH",
               help="Outside a cluster: the kubeconfig (or set KUBECONFIG). In a pod: the "
               "ServiceAccount's token.")
-@click.option("--lease-ttl", envvar="KITEX_ETCD_REGISTRY_LEASE_TTL", type=click.IntRange(5),
-=======
-@click.option("--kubeconfig", envvar="KUBECONFIG", help="Outside a cluster: the kubeconfig.")
 @click.option("--lease-ttl", envvar="KITEX_ETCD_REGISTRY_LEASE_TTL",
               type=click.IntRange(MIN_LEASE_TTL, MAX_LEASE_TTL),
->>>>>>> main
               default=DEFAULT_LEASE_TTL, show_default=True, help="Default lease TTL (seconds).")
 @click.option("--max-attempt-times", envvar="KITEX_ETCD_MAX_ATTEMPT_TIMES",
               type=click.IntRange(0), default=5, show_default=True,
