@@ -139,7 +139,10 @@ def _sample(option: click.Option) -> Any:
         return ["a", "b"]
     if isinstance(option.type, click.Choice):
         return option.type.choices[-1]
-    if isinstance(option.type, click.IntRange | type(click.INT)) or option.type is click.INT:
+    if isinstance(option.type, click.IntRange):
+        low = option.type.min if option.type.min is not None else 0
+        return max(int(low), 77)
+    if option.type is click.INT:
         return 77
     if option.type.name == "integer":
         return 77
