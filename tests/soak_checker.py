@@ -183,8 +183,11 @@ class Checker(threading.Thread):
         for ns in self.namespaces:
             pods += self.core.list_namespaced_pod(ns, label_selector="soak=1",
                                                   _request_timeout=5).items
-        etcd = {k: kv.value for k, kv in self.probe.get_prefix(self.prefix).items()}
+        # The sample is dated when the pods were read, not after the etcd read: during an
+        # outage etcdctl blocks for seconds, and a late date made pods look ready around a
+        # DELETE that came after they had turned not ready (a false invariant-3 violation).
         now = time.monotonic()
+        etcd = {k: kv.value for k, kv in self.probe.get_prefix(self.prefix).items()}
         desired: dict[str, bytes] = {}
         owners: dict[str, str] = {}
         for pod in pods:
