@@ -183,8 +183,11 @@ class Checker(threading.Thread):
         for ns in self.namespaces:
             pods += self.core.list_namespaced_pod(ns, label_selector="soak=1",
                                                   _request_timeout=5).items
-        etcd = {k: kv.value for k, kv in self.probe.get_prefix(self.prefix).items()}
+        # The sample is dated when the pods were read, not after the etcd read: during an
+        # outage etcdctl blocks for seconds, and a late date made pods look ready around a
+        # DELETE that came after they had turned not ready (a false invariant-3 violation).
         now = time.monotonic()
+        etcd = {k: kv.value for k, kv in self.probe.get_prefix(self.prefix).items()}
         desired: dict[str, bytes] = {}
         owners: dict[str, str] = {}
         for pod in pods:
@@ -259,13 +262,18 @@ class Checker(threading.Thread):
         margin = max(3 * self.interval, 2.0)
         keep = []
         for at, key, rev in self.pending_deletes:
-            if now < at + margin:
+            if now < at + 3 * margin:
                 keep.append((at, key, rev))
                 continue
             self.stats.deletes_checked += 1
-            around = [owners.get(key) for t, owners in self.samples if abs(t - at) <= margin]
+            # Samples on both sides of the DELETE: while etcd is down the checker's own etcd
+            # read blocks and no sample comes, and the last ones before a DELETE say nothing
+            # of whether the pod turned not ready just then.
+            around = [owners.get(key) for t, owners in self.samples
+                      if at - margin <= t <= at + 3 * margin]
+            after = [t for t, _ in self.samples if at < t <= at + 3 * margin]
             excused = self._excused(at)
-            if around and len(around) >= 2 and around[0] is not None \
+            if after and len(around) >= 2 and around[0] is not None \
                     and all(uid == around[0] for uid in around) and not excused:
                 self._violate(3, key, at, f"DELETE at revision {rev} while pod {around[0]} "
                               f"stayed ready ({len(around)} samples within {margin:.1f}s)")

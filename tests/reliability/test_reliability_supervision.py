@@ -66,7 +66,7 @@ def test_a_removal_that_fails_is_reported(
     """Before: Ready=True Synced stayed on a KitexService whose deletion was stuck."""
     etcd = private_etcd()
     probe = EtcdProbe(tools.etcdctl, list(etcd.endpoints))
-    start_operator("--namespace", namespace, *RETRY_FLAGS)
+    start_operator("--namespace", namespace, "--allow-custom-endpoints", *RETRY_FLAGS)
     svc = create_service(k8s, namespace, "stuck", 2, probe,
                          etcd={"endpoints": list(etcd.endpoints)})
     etcd.stop_member(0)

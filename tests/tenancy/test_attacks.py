@@ -281,11 +281,12 @@ def test_tenant_endpoints_are_refused_or_summarised(
                                             "kitexservices", "probe",
                                             {"spec": {"selector": {"matchLabels":
                                                                    {"app": "intruder"}}}})
+    summary = "etcd unavailable: no endpoint answered"
     cond = wait_for(lambda: (c := t.condition(t.b, "probe", "Ready"))
-                    and "no etcd endpoint answered" in c.get("message", "") and c, timeout=90,
+                    and summary in c.get("message", "") and c, timeout=90,
                     what="the unreachable endpoint reported")
     message = cond["message"].lower()
-    assert "no etcd endpoint answered" in message
+    assert "etcd unavailable: no endpoint answered" in message
     for remote in ("refused", "failed to connect", "ipv4:", "errno"):
         assert remote not in message, cond["message"]
     t.assert_untouched()

@@ -198,7 +198,7 @@ _SUMMARIES: tuple[tuple[type[EtcdError], str], ...] = (
     (EtcdPermissionDenied, "permission denied: the etcd user's roles must grant readwrite "
                            "on the registry prefix and the operator's ownership prefix"),
     (EtcdAuthError, "etcd refused the credentials"),
-    (EtcdUnavailable, "no etcd endpoint answered"),
+    (EtcdUnavailable, "etcd unavailable: no endpoint answered"),
     (EtcdRequestError, "etcd refused the request"),
 )
 
