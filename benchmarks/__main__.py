@@ -25,10 +25,10 @@ from typing import Any
 import psutil
 from kubernetes import client
 
-from kitex_etcd_operator.devcluster.build import ensure_tools
-from kitex_etcd_operator.devcluster.etcd import EtcdCluster
-from kitex_etcd_operator.devcluster.kube import KubeCluster
-from kitex_etcd_operator.devcluster.processes import free_port, wait_until
+from kitex_devcluster.build import ensure_tools
+from kitex_devcluster.etcd import EtcdCluster
+from kitex_devcluster.kube import KubeCluster
+from kitex_devcluster.processes import free_port, wait_until
 from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget, PutOp
 
 from . import generator

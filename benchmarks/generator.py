@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kitex_etcd_operator.devcluster.build import ensure_go_program
+from kitex_devcluster.build import ensure_go_program
 
 SOURCE = Path(__file__).resolve().parent / "churn"
 

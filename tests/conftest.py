@@ -26,9 +26,9 @@ settings.register_profile("explore", deadline=None, max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 if TYPE_CHECKING:  # imported lazily below: unit tests must not need the cluster code
-    from kitex_etcd_operator.devcluster.build import Tools
-    from kitex_etcd_operator.devcluster.etcd import EtcdCluster
-    from kitex_etcd_operator.devcluster.kube import KubeCluster
+    from kitex_devcluster.build import Tools
+    from kitex_devcluster.etcd import EtcdCluster
+    from kitex_devcluster.kube import KubeCluster
 
 CLUSTER_FIXTURES = {"tools", "kube", "registry_etcd", "dev_cluster", "k8s", "namespace"}
 
@@ -47,9 +47,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if session.config.option.collectonly:
         return
     if any(item.get_closest_marker("cluster") for item in session.items):
-        from kitex_etcd_operator.devcluster.build import ensure_tools
+        from kitex_devcluster.build import ensure_tools
 
         ensure_tools()
+    used = {name for item in session.items for name in getattr(item, "fixturenames", ())}
+    if used & {"helm", "actionlint"}:
+        from kitex_devcluster.build import ensure_release_tools
+
+        ensure_release_tools()
 
 
 # ---------------------------------------------------------------- the local cluster
@@ -58,16 +63,32 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.fixture(scope="session")
 def tools() -> Tools:
     """The Go-built binaries (built on first use: ~15 min, then cached)."""
-    from kitex_etcd_operator.devcluster.build import ensure_tools
+    from kitex_devcluster.build import ensure_tools
 
     return ensure_tools()
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """``helm`` built from its Go module (cached like the cluster's tools)."""
+    from kitex_devcluster.build import ensure_helm
+
+    return ensure_helm()
+
+
+@pytest.fixture(scope="session")
+def actionlint() -> Path:
+    """``actionlint`` built from its Go module (checks .github/workflows)."""
+    from kitex_devcluster.build import ensure_actionlint
+
+    return ensure_actionlint()
 
 
 @pytest.fixture(scope="session")
 def kube(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
     """A running KubeCluster: ``.kubeconfig``, ``.server``, ``.api_client()``,
     ``.kubectl(...)``, ``.token_kubeconfig(ns, sa, path)``; two kwok nodes."""
-    from kitex_etcd_operator.devcluster.kube import KubeCluster
+    from kitex_devcluster.kube import KubeCluster
 
     cluster = KubeCluster.start(tools, workdir=tmp_path_factory.mktemp("kube"))
     try:
@@ -80,7 +101,7 @@ def kube(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kub
 def registry_etcd(tools: Tools, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
     """A single-member etcd for the Kitex registry (``.endpoints``), separate
     from the apiserver's so a test may stop it."""
-    from kitex_etcd_operator.devcluster.etcd import EtcdCluster
+    from kitex_devcluster.etcd import EtcdCluster
 
     etcd = EtcdCluster.start(tmp_path_factory.mktemp("registry-etcd"), members=1)
     try:
@@ -96,7 +117,7 @@ def private_etcd(tmp_path: Path) -> Iterator[Callable[..., EtcdCluster]]:
     ``extra_args``); every one is stopped at teardown, whatever the test did to it.
     Tests that stop members, fill etcd up or change its auth use this, never the
     shared ``registry_etcd``."""
-    from kitex_etcd_operator.devcluster.etcd import EtcdCluster
+    from kitex_devcluster.etcd import EtcdCluster
 
     started: list[EtcdCluster] = []
 
@@ -165,7 +186,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def crds(kube: Any) -> None:
     """The KitexService CRD, installed once and Established."""
-    kube.kubectl("apply", "--server-side", "-k", str(ROOT / "crds"))
+    kube.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
     kube.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                  "crd/kitexservices.kitex.cloudwego.io")
 

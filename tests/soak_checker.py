@@ -196,11 +196,14 @@ class Checker(threading.Thread):
         for ns in self.namespaces:
             pods += self.core.list_namespaced_pod(ns, label_selector="soak=1",
                                                   _request_timeout=5).items
+        # The sample is dated when the pods were read, not after the etcd read: during an
+        # outage etcdctl blocks for seconds, and a late date made pods look ready around a
+        # DELETE that came after they had turned not ready (a false invariant-3 violation).
+        now = time.monotonic()
         read = json.loads(self.probe.run("get", "--prefix", self.prefix, "-w", "json"))
         revision = int(read["header"]["revision"])
         etcd = {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv.get("value", ""))
                 for kv in read.get("kvs") or []}
-        now = time.monotonic()
         desired: dict[str, bytes] = {}
         owners: dict[str, str] = {}
         for pod in pods:

@@ -34,9 +34,11 @@ T = TypeVar("T")
 
 
 def _run(coro: Callable[[], Awaitable[T]]) -> T:
+    from .kubeapi import NoKubeConfig
+
     try:
         return asyncio.run(coro())  # type: ignore[arg-type]
-    except EtcdError as exc:
+    except (EtcdError, NoKubeConfig) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -92,7 +94,8 @@ def _ownership_options(fn: Any) -> Any:
 @click.command()
 @etcd_options
 @_ownership_options
-@click.option("--kubeconfig", envvar="KUBECONFIG")
+@click.option("--kubeconfig", envvar="KUBECONFIG", metavar="PATH",
+              help="The kubeconfig (or set KUBECONFIG); in a pod, its ServiceAccount.")
 @click.option("--namespace", "namespaces", multiple=True)
 def diff(kubeconfig: str | None, namespaces: tuple[str, ...], **kw: Any) -> None:
     """Show, per service, what the operator would put and delete now. Writes nothing."""
@@ -222,7 +225,8 @@ def purge(yes: bool, **kw: Any) -> None:
 
 
 @click.command()
-@click.option("--kubeconfig", envvar="KUBECONFIG")
+@click.option("--kubeconfig", envvar="KUBECONFIG", metavar="PATH",
+              help="The kubeconfig (or set KUBECONFIG); in a pod, its ServiceAccount.")
 @click.option("--namespace", "namespaces", multiple=True)
 def status(kubeconfig: str | None, namespaces: tuple[str, ...]) -> None:
     """The KitexServices with their conditions and counts, as a table."""

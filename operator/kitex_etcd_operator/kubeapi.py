@@ -53,6 +53,15 @@ class CrdMissing(Exception):
     """The KitexService CRD is not installed."""
 
 
+class NoKubeConfig(Exception):
+    """Neither in a pod nor given a usable kubeconfig: says what to pass."""
+
+    def __init__(self, path: str | None, cause: Exception) -> None:
+        where = (f"the kubeconfig {path} could not be loaded ({cause})" if path else
+                 "not running in a pod and no kubeconfig found")
+        super().__init__(f"{where}: pass --kubeconfig PATH or set KUBECONFIG")
+
+
 class SecretUnusable(Exception):
     """A referenced Secret cannot be used; the message says why, without its content."""
 
@@ -114,9 +123,12 @@ class KubeApi:
                 pass
         if not in_cluster:
             # The path is passed explicitly: the client reads $KUBECONFIG only at import.
-            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=kubeconfig or os.environ.get("KUBECONFIG"),
-                client_configuration=config)
+            path = kubeconfig or os.environ.get("KUBECONFIG")
+            try:
+                kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                    config_file=path, client_configuration=config)
+            except (kubernetes.config.ConfigException, OSError) as exc:
+                raise NoKubeConfig(path, exc) from None
         return cls(kubernetes.client.ApiClient(config), component=component,
                    in_cluster=in_cluster)
 

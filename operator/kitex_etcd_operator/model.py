@@ -1,6 +1,6 @@
 """What a Kitex instance is, and its exact bytes in etcd.
 
-Everything here is pure: the wire contract (../shared/CONTRACT.md) lives in
+Everything here is pure: the wire format (docs/wire-format.md) lives in
 one place so that every writer, the ``resolve`` command and the tests agree
 byte for byte with kitex-contrib/registry-etcd.
 """

@@ -88,7 +88,9 @@ def default_target(kw: dict[str, Any]) -> DefaultTarget:
 
 @click.command()
 @etcd_options
-@click.option("--kubeconfig", envvar="KUBECONFIG", help="Outside a cluster: the kubeconfig.")
+@click.option("--kubeconfig", envvar="KUBECONFIG", metavar="PATH",
+              help="Outside a cluster: the kubeconfig (or set KUBECONFIG). In a pod: the "
+              "ServiceAccount's token.")
 @click.option("--lease-ttl", envvar="KITEX_ETCD_REGISTRY_LEASE_TTL",
               type=click.IntRange(MIN_LEASE_TTL, MAX_LEASE_TTL),
               default=DEFAULT_LEASE_TTL, show_default=True, help="Default lease TTL (seconds).")
@@ -164,8 +166,12 @@ def run(**kw: Any) -> None:
         identity = kw["leader_election_id"] or f"{socket.gethostname()}-{os.getpid()}"
         election = ElectionConfig(namespace=kw["leader_election_namespace"], identity=identity)
         check_takeover_fits(election, settings.lease_ttl)
+    from .kubeapi import NoKubeConfig
+
     try:
         asyncio.run(operate(settings, election, kw["kubeconfig"]))
+    except NoKubeConfig as exc:
+        raise click.ClickException(str(exc)) from None
     except LostLeadership as exc:
         log.error("Stepping down: %s", exc)
         sys.exit(1)

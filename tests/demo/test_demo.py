@@ -9,7 +9,7 @@ from typing import Any
 
 def test_demo_runs_one_cycle(tools: Any) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "kitex_etcd_operator", "dev", "demo", "--cycles", "1",
+        [sys.executable, "-m", "kitex_devcluster", "demo", "--cycles", "1",
          "--pause", "0"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout

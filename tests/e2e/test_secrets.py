@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 
 from helpers import wait_for
-from kitex_etcd_operator.devcluster.etcd import EtcdCluster
+from kitex_devcluster.etcd import EtcdCluster
 from kube_objects import custom, deployment, kitexservice, ready_pods
 
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 from etcd_auth_user import AUTH_PASSWORD, AUTH_PREFIX, AUTH_TOKEN_TTL, AUTH_USER
 
-from kitex_etcd_operator.devcluster.etcd import EtcdCluster
+from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget
 
 

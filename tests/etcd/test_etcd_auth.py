@@ -12,7 +12,7 @@ import pytest
 from etcd_auth_user import AUTH_PASSWORD, AUTH_PREFIX, AUTH_TOKEN_TTL, AUTH_USER
 
 from helpers import async_wait_for
-from kitex_etcd_operator.devcluster.etcd import EtcdCluster
+from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.etcd import (
     EtcdAuthError,
     EtcdClient,

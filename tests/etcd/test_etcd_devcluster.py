@@ -11,9 +11,9 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from kitex_etcd_operator.devcluster import pki
-from kitex_etcd_operator.devcluster.etcd import EtcdCluster
-from kitex_etcd_operator.devcluster.processes import StartError
+from kitex_devcluster import pki
+from kitex_devcluster.etcd import EtcdCluster
+from kitex_devcluster.processes import StartError
 
 
 def test_issue_with_sans_organizations_usages_and_dates(tmp_path: Path) -> None:

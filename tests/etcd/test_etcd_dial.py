@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from kitex_etcd_operator.devcluster.etcd import EtcdCluster
+from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget, EtcdUnavailable
 
 MakeClient = Callable[[EtcdTarget], EtcdClient]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from helpers import async_wait_for
-from kitex_etcd_operator.devcluster.etcd import EtcdCluster
+from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.etcd import (
     Compare,
     DeleteOp,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import pytest
 
-from kitex_etcd_operator.devcluster.etcd import EtcdCluster
+from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.etcd import EtcdClient, EtcdNoSpace, EtcdTarget, PutOp
 
 MakeClient = Callable[[EtcdTarget], EtcdClient]

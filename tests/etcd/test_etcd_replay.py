@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from etcd_proxy import SwallowingProxy
 
-from kitex_etcd_operator.devcluster.etcd import EtcdCluster
+from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.etcd import Compare, EtcdClient, EtcdTarget, EtcdUnavailable, PutOp
 
 MakeClient = Callable[[EtcdTarget], EtcdClient]

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from kitex_etcd_operator.devcluster import pki
-from kitex_etcd_operator.devcluster.etcd import EtcdCluster
+from kitex_devcluster import pki
+from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.etcd import (
     EtcdCertificateExpired,
     EtcdClient,

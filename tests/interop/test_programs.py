@@ -33,7 +33,7 @@ from programs import (
     wait_until,
 )
 
-from kitex_etcd_operator.devcluster.etcd import EtcdCluster
+from kitex_devcluster.etcd import EtcdCluster
 
 pytestmark = pytest.mark.interop
 

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import venv
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -106,17 +107,26 @@ def test_the_wheel_installs_and_runs(tmp_path: Path) -> None:
     top = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
     for command in ("run", "resolve", "diff", "status", "purge"):
         assert re.search(rf"^\s+{command}\s", top.stdout, re.M), top.stdout
+    assert not re.search(r"^\s+dev\s", top.stdout, re.M), "no dev command in the shipped CLI"
+    with zipfile.ZipFile(wheel) as whl:
+        names = whl.namelist()
+        entry_points = whl.read(next(n for n in names if n.endswith("entry_points.txt")))
+    assert not [n for n in names if "devcluster" in n or n.startswith(("tests/", "benchmarks/"))]
+    assert b"kubectl-kitex = kitex_etcd_operator.cli:kubectl_kitex" in entry_points
     run = subprocess.run([str(exe), "run", "--help"], capture_output=True, text=True, check=True)
     assert "--etcd-endpoints" in run.stdout and "--leader-elect" in run.stdout
 
 
 def test_dockerfile_rules() -> None:
-    """No engine runs here to build it; check the rules it must follow."""
+    """The rules the Dockerfile must follow (tests/image/ builds and runs it)."""
     text = (ROOT / "Dockerfile").read_text()
+    base = re.search(r"^ARG BASE_IMAGE=(\S+)$", text, re.M)
+    assert base and re.search(r"@sha256:[0-9a-f]{64}$", base.group(1)), "base pinned by digest"
     stages = re.findall(r"^FROM\s+(\S+)", text, re.M)
-    assert len(stages) >= 2, "multi-stage"
-    assert all(re.search(r":\d+\.\d+\.\d+", image) for image in stages), "pinned base images"
+    assert len(stages) >= 2 and all(s == "${BASE_IMAGE}" for s in stages), "multi-stage"
+    assert "--require-hashes" in text and "requirements/image.lock" in text
     final = text[text.rindex("\nFROM"):]
     assert re.search(r"^USER\s+[1-9]\d*", final, re.M), "a numeric non-root USER"
-    assert not re.search(r"apt-get install|gcc|build-essential", final), "no compilers"
+    assert not re.search(r"apt-get install|gcc|build-essential|^RUN", final, re.M), \
+        "nothing is installed in the final stage"
     assert re.search(r'^ENTRYPOINT \["kitex-etcd-operator"\]', final, re.M)

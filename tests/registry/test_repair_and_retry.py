@@ -17,8 +17,8 @@ import pytest
 from etcd_probe import EtcdProbe
 from factories import pod
 from helpers import async_wait_for
+from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.controller import Controller
-from kitex_etcd_operator.devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.plan import Binding
 from kitex_etcd_operator.retry import RetryConfig
 from kitex_etcd_operator.settings import DefaultTarget, Settings

@@ -30,7 +30,7 @@ from kubernetes import client
 from etcd_probe import EtcdProbe
 from figures import GapSampler
 from helpers import wait_for
-from kitex_etcd_operator.devcluster import pki
+from kitex_devcluster import pki
 from kitex_etcd_operator.kubeapi import CREDENTIALS_TYPE as CREDENTIALS
 
 QUOTA = 2 * 1024 * 1024  # bytes: small, so that junk writes soon pass it

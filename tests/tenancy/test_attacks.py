@@ -281,9 +281,9 @@ def test_tenant_endpoints_are_refused_or_summarised(
                                             "kitexservices", "probe",
                                             {"spec": {"selector": {"matchLabels":
                                                                    {"app": "intruder"}}}})
+    summary = "etcd unavailable: no endpoint answered"
     cond = wait_for(lambda: (c := t.condition(t.b, "probe", "Ready"))
-                    and "etcd unavailable: no endpoint answered" in c.get("message", "") and c,
-                    timeout=90,
+                    and summary in c.get("message", "") and c, timeout=90,
                     what="the unreachable endpoint reported")
     message = cond["message"].lower()
     assert "etcd unavailable: no endpoint answered" in message

@@ -1,4 +1,4 @@
-"""The wire format, byte for byte, as CONTRACT.md and Go's encoding/json define it."""
+"""The wire format, byte for byte, as docs/wire-format.md and Go's encoding/json define it."""
 
 from __future__ import annotations
 

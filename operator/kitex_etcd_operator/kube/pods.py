@@ -127,7 +127,7 @@ def is_eligible(pod: PodView, publish_not_ready: bool = False) -> bool:
 
     ``publish_not_ready`` relaxes readiness only: a terminating pod is never
     published, since clients would keep calling it for seconds after it
-    stops (PEERS.md, complaint 3).
+    stops (see docs/wire-format.md, "What clients do").
     """
     if not pod.pod_ips or pod.terminating or pod.finished:
         return False

@@ -21,14 +21,15 @@ from typing import Any
 
 import click
 
-from ..etcd import EtcdClient, EtcdTarget
-from ..model import DEFAULT_PREFIX, service_range
-from ..resolve import NoInstance, go_resolve
+from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget
+from kitex_etcd_operator.model import DEFAULT_PREFIX, service_range
+from kitex_etcd_operator.resolve import NoInstance, go_resolve
+
 from .build import ensure_tools
 from .cluster import DevCluster
 from .processes import free_port, wait_until
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]  # devtools/kitex_devcluster/demo.py
 SERVICE = "demo-echo"
 SCALES = (3, 5, 2, 4, 1)
 DEPLOYMENT: dict[str, Any] = {

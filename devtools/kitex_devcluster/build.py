@@ -29,6 +29,9 @@ KUBERNETES_VERSION = "v1.34.4"
 # for Kubernetes v1.X.Y.
 KUBERNETES_STAGING_VERSION = "v0.34.4"
 KWOK_VERSION = "v0.8.0"
+# Release tooling checked by the tests: the Helm chart and the GitHub workflows.
+HELM_VERSION = "v3.22.0"
+ACTIONLINT_VERSION = "v1.7.12"
 
 ETCD_BINARIES = ("etcd", "etcdctl")
 KUBERNETES_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
@@ -336,6 +339,41 @@ def ensure_kwok(progress: Progress = _stderr) -> Path:
         (bindir / "stages.yaml").write_text("---\n".join(docs))
         (bindir / ".stamp").write_text(json.dumps(spec))
     return bindir
+
+
+def _go_install(component: str, package: str, version: str, binary: str,
+                progress: Progress) -> Path:
+    """``go install package@version`` into the cache (modules without replace
+    directives), once: the binary's path."""
+    root = component_dir(component, version)
+    bindir = root / "bin"
+    spec: dict[str, object] = {"version": version, "package": package, "binaries": [binary]}
+    if _stamp_matches(bindir, spec, (binary,)):
+        return bindir / binary
+    with _locked(root / ".lock", progress):
+        if not _stamp_matches(bindir, spec, (binary,)):
+            bindir.mkdir(parents=True, exist_ok=True)
+            progress(f"building {component} {version} into {bindir}")
+            _run(["go", "install", f"{package}@{version}"], cwd=root, log=root / "build.log",
+                 progress=progress, what=component, env=_go_env({"GOBIN": str(bindir)}))
+            (bindir / ".stamp").write_text(json.dumps(spec))
+    return bindir / binary
+
+
+def ensure_helm(progress: Progress = _stderr) -> Path:
+    """``helm`` of :data:`HELM_VERSION`, built from the Go module helm.sh/helm/v3."""
+    return _go_install("helm", "helm.sh/helm/v3/cmd/helm", HELM_VERSION, "helm", progress)
+
+
+def ensure_actionlint(progress: Progress = _stderr) -> Path:
+    """``actionlint`` of :data:`ACTIONLINT_VERSION` (checks .github/workflows)."""
+    return _go_install("actionlint", "github.com/rhysd/actionlint/cmd/actionlint",
+                       ACTIONLINT_VERSION, "actionlint", progress)
+
+
+def ensure_release_tools(progress: Progress = _stderr) -> tuple[Path, Path]:
+    """helm and actionlint (a few minutes each on first use)."""
+    return ensure_helm(progress), ensure_actionlint(progress)
 
 
 def ensure_tools(progress: Progress = _stderr) -> Tools:

@@ -1,4 +1,4 @@
-"""``kitex-etcd-operator dev ...``: build, start and stop the local cluster."""
+"""``kitex-devcluster ...``: build, start and stop the local cluster."""
 
 from __future__ import annotations
 
@@ -15,20 +15,22 @@ from pathlib import Path
 import click
 
 
-@click.group()
-def dev() -> None:
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
     """The local demo and test cluster (etcd, Kubernetes, kwok) on 127.0.0.1."""
 
 
-@dev.command()
+@main.command()
 def build() -> None:
-    """Build etcd, Kubernetes and kwok into the cache (first run: ~15 min on 2 cores)."""
-    from .build import cache_root, ensure_tools
+    """Build etcd, Kubernetes, kwok, helm and actionlint into the cache (first run: ~20 min)."""
+    from .build import cache_root, ensure_release_tools, ensure_tools
 
     click.echo(f"Building into {cache_root()} (first run ~15 min, then instant) ...", err=True)
     tools = ensure_tools()
     for name, path in vars(tools).items():
         click.echo(f"{name:24} {path}")
+    for path in ensure_release_tools():
+        click.echo(f"{path.name:24} {path}")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -55,12 +57,13 @@ def _print_state(kubeconfig: str, server: str, endpoints: list[str]) -> None:
     click.echo(f"export KUBECONFIG={kubeconfig}")
     click.echo(f"# apiserver:     {server}")
     click.echo(f"# registry etcd: {','.join(endpoints)}")
-    click.echo("# stop with: kitex-etcd-operator dev down (or make cluster-down)")
+    click.echo("# stop with: kitex-devcluster down (or make cluster-down)")
 
 
-@dev.command()
+@main.command()
 @click.option(
-    "--background", is_flag=True, help="Return once the cluster is ready; stop it with `dev down`."
+    "--background", is_flag=True,
+    help="Return once the cluster is ready; stop it with `kitex-devcluster down`.",
 )
 @click.option("--nodes", default=2, show_default=True, help="Number of kwok nodes.")
 def up(background: bool, nodes: int) -> None:
@@ -115,7 +118,7 @@ def _up_background(path: Path, log: Path, nodes: int) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         child = subprocess.Popen(
-            [sys.executable, "-m", "kitex_etcd_operator.devcluster", "up", f"--nodes={nodes}"],
+            [sys.executable, "-m", "kitex_devcluster", "up", f"--nodes={nodes}"],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -137,9 +140,9 @@ def _up_background(path: Path, log: Path, nodes: int) -> None:
     _print_state(state.kubeconfig, state.server, state.registry_endpoints)
 
 
-@dev.command()
+@main.command()
 def down() -> None:
-    """Stop the cluster that `dev up --background` started."""
+    """Stop the cluster that `kitex-devcluster up --background` started."""
     from .cluster import State, state_file
 
     path = state_file()
@@ -169,7 +172,7 @@ def down() -> None:
     click.echo("dev cluster stopped", err=True)
 
 
-@dev.command()
+@main.command()
 @click.option("--cycles", type=int, default=None,
               help="Scale through the demo sequence this many times (default: until Ctrl-C).")
 @click.option("--pause", type=float, default=3.0, show_default=True,

@@ -22,7 +22,7 @@ from .processes import register_cleanup, unregister_cleanup
 
 @dataclass(frozen=True)
 class State:
-    """What ``dev up`` publishes for ``dev down`` and for people: a JSON file."""
+    """What ``kitex-devcluster up`` publishes for ``down`` and for people: a JSON file."""
 
     pid: int
     workdir: str
