@@ -9,7 +9,12 @@ checks, all the time:
    ``bound`` is in etcd with its exact value;
 2. a key of ours not desired for longer than ``bound`` is gone;
 3. no DELETE of a key while the pod behind it stayed ready around it (the same
-   pod: kwok reuses a freed IP at once, so a key may pass from one pod to the next);
+   pod: kwok reuses a freed IP at once, so a key may pass from one pod to the next).
+   A DELETE is placed by its revision between the last sample that read etcd
+   before it and the first that read it after, not by when the watch delivered
+   it (after an outage the watch replays what it missed, late), and the pod
+   must have held the key for ``bound`` before it: a delete decided while the
+   pod was not ready may reach etcd seconds later, once an election is over;
 4. no foreign key (written by the nemesis into a service's range) ever changes;
 
 where the bound starts when the last *blinding* fault before it ended: while
@@ -139,8 +144,11 @@ class Checker(threading.Thread):
         self.stale: dict[str, float] = {}  # undesired key -> first sample it was there
         self.reported: set[tuple[int, str, float]] = set()
         self.history: dict[str, deque[str]] = {}
-        self.samples: deque[tuple[float, dict[str, str]]] = deque(maxlen=200)  # key -> uid
-        self.pending_deletes: list[tuple[float, str, int]] = []
+        # (when, etcd revision read, key -> uid of the ready pod behind it)
+        self.samples: deque[tuple[float, int, dict[str, str]]] = deque(maxlen=400)
+        self.pending_deletes: list[tuple[str, int]] = []
+        self.excused: list[tuple[int, int]] = []  # revisions of lease revokes by hand
+        self.deletes_unjudged = 0
         self.rss: dict[str, float] = {}
         self.stopped = threading.Event()
         self.lock = threading.Lock()
@@ -155,6 +163,11 @@ class Checker(threading.Thread):
         with self.lock:
             self.windows.append(window)
         return window
+
+    def revoked(self, after: int, upto: int) -> None:
+        """The nemesis revoked a lease between these revisions: etcd deleted its keys."""
+        with self.lock:
+            self.excused.append((after, upto))
 
     def foreign_key(self, key: str, data: bytes, revision: int) -> None:
         with self.lock:
@@ -187,7 +200,10 @@ class Checker(threading.Thread):
         # outage etcdctl blocks for seconds, and a late date made pods look ready around a
         # DELETE that came after they had turned not ready (a false invariant-3 violation).
         now = time.monotonic()
-        etcd = {k: kv.value for k, kv in self.probe.get_prefix(self.prefix).items()}
+        read = json.loads(self.probe.run("get", "--prefix", self.prefix, "-w", "json"))
+        revision = int(read["header"]["revision"])
+        etcd = {base64.b64decode(kv["key"]).decode(): base64.b64decode(kv.get("value", ""))
+                for kv in read.get("kvs") or []}
         desired: dict[str, bytes] = {}
         owners: dict[str, str] = {}
         for pod in pods:
@@ -204,7 +220,7 @@ class Checker(threading.Thread):
             owners[key] = pod.metadata.uid
         with self.lock:
             self.stats.samples += 1
-            self.samples.append((now, owners))
+            self.samples.append((now, revision, owners))
             self._judge(now, desired, etcd)
             self._judge_events(now)
 
@@ -258,25 +274,31 @@ class Checker(threading.Thread):
                 continue
             self._note(key, f"watch: {kind} rev {rev}")
             if kind == "DELETE":
-                self.pending_deletes.append((at, key, rev))
+                self.pending_deletes.append((key, rev))
         margin = max(3 * self.interval, 2.0)
         keep = []
-        for at, key, rev in self.pending_deletes:
-            if now < at + 3 * margin:
-                keep.append((at, key, rev))
+        for key, rev in self.pending_deletes:
+            after = next((s for s in self.samples if s[1] >= rev), None)
+            if after is None or now < after[0] + margin:
+                keep.append((key, rev))  # not read past it yet, or too recently to judge
+                continue
+            before = next((s for s in reversed(self.samples) if s[1] < rev), None)
+            if before is None:
+                self.deletes_unjudged += 1  # older than the samples kept
                 continue
             self.stats.deletes_checked += 1
-            # Samples on both sides of the DELETE: while etcd is down the checker's own etcd
-            # read blocks and no sample comes, and the last ones before a DELETE say nothing
-            # of whether the pod turned not ready just then.
-            around = [owners.get(key) for t, owners in self.samples
-                      if at - margin <= t <= at + 3 * margin]
-            after = [t for t, _ in self.samples if at < t <= at + 3 * margin]
-            excused = self._excused(at)
-            if after and len(around) >= 2 and around[0] is not None \
-                    and all(uid == around[0] for uid in around) and not excused:
-                self._violate(3, key, at, f"DELETE at revision {rev} while pod {around[0]} "
-                              f"stayed ready ({len(around)} samples within {margin:.1f}s)")
+            uid = before[2].get(key)
+            # The pod must have stayed ready for the bound before the DELETE as well: a
+            # delete decided while it was not ready may reach etcd seconds later (a write
+            # stalled by an etcd election is sent again to the next member).
+            around = [owners.get(key) for t, _, owners in self.samples
+                      if before[0] - self.bound <= t <= after[0] + margin]
+            if uid is not None and all(u == uid for u in around) \
+                    and not any(lo < rev <= hi for lo, hi in self.excused):
+                self._violate(3, key, before[0], f"DELETE at revision {rev} (between the "
+                              f"samples at {before[0] - self.started:.1f}s and "
+                              f"{after[0] - self.started:.1f}s) while pod {uid} stayed ready "
+                              f"({len(around)} samples)")
         self.pending_deletes = keep
 
     # --- fault windows ---------------------------------------------------------------
@@ -291,11 +313,6 @@ class Checker(threading.Thread):
             if w.blinding and w.end is not None and w.end > since and w.start <= w.end:
                 start = max(start, w.end)
         return start
-
-    def _excused(self, at: float) -> bool:
-        """A DELETE etcd made itself: the nemesis revoked a lease by hand."""
-        return any(w.kind == "lease-revoke" and w.start - 1 <= at <= (w.end or at) + 3
-                   for w in self.windows)
 
     # --- reporting -------------------------------------------------------------------
 

@@ -290,7 +290,9 @@ class Nemesis(threading.Thread):
             return "no lease to revoke"
         key = records[f.pick % len(records)]
         lease = key.rsplit("/", 1)[-1]
+        before = self.probe.revision()
         self.probe.run("lease", "revoke", lease)
+        self.checker.revoked(before, self.probe.revision())
         return f"lease {lease} revoked"
 
     def _foreign_key(self, f: Planned) -> str:

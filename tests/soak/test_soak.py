@@ -160,7 +160,8 @@ def test_soak(kube: Any, k8s: Any, crds: None, tools: Any, tmp_path: Path,
             ("workload changes", ", ".join(f"{k} {v}" for k, v in sorted(workload.counts.items()))),
             ("samples (K8s + etcd)", str(s.samples)), ("sample errors", str(s.sample_errors)),
             ("key checks (1)+(2)", str(s.key_checks)), ("etcd events seen", str(s.events_seen)),
-            ("DELETEs checked (3)", str(s.deletes_checked)),
+            ("DELETEs checked (3)", f"{s.deletes_checked} ({checker.deletes_unjudged} too old "
+                                    "to judge)"),
             ("foreign keys (4)", f"{len(foreign)} written, {len(foreign_now)} intact"),
             *((f"violations ({i})", str(by_invariant.get(i, 0))) for i in (1, 2, 3, 4)),
             ("worst staleness (1), past blinding faults", f"{s.worst_missing:.1f} s "
