@@ -19,7 +19,7 @@ from typing import Any
 
 from . import metrics, supervisor
 from .desired import ANNOTATIONS, BindingConfig, Defaults, DesiredState, SpecKey, TargetRef
-from .etcd.errors import EtcdError, summary
+from .etcd.errors import EtcdAuthError, EtcdError, EtcdTLSError, summary
 from .finalizers import Finalizers
 from .kube.pods import pod_view
 from .kube.spec import SpecError, parse_kitexservice
@@ -574,29 +574,41 @@ class BindingWorker:
 
     # --- one cycle -----------------------------------------------------------------
 
+    async def _attempt(self, keys: set[str] | None) -> tuple[SyncResult, BindingConfig]:
+        """Decide owner and range, then write: one try, raising what went wrong."""
+        registry, owner, config = await self._registry_and_owner()
+        if owner != self.owner:
+            keys = None  # another owner's instances: diff the whole range
+        if keys is None:
+            await self.c.targets.refresh(config.target)
+            self.refusal = self._nesting_refusal(registry)
+        self.config, self.owner = config, owner
+        self.namespaces = self.c.state.namespaces_of(self.binding, owner)
+        if self.refusal is not None:
+            if registry.recorded(self.binding):
+                await registry.remove(self.binding, policy=self.c.settings.policy,
+                                      dry_run=self.c.settings.dry_run)
+            return SyncResult(), config
+        result = await registry.sync(
+            self.binding, self.c.state.view(self.binding, self.namespaces),
+            ttl=config.ttl, keys=keys, policy=self.c.settings.policy,
+            max_deletes=self.c.settings.max_deletes, dry_run=self.c.settings.dry_run,
+            owner=owner or "")
+        return result, config
+
     async def _sync(self, keys: set[str] | None) -> bool:
         started = time.monotonic()
         config = self.config
         try:
-            registry, owner, config = await self._registry_and_owner()
-            if owner != self.owner:
-                keys = None  # another owner's instances: diff the whole range
-            if keys is None:
-                await self.c.targets.refresh(config.target)
-                self.refusal = self._nesting_refusal(registry)
-            self.config, self.owner = config, owner
-            self.namespaces = self.c.state.namespaces_of(self.binding, owner)
-            if self.refusal is not None:
-                result = SyncResult()
-                if registry.recorded(self.binding):
-                    await registry.remove(self.binding, policy=self.c.settings.policy,
-                                          dry_run=self.c.settings.dry_run)
-            else:
-                result = await registry.sync(
-                    self.binding, self.c.state.view(self.binding, self.namespaces),
-                    ttl=config.ttl, keys=keys, policy=self.c.settings.policy,
-                    max_deletes=self.c.settings.max_deletes, dry_run=self.c.settings.dry_run,
-                    owner=owner or "")
+            try:
+                result, config = await self._attempt(keys)
+            except (EtcdAuthError, EtcdTLSError):
+                # Credentials refused: a rotated Secret is read again now, not one
+                # retryDelay later after a failure users would see for nothing.
+                if not await self.c.targets.refresh(self.trying.target):
+                    raise
+                keys = None
+                result, config = await self._attempt(keys)
         except RECOVERABLE as exc:
             self.retry = self.retry.failed(public_error(exc, self.trying.target),
                                            failure_reason(exc))

@@ -127,8 +127,8 @@ class Targets:
             await handle.registry.close()
             await handle.registry.client.close()
 
-    async def refresh(self, ref: TargetRef) -> None:
-        """Re-read the target's credentials; reconnect if they changed.
+    async def refresh(self, ref: TargetRef) -> bool:
+        """Re-read the target's credentials; reconnect if they changed (then True).
 
         The new credentials must connect and log in before they replace the
         old: a Secret updated with an expired certificate or a wrong password
@@ -138,11 +138,11 @@ class Targets:
         """
         handle = self._handles.get(ref.scope)
         if handle is None or handle.credentials != ref.credentials:
-            return
+            return False
         target = await self.resolve(ref)
         fingerprint = _fingerprint(target)
         if fingerprint == handle.fingerprint:
-            return
+            return False
         log.info("Credentials of etcd target %s changed; reconnecting", ref.describe())
         new = EtcdClient(target)
         try:
@@ -156,6 +156,7 @@ class Targets:
         handle.registry.client = new
         handle.fingerprint = fingerprint
         await old.close()
+        return True
 
     async def resolve(self, ref: TargetRef) -> EtcdTarget:
         """The connection settings of a ref, reading its Secrets."""

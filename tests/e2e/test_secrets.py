@@ -73,3 +73,39 @@ def test_a_rotated_password_is_picked_up_without_restart(
                                                 "kitexservices", "sec")
     wait_for(lambda: not keys(auth_etcd, "kitex/registry-etcd/sec/"), timeout=30,
              what="the entries removed with the KitexService")
+
+
+def test_a_rotated_secret_is_tried_at_once_not_after_a_failure(
+        k8s: Any, namespace: str, auth_etcd: EtcdCluster,
+        start_operator: Callable[..., Any]) -> None:
+    """The first write refused with the old password reads the Secret again and retries at
+    once: no SyncFailed for a rotation done right (before: one failure, then the fix a
+    retryDelay later)."""
+    core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
+    core.create_namespaced_secret(namespace, {
+        "metadata": {"name": "etcd-auth"}, "type": "kitex.cloudwego.io/etcd-credentials",
+        "stringData": {"username": "kitex", "password": "first-pw"}})
+    # Long observeDelay and retryDelay: only the pod change below makes a write.
+    operator = start_operator("--namespace", namespace, "--allow-custom-endpoints")
+    apps.create_namespaced_deployment(namespace, deployment("r", 1, labels={"tier": "r"}))
+    custom(k8s).create_namespaced_custom_object(
+        "kitex.cloudwego.io", "v1alpha1", namespace, "kitexservices", kitexservice("rot", {
+            "selector": {"matchLabels": {"tier": "r"}}, "port": 8888,
+            "etcd": {"endpoints": auth_etcd.endpoints, "authSecretRef": {"name": "etcd-auth"}},
+            "retry": {"observeDelay": "1h", "retryDelay": "1h"}}))
+    wait_for(lambda: len(keys(auth_etcd, "kitex/registry-etcd/rot/")) == 1, timeout=60,
+             what="the entry written with the Secret's credentials")
+    subprocess.run([str(auth_etcd.bin / "etcdctl"), f"--endpoints={auth_etcd.endpoints[0]}",
+                    "--user=root:root-pw", "user", "passwd", "kitex", "--interactive=false"],
+                   input="second-pw\n", text=True, check=True, capture_output=True)
+    core.patch_namespaced_secret("etcd-auth", namespace,
+                                 {"stringData": {"password": "second-pw"}})
+    apps.patch_namespaced_deployment_scale("r", namespace, {"spec": {"replicas": 2}})
+    # retryDelay is an hour: the second entry can only come from the retry at once.
+    wait_for(lambda: len(ready_pods(core, namespace, "r")) == 2
+             and len(keys(auth_etcd, "kitex/registry-etcd/rot/")) == 2, timeout=60,
+             what="the new entry written with the rotated password")
+    assert "changed; reconnecting" in operator.log()
+    failed = [e for e in core.list_namespaced_event(namespace).items
+              if e.reason == "SyncFailed" and e.involved_object.name == "rot"]
+    assert failed == [], [e.message for e in failed]
