@@ -32,37 +32,51 @@ def keys(etcd: EtcdCluster, prefix: str) -> list[str]:
     return [line for line in out.splitlines() if line]
 
 
+def registered_service(k8s: Any, namespace: str, etcd: EtcdCluster, name: str,
+                       retry: dict[str, str]) -> None:
+    """A Secret with the first password, a Deployment of one pod and its KitexService on
+    ``etcd`` with that Secret; returns once the first entry is written."""
+    client.CoreV1Api(k8s).create_namespaced_secret(namespace, {
+        "metadata": {"name": "etcd-auth"}, "type": "kitex.cloudwego.io/etcd-credentials",
+        "stringData": {"username": "kitex", "password": "first-pw"}})
+    client.AppsV1Api(k8s).create_namespaced_deployment(
+        namespace, deployment(name, 1, labels={"tier": name}))
+    custom(k8s).create_namespaced_custom_object(
+        "kitex.cloudwego.io", "v1alpha1", namespace, "kitexservices", kitexservice(name, {
+            "selector": {"matchLabels": {"tier": name}}, "port": 8888,
+            "etcd": {"endpoints": etcd.endpoints, "authSecretRef": {"name": "etcd-auth"}},
+            "retry": retry}))
+    wait_for(lambda: len(keys(etcd, f"kitex/registry-etcd/{name}/")) == 1, timeout=60,
+             what="the entry written with the Secret's credentials")
+
+
+def rotate_and_scale(k8s: Any, namespace: str, etcd: EtcdCluster, name: str) -> None:
+    """Rotate as an operator team would (etcd first, then the Secret), then add a pod:
+    returns once its entry is written with the new password."""
+    core = client.CoreV1Api(k8s)
+    subprocess.run([str(etcd.bin / "etcdctl"), f"--endpoints={etcd.endpoints[0]}",
+                    "--user=root:root-pw", "user", "passwd", "kitex", "--interactive=false"],
+                   input="second-pw\n", text=True, check=True, capture_output=True)
+    core.patch_namespaced_secret("etcd-auth", namespace,
+                                 {"stringData": {"password": "second-pw"}})
+    client.AppsV1Api(k8s).patch_namespaced_deployment_scale(name, namespace,
+                                                            {"spec": {"replicas": 2}})
+    wait_for(lambda: len(ready_pods(core, namespace, name)) == 2
+             and len(keys(etcd, f"kitex/registry-etcd/{name}/")) == 2, timeout=60,
+             what="a new entry written with the rotated password")
+
+
 def test_a_rotated_password_is_picked_up_without_restart(
         k8s: Any, namespace: str, auth_etcd: EtcdCluster,
         start_operator: Callable[..., Any]) -> None:
-    core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
-    core.create_namespaced_secret(namespace, {
-        "metadata": {"name": "etcd-auth"}, "type": "kitex.cloudwego.io/etcd-credentials",
-        "stringData": {"username": "kitex", "password": "first-pw"}})
     # Debug level and JSON: the most a user could turn on must still hide secrets.
     operator = start_operator("--namespace", namespace, "--allow-custom-endpoints",
                               "--observe-delay", "2s",
                               "--retry-delay", "1s", "--log-level", "debug",
                               "--log-format", "json")
-    apps.create_namespaced_deployment(namespace, deployment("s", 1, labels={"tier": "s"}))
-    custom(k8s).create_namespaced_custom_object(
-        "kitex.cloudwego.io", "v1alpha1", namespace, "kitexservices", kitexservice("sec", {
-            "selector": {"matchLabels": {"tier": "s"}}, "port": 8888,
-            "etcd": {"endpoints": auth_etcd.endpoints, "authSecretRef": {"name": "etcd-auth"}},
-            "retry": {"observeDelay": "2s", "retryDelay": "1s"}}))
-    wait_for(lambda: len(keys(auth_etcd, "kitex/registry-etcd/sec/")) == 1, timeout=60,
-             what="the entry written with the Secret's credentials")
-
-    # Rotate: etcd first, then the Secret, as an operator team would.
-    subprocess.run([str(auth_etcd.bin / "etcdctl"), f"--endpoints={auth_etcd.endpoints[0]}",
-                    "--user=root:root-pw", "user", "passwd", "kitex", "--interactive=false"],
-                   input="second-pw\n", text=True, check=True, capture_output=True)
-    core.patch_namespaced_secret("etcd-auth", namespace,
-                                 {"stringData": {"password": "second-pw"}})
-    apps.patch_namespaced_deployment_scale("s", namespace, {"spec": {"replicas": 2}})
-    wait_for(lambda: len(ready_pods(core, namespace, "s")) == 2
-             and len(keys(auth_etcd, "kitex/registry-etcd/sec/")) == 2, timeout=60,
-             what="a new entry written with the rotated password")
+    registered_service(k8s, namespace, auth_etcd, "sec",
+                       {"observeDelay": "2s", "retryDelay": "1s"})
+    rotate_and_scale(k8s, namespace, auth_etcd, "sec")
     assert operator.running
     assert "changed; reconnecting" in operator.log()
     log = operator.log()
@@ -81,30 +95,13 @@ def test_a_rotated_secret_is_tried_at_once_not_after_a_failure(
     """The first write refused with the old password reads the Secret again and retries at
     once: no SyncFailed for a rotation done right (before: one failure, then the fix a
     retryDelay later)."""
-    core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
-    core.create_namespaced_secret(namespace, {
-        "metadata": {"name": "etcd-auth"}, "type": "kitex.cloudwego.io/etcd-credentials",
-        "stringData": {"username": "kitex", "password": "first-pw"}})
     # Long observeDelay and retryDelay: only the pod change below makes a write.
     operator = start_operator("--namespace", namespace, "--allow-custom-endpoints")
-    apps.create_namespaced_deployment(namespace, deployment("r", 1, labels={"tier": "r"}))
-    custom(k8s).create_namespaced_custom_object(
-        "kitex.cloudwego.io", "v1alpha1", namespace, "kitexservices", kitexservice("rot", {
-            "selector": {"matchLabels": {"tier": "r"}}, "port": 8888,
-            "etcd": {"endpoints": auth_etcd.endpoints, "authSecretRef": {"name": "etcd-auth"}},
-            "retry": {"observeDelay": "1h", "retryDelay": "1h"}}))
-    wait_for(lambda: len(keys(auth_etcd, "kitex/registry-etcd/rot/")) == 1, timeout=60,
-             what="the entry written with the Secret's credentials")
-    subprocess.run([str(auth_etcd.bin / "etcdctl"), f"--endpoints={auth_etcd.endpoints[0]}",
-                    "--user=root:root-pw", "user", "passwd", "kitex", "--interactive=false"],
-                   input="second-pw\n", text=True, check=True, capture_output=True)
-    core.patch_namespaced_secret("etcd-auth", namespace,
-                                 {"stringData": {"password": "second-pw"}})
-    apps.patch_namespaced_deployment_scale("r", namespace, {"spec": {"replicas": 2}})
+    registered_service(k8s, namespace, auth_etcd, "rot",
+                       {"observeDelay": "1h", "retryDelay": "1h"})
     # retryDelay is an hour: the second entry can only come from the retry at once.
-    wait_for(lambda: len(ready_pods(core, namespace, "r")) == 2
-             and len(keys(auth_etcd, "kitex/registry-etcd/rot/")) == 2, timeout=60,
-             what="the new entry written with the rotated password")
+    rotate_and_scale(k8s, namespace, auth_etcd, "rot")
+    core = client.CoreV1Api(k8s)
     assert "changed; reconnecting" in operator.log()
     failed = [e for e in core.list_namespaced_event(namespace).items
               if e.reason == "SyncFailed" and e.involved_object.name == "rot"]
