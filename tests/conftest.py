@@ -148,17 +148,11 @@ def namespace(k8s: Any) -> Iterator[str]:
     """A fresh namespace per test, deleted afterwards (tests stay independent)."""
     from kubernetes import client
 
+    from helpers import create_namespace
+
     core = client.CoreV1Api(k8s)
     name = f"t-{uuid.uuid4().hex[:8]}"
-    core.create_namespace({"metadata": {"name": name}})
-    # Pods are refused until the namespace has its default ServiceAccount. The
-    # controller-manager creates it, but after an API server restart (a fault test)
-    # it may take minutes to do so: create it here, the controller's copy is the same.
-    try:
-        core.create_namespaced_service_account(name, {"metadata": {"name": "default"}})
-    except client.ApiException as exc:
-        if exc.status != 409:
-            raise
+    create_namespace(core, name)
     try:
         yield name
     finally:

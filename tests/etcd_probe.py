@@ -35,6 +35,19 @@ class WatchEvent:
     revision: int
 
 
+def watch_events(line: str) -> list[WatchEvent]:
+    """The events of one line of ``etcdctl watch -w json``; none for a line that is not JSON."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return []
+    return [WatchEvent("DELETE" if ev.get("type") == 1 else "PUT",
+                       base64.b64decode(ev.get("kv", {}).get("key", "")).decode(),
+                       base64.b64decode(ev.get("kv", {}).get("value", "")),
+                       int(ev.get("kv", {}).get("mod_revision", 0)))
+            for ev in data.get("Events") or data.get("events") or []]
+
+
 class EtcdProbe:
     def __init__(self, etcdctl: Path, endpoints: list[str], *extra: str) -> None:
         self.etcdctl = etcdctl
@@ -98,18 +111,9 @@ class WatchRecorder:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            try:
-                data = json.loads(line)
-            except ValueError:
-                continue
-            for ev in data.get("Events") or data.get("events") or []:
-                kv = ev.get("kv", {})
-                event = WatchEvent("DELETE" if ev.get("type") == 1 else "PUT",
-                                   base64.b64decode(kv.get("key", "")).decode(),
-                                   base64.b64decode(kv.get("value", "")),
-                                   int(kv.get("mod_revision", 0)))
-                with self._lock:
-                    self.events.append(event)
+            events = watch_events(line)
+            with self._lock:
+                self.events.extend(events)
 
     def snapshot(self) -> list[WatchEvent]:
         with self._lock:

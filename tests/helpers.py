@@ -85,3 +85,21 @@ def set_pod_ready(core: Any, name: str, namespace: str, ready: bool) -> Any:
     ]
     # Strategic merge: conditions merge by type, the others are kept.
     return core.patch_namespaced_pod_status(name, namespace, {"status": {"conditions": conditions}})
+
+
+def create_namespace(core: Any, name: str, labels: dict[str, str] | None = None) -> str:
+    """A namespace with its default ServiceAccount, usable for pods at once.
+
+    Pods are refused until the namespace has its default ServiceAccount. The
+    controller-manager creates it, but after an API server restart (a fault test)
+    it may take minutes to do so: create it here, the controller's copy is the same.
+    """
+    from kubernetes import client
+
+    core.create_namespace({"metadata": {"name": name, "labels": labels or {}}})
+    try:
+        core.create_namespaced_service_account(name, {"metadata": {"name": "default"}})
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
+    return name

@@ -35,7 +35,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from etcd_probe import EtcdProbe
+from etcd_probe import EtcdProbe, watch_events
 
 PORT = 8888
 
@@ -100,19 +100,11 @@ class EtcdWatch(threading.Thread):
                                          stderr=subprocess.DEVNULL, text=True)
             assert self.proc.stdout is not None
             for line in self.proc.stdout:
-                try:
-                    data = json.loads(line)
-                except ValueError:
-                    continue
-                for ev in data.get("Events") or data.get("events") or []:
-                    kv = ev.get("kv", {})
-                    rev = int(kv.get("mod_revision", 0))
-                    kind = "DELETE" if ev.get("type") == 1 else "PUT"
+                for ev in watch_events(line):
                     with self.lock:
-                        self.events.append((time.monotonic(), kind,
-                                            base64.b64decode(kv.get("key", "")).decode(),
-                                            base64.b64decode(kv.get("value", "")), rev))
-                    self.next = max(self.next, rev + 1)
+                        self.events.append((time.monotonic(), ev.kind, ev.key, ev.value,
+                                            ev.revision))
+                    self.next = max(self.next, ev.revision + 1)
             self.proc.wait()
             self.stopped.wait(0.5)
 

@@ -255,24 +255,24 @@ class Nemesis(threading.Thread):
         return (others or self.operators)[0]
 
     def _operator_sigkill(self, f: Planned) -> str:
-        with self.lock:
-            victim = self._replica(f)
-            role = "leader" if victim.running and _leading(victim) else "standby"
-            victim.kill()
-            self.stopped.wait(f.seconds)
-            victim.start(wait_ready=False)
-        self._wait_leader()
-        return f"{role} {victim.log_path.name} killed and restarted"
+        return self._restart_replica(f, kill=True)
 
     def _operator_sigterm(self, f: Planned) -> str:
+        return self._restart_replica(f, kill=False)
+
+    def _restart_replica(self, f: Planned, *, kill: bool) -> str:
+        """SIGKILL (a crash) or SIGTERM (a rollout) one replica, then start it again."""
         with self.lock:
             victim = self._replica(f)
             role = "leader" if victim.running and _leading(victim) else "standby"
-            victim.stop()
+            if kill:
+                victim.kill()
+            else:
+                victim.stop()
             self.stopped.wait(f.seconds)
             victim.start(wait_ready=False)
         self._wait_leader()
-        return f"{role} {victim.log_path.name} stopped and restarted"
+        return f"{role} {victim.log_path.name} {'killed' if kill else 'stopped'} and restarted"
 
     def _wait_leader(self) -> None:
         """The fault lasts until one replica leads and is ready again (a replica that

@@ -240,7 +240,7 @@ def test_bad_input_is_reported_and_contained(
 
 def test_annotation_mode_works_without_the_crd(
         kube: Any, k8s: Any, namespace: str, registry_etcd: Any, etcd_probe: EtcdProbe,
-        tmp_path: Any) -> None:
+        tmp_path: Any, crds: None) -> None:
     """A missing CRD must not take the operator down: pods still register."""
     core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
     # Leftovers of other tests must not hold the CRD's deletion with their finalizers.

@@ -30,7 +30,7 @@ import pytest
 from kubernetes import client
 
 from etcd_probe import EtcdProbe
-from helpers import wait_for
+from helpers import create_namespace, wait_for
 from kube_objects import kitexservice
 from soak_checker import PORT, Checker
 from soak_nemesis import (
@@ -56,14 +56,7 @@ FLAGS = ("--retry-delay", "1s", "--observe-delay", "3s", "--max-attempt-times", 
 
 
 def _namespace(core: Any) -> str:
-    name = f"soak-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": name}})
-    try:
-        core.create_namespaced_service_account(name, {"metadata": {"name": "default"}})
-    except client.ApiException as exc:
-        if exc.status != 409:
-            raise
-    return name
+    return create_namespace(core, f"soak-{uuid.uuid4().hex[:6]}")
 
 
 @pytest.mark.timeout(DURATION + 900)

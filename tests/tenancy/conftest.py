@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from teams import GROUP, VERSION, Teams, make_namespace
+from teams import GROUP, VERSION, Teams
 
 from etcd_probe import EtcdProbe, WatchRecorder, wait_keys
+from helpers import create_namespace
 from kube_objects import ANN, deployment, expected
 
 
@@ -35,8 +36,8 @@ def teams(k8s: Any, etcd_probe: EtcdProbe, start_operator: Callable[..., Any],
               labels_b: dict[str, str] | None = None, settle: bool = True) -> Teams:
         run = uuid.uuid4().hex[:6]
         a, b = f"team-a-{run}", f"team-b-{run}"
-        make_namespace(core, a, labels_a or {"tenant": "a"})
-        make_namespace(core, b, labels_b or {"tenant": "b"})
+        create_namespace(core, a, labels_a or {"tenant": "a"})
+        create_namespace(core, b, labels_b or {"tenant": "b"})
         made.extend([a, b])
         t = Teams(a, b, f"payment-{run}", core, client.CustomObjectsApi(k8s), etcd_probe)
         t.operator = start_operator("--namespace", a, "--namespace", b, *args)

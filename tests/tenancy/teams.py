@@ -5,22 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import client
-
 from etcd_probe import KV, EtcdProbe, WatchRecorder
 from helpers import wait_for
 from kube_objects import PREFIX
 
 GROUP, VERSION = "kitex.cloudwego.io", "v1alpha1"
-
-
-def make_namespace(core: Any, name: str, labels: dict[str, str]) -> None:
-    core.create_namespace({"metadata": {"name": name, "labels": labels}})
-    try:
-        core.create_namespaced_service_account(name, {"metadata": {"name": "default"}})
-    except client.ApiException as exc:
-        if exc.status != 409:
-            raise
 
 
 @dataclass
