@@ -21,7 +21,7 @@ from . import metrics, supervisor
 from .desired import ANNOTATIONS, BindingConfig, Defaults, DesiredState, SpecKey, TargetRef
 from .etcd.errors import EtcdAuthError, EtcdError, EtcdTLSError, summary
 from .finalizers import Finalizers
-from .kube.pods import pod_view
+from .kube.podwire import Versioned, versioned
 from .kube.spec import SpecError, parse_kitexservice
 from .kube.tenancy import RegistryDef, parse_policy, parse_registry
 from .kubeapi import (
@@ -90,7 +90,14 @@ class Controller:
     # --- events from kopf or from lists -------------------------------------
 
     def on_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        uid = str(body.get("metadata", {}).get("uid", ""))
+        """A pod as a parsed body, read leniently."""
+        self.on_pod_view(event_type, versioned(body))
+
+    def on_pod_view(self, event_type: str | None, pod: Versioned) -> None:
+        """A pod from the pod watch: its view and resourceVersion (a list's pods come with
+        ``event_type`` None)."""
+        view, version = pod
+        uid = view.uid
         if not uid:
             return
         if event_type == "DELETED":
@@ -101,13 +108,12 @@ class Controller:
         else:
             if uid in self._tombstones:
                 return
-            version = _version(body)
             if version is not None and version < self._versions.get(uid, -1):
                 return  # an older copy than one we already hold (list vs watch)
             if version is not None:
                 self._versions[uid] = version
             self._seen_at[uid] = time.monotonic()
-            self.state.upsert_pod(pod_view(body))
+            self.state.upsert_pod(view)
         metrics.pods_seen.set(len(self.state.pods))
         self._wake_dirty()
 
@@ -730,13 +736,6 @@ def failure_reason(exc: BaseException) -> str:
     if isinstance(exc, TargetError):
         return "InvalidEtcdTarget"
     return "SyncFailed"
-
-
-def _version(body: Mapping[str, Any]) -> int | None:
-    try:
-        return int(body.get("metadata", {}).get("resourceVersion", ""))
-    except ValueError:
-        return None
 
 
 def _selector(body: Mapping[str, Any]) -> Mapping[str, object]:

@@ -2,8 +2,9 @@
 
 The plain ``kubernetes`` client is synchronous; every call runs in a small
 thread pool so that no watch stream ever waits for it. Lists are paginated
-and kept as raw JSON, because 10,000 pods as client model objects would cost
-hundreds of MiB.
+and read from the raw answer, because 10,000 pods as client model objects
+would cost hundreds of MiB; pods are decoded straight into their views
+(``kube.podwire``).
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import kubernetes
 import urllib3
 
 from . import metrics
+from .kube.pods import PodView
+from .kube.podwire import Versioned, decode_page
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ REGISTRY_KIND = "KitexEtcdRegistry"
 EVENTS_NAMESPACE = "default"  # where Events about cluster-scoped objects go, as kubectl looks
 PAGE = 500
 T = TypeVar("T")
+Item = TypeVar("Item")
 
 API_ERRORS: tuple[type[Exception], ...] = (
     kubernetes.client.ApiException, urllib3.exceptions.HTTPError, http.client.HTTPException,
@@ -77,11 +81,28 @@ CREDENTIALS_TYPE = "kitex.cloudwego.io/etcd-credentials"
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
+class Page(Generic[Item]):
     """One page of a list; every page of a list carries the same snapshot's version."""
 
-    items: list[dict[str, Any]]
+    items: list[Item]
     resource_version: str
+
+
+Decode = Callable[[bytes], tuple[list[Item], str, str]]
+"""Reads one page of a list: (its items, the list's resourceVersion, the continue token)."""
+
+
+def _fetch_page(decode: Decode[Item], fn: Callable[..., Any], args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> tuple[list[Item], str, str]:
+    return decode(fn(*args, **kwargs).data)
+
+
+def json_page(data: bytes) -> tuple[list[dict[str, Any]], str, str]:
+    """A page of any kind, as parsed JSON."""
+    page = json.loads(data)
+    meta = page.get("metadata") or {}
+    return page.get("items") or [], str(meta.get("resourceVersion", "")), \
+        str(meta.get("continue") or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,9 +175,9 @@ class KubeApi:
 
     # --- lists ---------------------------------------------------------------
 
-    async def list_pods(self, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-        return [item for ns in (namespaces or (None,))
-                async for page in self.pod_list_pages(ns) for item in page.items]
+    async def list_pods(self, namespaces: tuple[str, ...] = ()) -> list[PodView]:
+        return [view for ns in (namespaces or (None,))
+                async for page in self.pod_list_pages(ns) for view, _ in page.items]
 
     def pod_lister(self, namespace: str | None) -> Callable[..., Any]:
         """The client call that lists (or, with ``watch=True``, watches) pods in scope."""
@@ -164,9 +185,10 @@ class KubeApi:
             return self.core.list_pod_for_all_namespaces
         return functools.partial(self.core.list_namespaced_pod, namespace)
 
-    def pod_list_pages(self, namespace: str | None) -> AsyncIterator[Page]:
-        """Pods a page at a time, so 10,000 pod bodies never sit in memory at once."""
-        return self._pages(self.pod_lister(namespace))
+    def pod_list_pages(self, namespace: str | None) -> AsyncIterator[Page[Versioned]]:
+        """Pods a page at a time, each reduced to its view as the page is decoded (in
+        the pool's thread), so that no pod body is ever held whole."""
+        return self._pages(self.pod_lister(namespace), decode=decode_page)
 
     async def list_kitexservices(self, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         try:
@@ -200,23 +222,25 @@ class KubeApi:
         return items
 
     async def _list_all(self, fn: Callable[..., Any], *args: Any) -> list[dict[str, Any]]:
-        return [item async for page in self._pages(fn, *args) for item in page.items]
+        return [item async for page in self._pages(fn, *args, decode=json_page)
+                for item in page.items]
 
-    async def _pages(self, fn: Callable[..., Any], *args: Any) -> AsyncIterator[Page]:
-        """Every page of a list; an error anywhere raises: a list is never cut short."""
-        token: str | None = None
+    async def _pages(self, fn: Callable[..., Any], *args: Any,
+                     decode: Decode[Item]) -> AsyncIterator[Page[Item]]:
+        """Every page of a list; an error anywhere raises: a list is never cut short.
+
+        The request and the decoding of its answer run together in the pool's
+        thread: the event loop gets the page ready to use.
+        """
+        token = ""
         count = 0
         while True:
             kwargs: dict[str, Any] = {"limit": PAGE, "_preload_content": False}
             if token:
                 kwargs["_continue"] = token
-            response = await self.call(fn, *args, **kwargs)
-            page = json.loads(response.data)
-            items = page.get("items") or []
-            meta = page.get("metadata") or {}
+            items, version, token = await self.call(_fetch_page, decode, fn, args, kwargs)
             count += len(items)
-            yield Page(items, str(meta.get("resourceVersion", "")))
-            token = meta.get("continue")
+            yield Page(items, version)
             if not token:
                 return
             if count % (PAGE * 10) == 0:

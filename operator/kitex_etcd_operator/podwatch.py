@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import kubernetes
 
 from . import metrics
+from .kube.podwire import Event, Status, Versioned, decode_event
 from .kubeapi import API_ERRORS, KubeApi
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ RETRIED: tuple[type[Exception], ...] = (*API_ERRORS, WatchFailed)
 class PodSink(Protocol):
     """Where pods go: the controller's desired state."""
 
-    def on_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None: ...
+    def on_pod_view(self, event_type: str | None, pod: Versioned) -> None: ...
 
     def pods_listed(self, namespace: str | None, uids: set[str], started: float) -> None: ...
 
@@ -105,9 +105,9 @@ class PodWatch:
         version = ""
         async for page in self.kube.pod_list_pages(self.namespace):
             version = version or page.resource_version
-            for body in page.items:
-                uids.add(str(body.get("metadata", {}).get("uid", "")))
-                self.sink.on_pod(None, body)
+            for pod in page.items:
+                uids.add(pod[0].uid)
+                self.sink.on_pod_view(None, pod)
         self.sink.pods_listed(self.namespace, uids, started)
         self.relists += 1
         metrics.pod_relists.labels(reason).inc()
@@ -131,16 +131,15 @@ class PodWatch:
                     return version
                 if isinstance(item, BaseException):
                     raise _translate(item)
-                assert isinstance(item, dict)
-                kind = item.get("type")
-                body = item.get("object") or {}
-                if kind == "ERROR":
-                    if body.get("code") == 410:
-                        raise Gone(body.get("message", ""))
-                    raise WatchFailed(f"watch error: {body.get('message', body)}")
-                version = str(body.get("metadata", {}).get("resourceVersion") or version)
-                if kind != "BOOKMARK":
-                    self.sink.on_pod(kind, body)
+                assert isinstance(item, Event)
+                if item.pod is None:  # an ERROR
+                    status = item.status or Status()
+                    if status.code == 410:
+                        raise Gone(status.message)
+                    raise WatchFailed(f"watch error: {status.message or status.code}")
+                version = item.resource_version or version
+                if item.type != "BOOKMARK":
+                    self.sink.on_pod_view(item.type, item.pod)
         finally:
             stream.stop()
 
@@ -148,8 +147,9 @@ class PodWatch:
 class _Stream(threading.Thread):
     """One watch request, read in a thread: the ``kubernetes`` client blocks.
 
-    Each event line is parsed here and handed to the event loop, so the loop
-    never waits on the socket; ``stop`` interrupts a blocked read.
+    Each event line is decoded here (``podwire``: straight into the pod's view)
+    and handed to the event loop, so the loop never waits on the socket nor
+    parses; ``stop`` interrupts a blocked read.
     """
 
     def __init__(self, lister: Callable[..., Any], version: str, timeout: int,
@@ -176,7 +176,7 @@ class _Stream(threading.Thread):
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
                     if line.strip():
-                        self._send(json.loads(line))
+                        self._send(decode_event(line))
             self._send(_END)
         except BaseException as exc:
             if not self.stopped.is_set():
