@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from factories import ANNOTATED, pod
 from hypothesis import given
 from hypothesis import strategies as st
 
+from factories import ANNOTATED, pod
 from kitex_etcd_operator.kube.podwire import decode_event, decode_page, versioned
 
 ANNOTATIONS = {**ANNOTATED, "kubectl.kubernetes.io/last-applied-configuration": "{}"}
