@@ -72,13 +72,13 @@ async def _during(c: EtcdClient, event: Callable[[], Awaitable[object]],
     return samples
 
 
-async def _gone(c: EtcdClient, prefix: str, timeout: float = 60) -> None:
+async def _gone(c: EtcdClient, prefix: str, polls: int = 1200) -> None:
     """Until no key is left under ``prefix`` (polled: etcd says nothing when a lease expires)."""
-    for _ in range(int(timeout / 0.05)):
+    for _ in range(polls):
         if not (await c.get_prefix(prefix))[0]:
             return
         await asyncio.sleep(0.05)
-    raise TimeoutError(f"keys under {prefix} still there after {timeout:.0f} s")
+    raise TimeoutError(f"keys under {prefix} still there after {polls} polls")
 
 
 async def measure(endpoints: tuple[str, ...], keys: int, caps: list[int],
