@@ -30,13 +30,14 @@ def _run(kubeconfig: Path, command: str, *args: str) -> dict[str, Any]:
     return result
 
 
-def create(kubeconfig: Path, namespace: str, count: int, services: int,
+def create(kubeconfig: Path, namespace: str, count: int, services: int, *, first: int = 0,
            workers: int = 64) -> dict[str, Any]:
-    """``count`` annotated pods over ``services`` Kitex services: {created, errors, seconds}."""
-    return _run(kubeconfig, "create", "--namespace", namespace, "--count", str(count),
-                "--services", str(services), "--workers", str(workers))
+    """Pods p<first> .. over ``services`` Kitex services (label app=bench-large):
+    {created, errors, seconds}."""
+    return _run(kubeconfig, "create", "--namespace", namespace, "--first", str(first),
+                "--count", str(count), "--services", str(services), "--workers", str(workers))
 
 
 def list_all(kubeconfig: Path, page: int = 500) -> dict[str, Any]:
-    """Every pod of the cluster, a page at a time: {pods, ready, seconds, cpu}."""
+    """Every pod of the cluster, a page at a time: {pods, ready, keys, seconds, cpu}."""
     return _run(kubeconfig, "list", "--page", str(page))

@@ -55,6 +55,8 @@ func main() {
 	events := flag.Int("events", 2000, "changes in all")
 	workers := flag.Int("workers", 48, "changes in flight at most")
 	keyPrefix := flag.String("key-prefix", "", "etcd key of an instance without ip:port, e.g. kitex/bench/")
+	registryPrefix := flag.String("registry-prefix", "", "instead of --key-prefix: <this>/<the pod's "+
+		"kitex.cloudwego.io/service annotation>/ip:port, for pods of many services")
 	port := flag.Int("port", 8888, "the instances' port")
 	maxFlip := flag.Int("max-flip", 2000, "pods whose readiness flips, at most")
 	flag.Parse()
@@ -82,7 +84,11 @@ func main() {
 		flippable = flippable[:*maxFlip]
 	}
 	key := func(pod corev1.Pod, kind string) string {
-		return fmt.Sprintf("%s%s:%d|%s", *keyPrefix, pod.Status.PodIP, *port, kind)
+		prefix := *keyPrefix
+		if *registryPrefix != "" {
+			prefix = *registryPrefix + "/" + pod.Annotations["kitex.cloudwego.io/service"] + "/"
+		}
+		return fmt.Sprintf("%s%s:%d|%s", prefix, pod.Status.PodIP, *port, kind)
 	}
 
 	change := func(i int) (string, error) {

@@ -1,6 +1,6 @@
 // Command kitex-pods writes and reads the large benchmark's pods with client-go.
 //
-//	kitex-pods create --kubeconfig K --namespace NS --count N --services S
+//	kitex-pods create --kubeconfig K --namespace NS [--first F] --count N --services S
 //	kitex-pods list --kubeconfig K [--namespace NS] [--page 500]
 //
 // create makes N annotated pods, service svc-<i mod S>, spread over the kwok
@@ -11,7 +11,8 @@
 // list is the yardstick of the operator's initial sync: the fastest a
 // program can read every pod, protobuf and pages of 500 like client-go's
 // informers, decoding each page into typed objects and dropping it. It prints
-// {"pods": n, "ready": n, "seconds": s, "cpu": s}.
+// {"pods": n, "ready": n, "keys": distinct service/IP of the ready ones, "seconds": s,
+// "cpu": s}; seconds and cpu cover the list alone.
 package main
 
 import (
@@ -38,6 +39,7 @@ func main() {
 	kubeconfig := flags.String("kubeconfig", "", "kubeconfig of the cluster")
 	namespace := flags.String("namespace", "", "namespace (list: empty for all)")
 	count := flags.Int("count", 1000, "create: pods to create")
+	first := flags.Int("first", 0, "create: number of the first pod (p<first>, ...)")
 	services := flags.Int("services", 1, "create: Kitex services they are spread over")
 	workers := flags.Int("workers", 64, "create: requests in flight")
 	page := flags.Int64("page", 500, "list: pods per page")
@@ -46,7 +48,7 @@ func main() {
 	var result map[string]any
 	switch os.Args[1] {
 	case "create":
-		result = create(client, *namespace, *count, *services, *workers)
+		result = create(client, *namespace, *first, *count, *services, *workers)
 	case "list":
 		result = list(client, *namespace, *page)
 	default:
@@ -55,7 +57,7 @@ func main() {
 	_ = json.NewEncoder(os.Stdout).Encode(result)
 }
 
-func create(client *kubernetes.Clientset, namespace string, count, services, workers int) map[string]any {
+func create(client *kubernetes.Clientset, namespace string, first, count, services, workers int) map[string]any {
 	ctx := context.Background()
 	nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "type=kwok"})
 	if err != nil || len(nodes.Items) == 0 {
@@ -94,7 +96,7 @@ func create(client *kubernetes.Clientset, namespace string, count, services, wor
 			}
 		}()
 	}
-	for i := 0; i < count; i++ {
+	for i := first; i < first+count; i++ {
 		work <- i
 	}
 	close(work)
@@ -107,6 +109,7 @@ func list(client *kubernetes.Clientset, namespace string, page int64) map[string
 	cpu := kubeclient.CPUSeconds()
 	started := time.Now()
 	pods, ready := 0, 0
+	instances := map[string]struct{}{} // service/ip of ready pods: the keys the operator writes
 	token := ""
 	for {
 		items, err := client.CoreV1().Pods(namespace).List(context.Background(),
@@ -119,6 +122,9 @@ func list(client *kubernetes.Clientset, namespace string, page int64) map[string
 			for _, c := range pod.Status.Conditions {
 				if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
 					ready++
+					if service := pod.Annotations["kitex.cloudwego.io/service"]; service != "" && pod.Status.PodIP != "" {
+						instances[service+"/"+pod.Status.PodIP] = struct{}{}
+					}
 				}
 			}
 		}
@@ -126,6 +132,7 @@ func list(client *kubernetes.Clientset, namespace string, page int64) map[string
 			break
 		}
 	}
-	return map[string]any{"pods": pods, "ready": ready,
-		"seconds": time.Since(started).Seconds(), "cpu": kubeclient.CPUSeconds() - cpu}
+	seconds := time.Since(started).Seconds()
+	return map[string]any{"pods": pods, "ready": ready, "keys": len(instances),
+		"seconds": seconds, "cpu": kubeclient.CPUSeconds() - cpu}
 }
