@@ -561,10 +561,8 @@ class BindingWorker:
         mine = RangeClaim(registry.recorded(self.binding), created(self.binding),
                           self.binding.range)
         others: dict[Binding, RangeClaim] = {}
-        for other in state.bindings():
-            if other.target == self.binding.target and other != self.binding \
-                    and ranges_nest(other.range, self.binding.range):
-                others[other] = RangeClaim(registry.recorded(other), created(other), other.range)
+        for other in state.nesting(self.binding):
+            others[other] = RangeClaim(registry.recorded(other), created(other), other.range)
         for prefix, service in registry.bindings_on_record():
             other = Binding(self.binding.target, prefix, service)
             if other != self.binding and other not in others \
