@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .names import ANNOTATION_PREFIX
 
@@ -62,6 +62,32 @@ def _ports(spec: Mapping[str, Any]) -> Iterator[ContainerPort]:
                 yield _text(port.get("name")), number, _text(port.get("protocol")) or "TCP"
 
 
+_SHARED: dict[object, Any] = {}
+_SHARED_MAX = 100_000
+S = TypeVar("S", dict[str, str], tuple[ContainerPort, ...])
+
+
+def _shared(value: S) -> S:
+    """One copy of each distinct label set, annotation set and port list.
+
+    The operator holds every pod in scope (100,000 and more) and the pods of
+    one Deployment carry the same labels, annotations and ports: one dict per
+    pod cost ~330 bytes of a pod's ~2 KB. Views never change what they hold
+    (``PodView`` is frozen, its mappings read-only by contract), so equal values
+    can be the same object. Keys and values are interned too: selectors
+    compare them constantly. The table is emptied when it grows past
+    ``_SHARED_MAX`` distinct values, so it cannot grow without bound.
+    """
+    key = ("labels", *value.items()) if isinstance(value, dict) else ("ports", *value)
+    found = _SHARED.get(key)
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    if len(_SHARED) >= _SHARED_MAX:
+        _SHARED.clear()
+    _SHARED[key] = value
+    return value
+
+
 def assemble(*, uid: str, namespace: str, name: str, labels: Iterable[tuple[str, str]],
              annotations: Iterable[tuple[str, str]], pod_ip: str, pod_ips: Iterable[str],
              host_ip: str, conditions: Mapping[str, object], gates: Iterable[str],
@@ -90,19 +116,17 @@ def assemble(*, uid: str, namespace: str, name: str, labels: Iterable[tuple[str,
         uid=uid,
         namespace=sys.intern(namespace),
         name=name,
-        # Interned: ten thousand pods of one Deployment share the same few keys
-        # and values, and selectors compare them constantly.
-        labels={sys.intern(k): sys.intern(v) for k, v in labels},
-        annotations={sys.intern(k): v for k, v in annotations
-                     if k.startswith(ANNOTATION_PREFIX)},
+        labels=_shared({sys.intern(k): sys.intern(v) for k, v in labels}),
+        annotations=_shared({sys.intern(k): v for k, v in annotations
+                             if k.startswith(ANNOTATION_PREFIX)}),
         pod_ips=tuple(ips),
-        host_ip=host_ip or None,
+        host_ip=sys.intern(host_ip) if host_ip else None,
         ready=ready,
         terminating=deleting,
-        container_ports=tuple(ports),
+        container_ports=_shared(tuple(ports)),
         host_network=host_network,
         finished=phase in ("Succeeded", "Failed"),
-        created=created,
+        created=sys.intern(created),
     )
 
 
