@@ -230,21 +230,33 @@ class KubeApi:
         """Every page of a list; an error anywhere raises: a list is never cut short.
 
         The request and the decoding of its answer run together in the pool's
-        thread: the event loop gets the page ready to use.
+        thread: the event loop gets the page ready to use. The next page is
+        asked for as soon as its token is known, before this one is handed
+        over: the API server encodes it (another process, another core) while
+        the caller works through this one.
         """
-        token = ""
-        count = 0
-        while True:
+
+        def fetch(token: str) -> asyncio.Future[tuple[list[Item], str, str]]:
             kwargs: dict[str, Any] = {"limit": PAGE, "_preload_content": False}
             if token:
                 kwargs["_continue"] = token
-            items, version, token = await self.call(_fetch_page, decode, fn, args, kwargs)
-            count += len(items)
-            yield Page(items, version)
-            if not token:
-                return
-            if count % (PAGE * 10) == 0:
-                log.info("Listing: %d objects so far", count)
+            return asyncio.ensure_future(self.call(_fetch_page, decode, fn, args, kwargs))
+
+        count = 0
+        pending = fetch("")
+        try:
+            while True:
+                items, version, token = await pending
+                if token:
+                    pending = fetch(token)
+                count += len(items)
+                yield Page(items, version)
+                if not token:
+                    return
+                if count % (PAGE * 10) == 0:
+                    log.info("Listing: %d objects so far", count)
+        finally:
+            pending.cancel()  # the caller stopped early: that page is not wanted
 
     # --- secrets, status, events ---------------------------------------------
 
