@@ -253,7 +253,7 @@ class Controller:
             return
         self._watching = True
         for watch in self.watches:
-            self._tasks.append(supervisor.spawn(f"{watch.resource.name}-watch", watch.scope,
+            self._tasks.append(supervisor.spawn(watch.resource.task, watch.scope,
                                                 watch.run))
 
     async def start(self) -> None:

@@ -66,6 +66,7 @@ class Resource:
 
     name: str  # plural: pods, services, endpointslices
     lister: Callable[[KubeApi, str | None], Callable[..., Any]]
+    task: str  # the supervisor's task kind of its watch
 
 
 class ListWatch:
@@ -226,6 +227,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-PODS = Resource("pods", lambda kube, ns: kube.pod_lister(ns))
-SERVICES = Resource("services", lambda kube, ns: kube.service_lister(ns))
-ENDPOINT_SLICES = Resource("endpointslices", lambda kube, ns: kube.endpointslice_lister(ns))
+PODS = Resource("pods", lambda kube, ns: kube.pod_lister(ns), "pod-watch")
+SERVICES = Resource("services", lambda kube, ns: kube.service_lister(ns), "service-watch")
+ENDPOINT_SLICES = Resource("endpointslices", lambda kube, ns: kube.endpointslice_lister(ns),
+                           "endpointslice-watch")
