@@ -19,11 +19,12 @@ from .etcd.client import EtcdClient
 from .etcd.errors import EtcdError
 from .kube import parse_kitexservice, pod_view
 from .kube.errors import SpecError
+from .model import DEFAULT_OWNER_PREFIX
+from .options import default_target, etcd_options
 from .plan import Binding, Observed, make_plan
 from .policy import PolicySet, decide_owner
-from .registry import DEFAULT_OWNER_PREFIX, TargetRegistry
+from .registry import TargetRegistry
 from .resolve import NoInstance, go_resolve, service_prefix
-from .runner import default_target, etcd_options
 from .settings import Settings
 from .targets import TargetError, Targets
 

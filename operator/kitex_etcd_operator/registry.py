@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from . import metrics, supervisor
 from .etcd.client import Compare, DeleteOp, EtcdClient, KeyValue, PutOp
 from .etcd.errors import EtcdError, EtcdLeaseNotFound
+from .model import DEFAULT_OWNER_PREFIX
 from .plan import Binding, Delete, Observed, Op, Plan, Policy, Put, batches, make_plan
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OWNER_PREFIX = "kitex-etcd-operator/owners"
 MAX_CONFLICT_ROUNDS = 3
 
 
@@ -98,7 +98,6 @@ class TargetRegistry:
         self._revoking: set[int] = set()
         self._keepalive_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self.keepalive_requests = 0
         self.requests = 0
 
     def _count(self, op: str, n: int = 1) -> None:
@@ -221,7 +220,6 @@ class TargetRegistry:
                     self._keepalive_due.pop(lease, None)
                     continue
                 try:
-                    self.keepalive_requests += 1
                     self._count("keepalive")
                     remaining = await self.client.keepalive(lease)
                 except EtcdError as exc:
@@ -388,10 +386,6 @@ class TargetRegistry:
     def bindings_on_record(self) -> set[tuple[str, str]]:
         """(prefix, service) pairs we own leases for, including ones no spec names any more."""
         return {(r.prefix, r.service) for r in self.records.values()}
-
-    def cached(self, binding: Binding) -> Mapping[str, Observed]:
-        state = self._states.get(binding)
-        return state.observed if state else {}
 
     async def close(self) -> None:
         if self._keepalive_task is not None:
