@@ -20,7 +20,8 @@ import kopf
 
 from . import supervisor
 from .controller import Controller
-from .kubeapi import GROUP, PLURAL, POLICY_PLURAL, REGISTRY_PLURAL, VERSION
+from .kube.names import GROUP
+from .kubeapi import PLURAL, POLICY_PLURAL, REGISTRY_PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 
