@@ -30,7 +30,9 @@ FLUSH_INTERVAL = 1.0
 
 
 @dataclass(slots=True)
-class _Object:
+class _ObjectStatus:
+    """One KitexService as the status writer keeps it: conditions, and the status to send."""
+
     ref: ObjectRef
     generation: int
     spec_error: SpecError | None = None
@@ -45,7 +47,7 @@ class StatusReporter:
     def __init__(self, kube: KubeApi | None, state: DesiredState) -> None:
         self.kube = kube
         self.state = state
-        self.objects: dict[SpecKey, _Object] = {}
+        self.objects: dict[SpecKey, _ObjectStatus] = {}
         self._task: asyncio.Task[None] | None = None
         self._events: asyncio.Queue[tuple[ObjectRef, str, str, bool]] = asyncio.Queue()
         self._pod_errors_reported: dict[str, str] = {}
@@ -71,7 +73,7 @@ class StatusReporter:
         if obj is not None:
             obj.spec_error = None
 
-    def _refuse(self, obj: _Object, err: SpecError) -> None:
+    def _refuse(self, obj: _ObjectStatus, err: SpecError) -> None:
         reason = getattr(err, "reason", "InvalidSpec")
         obj.spec_error = err
         self._set(obj, "Ready", False, reason, str(err))
@@ -109,7 +111,8 @@ class StatusReporter:
                 "this is registered (a cluster admin can share the name with "
                 "sharedServiceNames of a KitexRegistrationPolicy)")
 
-    def _refused_claim(self, obj: _Object, binding: Binding, message: str, reason: str) -> None:
+    def _refused_claim(self, obj: _ObjectStatus, binding: Binding, message: str,
+                       reason: str) -> None:
         """A KitexService that may not write its service: Conflict, Ready False, one Event."""
         was = obj.conditions.get("Conflict", {})
         self._set(obj, "Ready", False, reason, message)
@@ -161,17 +164,17 @@ class StatusReporter:
 
     # --- rendering -----------------------------------------------------------
 
-    def _object(self, key: SpecKey, body: Mapping[str, Any]) -> _Object:
+    def _object(self, key: SpecKey, body: Mapping[str, Any]) -> _ObjectStatus:
         meta = body.get("metadata", {})
         ref = ObjectRef(KIND, str(body.get("apiVersion", "")), key[0], key[1],
                         str(meta.get("uid", "")))
         obj = self.objects.get(key)
         if obj is None or obj.ref.uid != ref.uid:
-            obj = self.objects[key] = _Object(ref, int(meta.get("generation") or 0))
+            obj = self.objects[key] = _ObjectStatus(ref, int(meta.get("generation") or 0))
         obj.generation = int(meta.get("generation") or 0)
         return obj
 
-    def _update(self, obj: _Object, binding: Binding, report: SyncReport) -> None:
+    def _update(self, obj: _ObjectStatus, binding: Binding, report: SyncReport) -> None:
         retry, degraded = report.retry, report.degraded
         if retry.failures == 0:
             self._set(obj, "Ready", True, "Synced", f"entries in etcd match the pods ({binding})")
@@ -214,7 +217,7 @@ class StatusReporter:
                   else "every selected pod is usable")
         obj.pending = self._render(obj, binding, report)
 
-    def _render(self, obj: _Object, binding: Binding | None,
+    def _render(self, obj: _ObjectStatus, binding: Binding | None,
                 report: SyncReport | None) -> dict[str, Any]:
         status: dict[str, Any] = {"observedGeneration": obj.generation,
                                   "conditions": list(obj.conditions.values())}
@@ -238,7 +241,7 @@ class StatusReporter:
                 status["lastSyncTime"] = _now()
         return status
 
-    def _set(self, obj: _Object, kind: str, value: bool, reason: str, message: str) -> None:
+    def _set(self, obj: _ObjectStatus, kind: str, value: bool, reason: str, message: str) -> None:
         status = "True" if value else "False"
         old = obj.conditions.get(kind)
         if old and old["status"] == status and old["reason"] == reason \
