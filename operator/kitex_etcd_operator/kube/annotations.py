@@ -174,8 +174,10 @@ def spec_from_annotations(pod: PodView | Mapping[str, str], *,
     try:
         return _parse(items, retry or RetryConfig())
     except SpecError as err:
-        # An annotation is one string: name it, not an index inside its parsed value.
-        end = err.field.find("]")
-        if err.field.startswith("metadata.annotations[") and end != len(err.field) - 1:
-            raise SpecError(err.field[:end + 1], err.message) from None
+        # An annotation is one string: name it, not an index inside its parsed value
+        # (found by its name, which may itself hold "]", rather than by the first "]").
+        named = [f"metadata.annotations[{key}]" for key, _ in items]
+        at = max((f for f in named if err.field.startswith(f)), key=len, default=None)
+        if at is not None and at != err.field:
+            raise SpecError(at, err.message) from None
         raise
