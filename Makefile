@@ -45,6 +45,7 @@ deps: venv tools
 
 lint: venv
 	$(BIN)/ruff check operator devtools tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: venv
 	$(BIN)/mypy

@@ -248,7 +248,7 @@ def _targets(results: Results) -> list[str]:
     lines += ["", "What changed since the first run (19.7 s and 560 MiB at 10,000 pods; "
               "churn p99 471 ms at 132/s): pods are no longer watched through kopf, whose "
               "unpaginated list and per-object workers held every pod body at once. "
-              "`podwatch.py` lists 500 pods a page, reduces each to the few fields "
+              "`listwatch.py` lists 500 pods a page, reduces each to the few fields "
               "registration reads, and watches from the list's resourceVersion; kopf "
               "keeps the KitexService watch only. The churn load generator moved from "
               "Python to Go, which freed the core that the 200/s scenario lacked."]

@@ -48,7 +48,11 @@ def latency(kube: KubeCluster, etcd: EtcdCluster, operator_cls: Any, workdir: Pa
     api = kube.api_client()
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     core.create_namespace({"metadata": {"name": NAMESPACE}})
-    core.create_namespaced_service_account(NAMESPACE, {"metadata": {"name": "default"}})
+    try:  # pods wait for it; the controller-manager may have made it already
+        core.create_namespaced_service_account(NAMESPACE, {"metadata": {"name": "default"}})
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
     apps.create_namespaced_deployment(NAMESPACE, {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "src"},
         "spec": {"replicas": pods, "selector": {"matchLabels": {"app": "src"}},

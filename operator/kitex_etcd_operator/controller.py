@@ -51,6 +51,7 @@ from .policy import (
     single_team_rule,
 )
 from .registry import RegistryError, SyncResult, TargetRegistry
+from .report import SyncReport
 from .retry import RetryState
 from .settings import Settings
 from .status import StatusReporter
@@ -312,7 +313,7 @@ class Controller:
 
         A missing KitexService CRD is the one exception that is not retried:
         annotation mode works without it, and kopf starts watching the CRD's
-        objects once it is installed. Pods come from ``podwatch``, whose first
+        objects once it is installed. Pods come from ``listwatch``, whose first
         complete list ``start`` waits for.
         """
         assert self.kube is not None
@@ -415,7 +416,7 @@ class BindingWorker:
     """
 
     def __init__(self, controller: Controller, binding: Binding) -> None:
-        self.c = controller
+        self.controller = controller
         self.binding = binding
         self.dirty: set[str] = set()
         self.full = True
@@ -437,6 +438,15 @@ class BindingWorker:
         self._changed_since: float | None = None  # first change not yet in etcd
         self.task: asyncio.Task[None] | None = supervisor.spawn(
             "binding", str(binding), self._run, on_crash=self._crashed)
+
+    def report(self) -> SyncReport:
+        """The last cycle as the status writer renders it."""
+        return SyncReport(
+            retry=self.retry, retry_config=self.config.retry,
+            conflicts=tuple(self.last.conflicts) if self.last else (),
+            withheld_deletes=self.capped_deletes,
+            max_deletes=self.controller.settings.max_deletes, owner=self.owner,
+            refusal=self.refusal, etcd=self.config.target.describe())
 
     @property
     def _log_extra(self) -> dict[str, str]:
@@ -461,8 +471,8 @@ class BindingWorker:
                    "worker restarts, see the operator's log")
         self.retry = self.retry.failed(message, "InternalError")
         self.full, self.attempted = True, True
-        self.c.status.task_crashed(self.binding, message)
-        self.c.status.binding_synced(self.binding, self)
+        self.controller.status.task_crashed(self.binding, message)
+        self.controller.status.binding_synced(self.binding, self.report())
 
     def cancel(self) -> None:
         if self.task is not None:
@@ -472,17 +482,17 @@ class BindingWorker:
         await self._idle.wait()
 
     async def _run(self) -> None:
-        await self.c.synced.wait()
+        await self.controller.synced.wait()
         # A standby made this worker long ago: an absent owner's grace starts when
         # this replica can act on it, not when it first heard of the binding.
         self._owner_claimed_at = time.monotonic()
         while True:
             await self._wait_for_work()
-            await asyncio.sleep(self.c.settings.debounce)
+            await asyncio.sleep(self.controller.settings.debounce)
             keys = None if self.full else self.dirty
             self.dirty, self.full = set(), False
             changed, self._changed_since = self._changed_since, None
-            state = self.c.state
+            state = self.controller.state
             if not state.claimed(self.binding) and not state.instance_count(self.binding):
                 if await self._remove(self.config.target):
                     return
@@ -513,14 +523,14 @@ class BindingWorker:
     # --- ownership ---------------------------------------------------------------
 
     def _decide_owner(self, registry: TargetRegistry | None) -> str | None:
-        claims = self.c.state.claims(self.binding)
+        claims = self.controller.state.claims(self.binding)
         recorded = registry.recorded_owner(self.binding) if registry is not None else None
         now = time.monotonic()
         if registry is not None and (recorded is None or any(c.group == recorded
                                                              for c in claims)):
             self._owner_claimed_at = now
         return decide_owner(claims, recorded, recorded_absent_for=now - self._owner_claimed_at,
-                            grace=self.c.settings.claim_grace)
+                            grace=self.controller.settings.claim_grace)
 
     async def _registry_and_owner(self) -> tuple[TargetRegistry, str | None, BindingConfig]:
         """Connect with the settings of the likely owner, then decide with etcd's record.
@@ -529,15 +539,15 @@ class BindingWorker:
         than the first guess, must reach this etcd with the same credentials
         (``Targets.get`` refuses otherwise).
         """
-        state = self.c.state
+        state = self.controller.state
         owner = self._decide_owner(None)
         config = self.trying = state.config_for(self.binding, owner) or self.config
-        registry = await self.c.targets.get(config.target)
+        registry = await self.controller.targets.get(config.target)
         recorded_owner = self._decide_owner(registry)
         if recorded_owner != owner:
             owner = recorded_owner
             config = self.trying = state.config_for(self.binding, owner) or config
-            registry = await self.c.targets.get(config.target)
+            registry = await self.controller.targets.get(config.target)
         return registry, owner, config
 
     def _nesting_refusal(self, registry: TargetRegistry) -> str | None:
@@ -548,7 +558,7 @@ class BindingWorker:
         ``x`` and ``x/inner``) would add instances to the outer service that
         its owner never wrote. The range recorded first keeps its place.
         """
-        state = self.c.state
+        state = self.controller.state
         owners_range = f"{registry.owner_prefix}/"
         if ranges_nest(self.binding.range, owners_range) or self.binding.range == owners_range:
             return (f"the range {self.binding.range} overlaps the operator's ownership "
@@ -585,20 +595,20 @@ class BindingWorker:
         if owner != self.owner:
             keys = None  # another owner's instances: diff the whole range
         if keys is None:
-            await self.c.targets.refresh(config.target)
+            await self.controller.targets.refresh(config.target)
             self.refusal = self._nesting_refusal(registry)
         self.config, self.owner = config, owner
-        self.namespaces = self.c.state.namespaces_of(self.binding, owner)
+        self.namespaces = self.controller.state.namespaces_of(self.binding, owner)
+        settings = self.controller.settings
         if self.refusal is not None:
             if registry.recorded(self.binding):
-                await registry.remove(self.binding, policy=self.c.settings.policy,
-                                      dry_run=self.c.settings.dry_run)
+                await registry.remove(self.binding, policy=settings.policy,
+                                      dry_run=settings.dry_run)
             return SyncResult(), config
         result = await registry.sync(
-            self.binding, self.c.state.view(self.binding, self.namespaces),
-            ttl=config.ttl, keys=keys, policy=self.c.settings.policy,
-            max_deletes=self.c.settings.max_deletes, dry_run=self.c.settings.dry_run,
-            owner=owner or "")
+            self.binding, self.controller.state.view(self.binding, self.namespaces),
+            ttl=config.ttl, keys=keys, policy=settings.policy,
+            max_deletes=settings.max_deletes, dry_run=settings.dry_run, owner=owner or "")
         return result, config
 
     async def _sync(self, keys: set[str] | None) -> bool:
@@ -610,7 +620,7 @@ class BindingWorker:
             except (EtcdAuthError, EtcdTLSError):
                 # Credentials refused: a rotated Secret is read again now, not one
                 # retryDelay later after a failure users would see for nothing.
-                if not await self.c.targets.refresh(self.trying.target):
+                if not await self.controller.targets.refresh(self.trying.target):
                     raise
                 keys = None
                 result, config = await self._attempt(keys)
@@ -627,7 +637,7 @@ class BindingWorker:
         self.last_sync_time = time.monotonic()
         self.attempted = True
         self._export(config, "full" if keys is None else "incremental", started)
-        self.c.status.binding_synced(self.binding, self)
+        self.controller.status.binding_synced(self.binding, self.report())
         return self.retry.failures == 0
 
     def _succeeded(self, result: SyncResult, started: float) -> None:
@@ -637,14 +647,14 @@ class BindingWorker:
         self.last = result
         # Under upsert-only every delete is withheld by design; only the cap is news.
         self.capped_deletes = (result.withheld_deletes
-                               if self.c.settings.policy is Policy.SYNC else 0)
+                               if self.controller.settings.policy is Policy.SYNC else 0)
         if self.capped_deletes:
             # The cap slows a wipe down so that a person can notice it; the rest
             # follows cycle by cycle, observeDelay apart.
             metrics.deletes_withheld.labels(self.binding.prefix, self.binding.service).inc(
                 self.capped_deletes)
             log.warning("Held back %d deletion(s) of %s (--max-deletes %s)",
-                        self.capped_deletes, self.binding, self.c.settings.max_deletes,
+                        self.capped_deletes, self.binding, self.controller.settings.max_deletes,
                         extra=self._log_extra)
         self._not_before = 0.0
         if result.puts or result.deletes or result.conflicts:
@@ -653,14 +663,15 @@ class BindingWorker:
                      describe_group(self.owner) if self.owner else "nobody", result.puts,
                      result.deletes, result.unchanged, len(result.conflicts), result.txns,
                      (time.monotonic() - started) * 1000,
-                     " (dry run)" if self.c.settings.dry_run else "", extra=self._log_extra)
+                     " (dry run)" if self.controller.settings.dry_run else "",
+                     extra=self._log_extra)
         if self.refusal is not None:
             log.warning("Not writing %s: %s", self.binding, self.refusal, extra=self._log_extra)
 
     def _export(self, config: BindingConfig, kind: str, started: float) -> None:
         labels = (self.binding.prefix, self.binding.service)
         metrics.sync_seconds.labels(kind).observe(time.monotonic() - started)
-        desired = 0 if self.refusal else self.c.state.instance_count(self.binding,
+        desired = 0 if self.refusal else self.controller.state.instance_count(self.binding,
                                                                      self.namespaces)
         conflicts = len(self.last.conflicts) if self.last else 0
         metrics.desired_instances.labels(*labels).set(desired)
@@ -686,20 +697,21 @@ class BindingWorker:
                      extra=self._log_extra)
             return await self._forget()
         try:
-            registry = await self.c.targets.get(target)
+            registry = await self.controller.targets.get(target)
             if self.refusal is None:  # a refused binding wrote nothing that is its own
-                await registry.remove(self.binding, policy=self.c.settings.policy,
-                                      dry_run=self.c.settings.dry_run)
+                await registry.remove(self.binding, policy=self.controller.settings.policy,
+                                      dry_run=self.controller.settings.dry_run)
         except TargetError as exc:
             log.warning("Letting %s go without removing its entries (they expire within "
                         "their lease TTL): %s", self.binding, exc, extra=self._log_extra)
         except RECOVERABLE as exc:
             self.retry = self.retry.failed(public_error(exc, target), failure_reason(exc))
-            self._not_before = time.monotonic() + self.retry.next_delay(self.c.settings.retry)
+            self._not_before = time.monotonic() + self.retry.next_delay(
+                self.controller.settings.retry)
             self.full = True
             log.warning("Removing %s failed: %s", self.binding, exc, extra=self._log_extra)
-            self.c.status.removal_failed(
-                [key for key, b in self.c._spec_bindings.items() if b == self.binding],
+            self.controller.status.removal_failed(
+                [key for key, b in self.controller._spec_bindings.items() if b == self.binding],
                 f"the entries of {self.binding} could not be removed, retrying: "
                 f"{public_error(exc, target)}")
             return False
@@ -711,8 +723,8 @@ class BindingWorker:
         metrics.forget_service(self.binding.prefix, self.binding.service)
         self.done = True
         self._idle.set()
-        self.c.workers.pop(self.binding, None)
-        await self.c.release_unused_targets()
+        self.controller.workers.pop(self.binding, None)
+        await self.controller.release_unused_targets()
         return True
 
 

@@ -26,10 +26,10 @@ import kubernetes
 import urllib3
 
 from . import metrics
+from .kube.names import GROUP
 
 log = logging.getLogger(__name__)
 
-GROUP = "kitex.cloudwego.io"
 VERSION = "v1alpha1"
 PLURAL = "kitexservices"
 KIND = "KitexService"

@@ -138,7 +138,6 @@ _deletes_withheld = Counter(f"{NS}_deletes_withheld_total",
                             "Deletions held back by --max-deletes (they follow in later cycles)",
                             ["prefix", "service"])
 deletes_withheld = ServiceCounter(_deletes_withheld)
-leases = Gauge(f"{NS}_leases", "Leases held, over all etcd targets")
 pods_seen = Gauge(f"{NS}_pods_seen", "Pods in the operator's view (watched namespaces)")
 pod_relists = Counter(f"{NS}_pod_relists_total",
                       "Complete lists of pods, by reason (initial, resync, gone: a 410 answer)",
@@ -167,8 +166,6 @@ def watch_errors(resource: str) -> Any:
         return pod_watch_errors
     return _source_watch_errors.labels(resource)
 
-
-pods_registered = Gauge(f"{NS}_pods_registered", "Pods that are an instance of some service")
 writes = Counter(f"{NS}_entries_written_total", "Entries put or deleted, by kind", ["kind"])
 initial_sync_done = Gauge(f"{NS}_initial_sync_done", "1 once the initial lists were applied")
 leader = Gauge(f"{NS}_leader", "1 while this replica is the writer")

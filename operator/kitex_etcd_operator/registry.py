@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from . import metrics, supervisor
 from .etcd.client import Compare, DeleteOp, EtcdClient, KeyValue, PutOp
 from .etcd.errors import EtcdError, EtcdLeaseNotFound
+from .model import DEFAULT_OWNER_PREFIX
 from .plan import Binding, Delete, Observed, Op, Plan, Policy, Put, batches, make_plan
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OWNER_PREFIX = "kitex-etcd-operator/owners"
 MAX_CONFLICT_ROUNDS = 3
 
 
@@ -94,9 +94,10 @@ class TargetRegistry:
         self._states: dict[Binding, _BindingState] = {}
         self._on_lease_lost = on_lease_lost
         self._keepalive_due: dict[int, float] = {}
+        # Leases we asked etcd to revoke without hearing it done: never written to again.
+        self._revoking: set[int] = set()
         self._keepalive_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self.keepalive_requests = 0
         self.requests = 0
 
     def _count(self, op: str, n: int = 1) -> None:
@@ -180,11 +181,12 @@ class TargetRegistry:
     async def _lease_for(self, binding: Binding, ttl: int, state: _BindingState,
                          owner: str = "") -> int:
         """The binding's lease: the current one, an adopted one of the same TTL, or a new one."""
-        if state.lease and state.ttl == ttl and state.lease in self.records:
+        if state.lease and state.ttl == ttl and state.lease in self.records \
+                and state.lease not in self._revoking:
             return state.lease
         for record in self.records.values():
             if record.prefix == binding.prefix and record.service == binding.service \
-                    and record.ttl == ttl:
+                    and record.ttl == ttl and record.lease not in self._revoking:
                 state.lease, state.ttl = record.lease, ttl
                 return record.lease
         self._count("grant")
@@ -218,7 +220,6 @@ class TargetRegistry:
                     self._keepalive_due.pop(lease, None)
                     continue
                 try:
-                    self.keepalive_requests += 1
                     self._count("keepalive")
                     remaining = await self.client.keepalive(lease)
                 except EtcdError as exc:
@@ -241,6 +242,7 @@ class TargetRegistry:
         """The lease expired (etcd down longer than the TTL): its keys are gone."""
         record = self.records.pop(lease, None)
         self._keepalive_due.pop(lease, None)
+        self._revoking.discard(lease)
         if record is None:
             return
         log.warning("Lease %x of %s/%s expired; its entries will be written again",
@@ -345,10 +347,25 @@ class TargetRegistry:
                 await self._revoke(record.lease)
 
     async def _revoke(self, lease: int) -> None:
+        """Revoke one of our leases; once asked, the lease is given up for good.
+
+        A revoke that fails has an unknown outcome: etcd may have taken the
+        request and apply it later (a proposal made as the members went down
+        is committed when they come back). Writing new entries on that lease
+        would see them all deleted at once, seconds later, while their pods
+        stay ready. So the lease is neither kept alive nor written to again;
+        its record stays until etcd confirms the revoke, for ownership of the
+        keys still on it and for the revoke to be asked again.
+        """
+        self._revoking.add(lease)
+        self._keepalive_due.pop(lease, None)
+        record = self.records.get(lease)
+        log.info("Revoking lease %x of %s", lease,
+                 f"{record.prefix}/{record.service}" if record else "an unknown service")
         self._count("revoke")
         await self.client.revoke(lease)
+        self._revoking.discard(lease)
         self.records.pop(lease, None)
-        self._keepalive_due.pop(lease, None)
 
     async def remove(self, binding: Binding, *, policy: Policy = Policy.SYNC,
                      dry_run: bool = False) -> int:
@@ -369,10 +386,6 @@ class TargetRegistry:
     def bindings_on_record(self) -> set[tuple[str, str]]:
         """(prefix, service) pairs we own leases for, including ones no spec names any more."""
         return {(r.prefix, r.service) for r in self.records.values()}
-
-    def cached(self, binding: Binding) -> Mapping[str, Observed]:
-        state = self._states.get(binding)
-        return state.observed if state else {}
 
     async def close(self) -> None:
         if self._keepalive_task is not None:

@@ -14,76 +14,24 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable
-from pathlib import Path
 from typing import Any
 
 import click
 
 from . import metrics, supervisor
-from .durations import DIAL_TIMEOUT, OBSERVE_DELAY, RETRY_DELAY, Duration
-from .etcd.channel import MAX_MESSAGE, set_max_response
+from .durations import OBSERVE_DELAY, RETRY_DELAY
 from .kube.spec import MAX_LEASE_TTL, MIN_LEASE_TTL
 from .leader import ElectionConfig, LeaderElector, LostLeadership
 from .logs import setup_logging
-from .model import DEFAULT_LEASE_TTL, DEFAULT_PREFIX, validate_prefix
+from .model import DEFAULT_LEASE_TTL, DEFAULT_OWNER_PREFIX, validate_prefix
+from .options import Duration, default_target, etcd_options
 from .plan import Policy
-from .registry import DEFAULT_OWNER_PREFIX
 from .retry import RetryConfig
-from .settings import DefaultTarget, Settings
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 TAKEOVER_MARGIN = 10.0  # seconds a new leader may need for its first sync
 STOP_GRACE = 10.0  # seconds the controller gets to stop writing on SIGTERM
-
-
-def etcd_options(fn: Any) -> Any:
-    """The default etcd target: shared by ``run``, ``resolve``, ``diff`` and ``purge``."""
-    options = [
-        click.option("--etcd-endpoints", envvar="KITEX_ETCD_ENDPOINTS", default="127.0.0.1:2379",
-                     show_default=True, help="Comma-separated etcd endpoints, tried in turn."),
-        click.option("--etcd-username", envvar="KITEX_ETCD_USERNAME"),
-        click.option("--etcd-password-file", envvar="KITEX_ETCD_PASSWORD_FILE",
-                     type=click.Path(dir_okay=False, path_type=Path),
-                     help="File holding the etcd password (or set KITEX_ETCD_PASSWORD)."),
-        click.option("--etcd-ca", envvar="KITEX_ETCD_CA", type=click.Path(path_type=Path),
-                     help="CA certificate (PEM) that signed etcd's server certificate."),
-        click.option("--etcd-cert", envvar="KITEX_ETCD_CERT", type=click.Path(path_type=Path),
-                     help="Client certificate (PEM) for mutual TLS."),
-        click.option("--etcd-key", envvar="KITEX_ETCD_KEY", type=click.Path(path_type=Path),
-                     help="Client key (PEM) for mutual TLS."),
-        click.option("--etcd-secret", envvar="KITEX_ETCD_SECRET", metavar="NAMESPACE/NAME",
-                     help="A Secret with username/password and/or ca.crt/tls.crt/tls.key."),
-        click.option("--etcd-dial-timeout", envvar="KITEX_ETCD_DIAL_TIMEOUT",
-                     type=Duration(DIAL_TIMEOUT),
-                     default="5s", show_default=True),
-        click.option("--etcd-max-response-size", envvar="KITEX_ETCD_MAX_RESPONSE_SIZE",
-                     type=click.IntRange(1024 * 1024, 2**31 - 1), default=MAX_MESSAGE,
-                     show_default=True,
-                     help="Cap on one etcd response, in bytes (a range read of a service)."),
-        click.option("--prefix", envvar="KITEX_ETCD_PREFIX", default=DEFAULT_PREFIX,
-                     show_default=True, help="Default key prefix (WithEtcdServicePrefix)."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def default_target(kw: dict[str, Any]) -> DefaultTarget:
-    set_max_response(kw["etcd_max_response_size"])
-    password = os.environ.get("KITEX_ETCD_PASSWORD")
-    if kw["etcd_password_file"]:
-        password = kw["etcd_password_file"].read_text().strip()
-    if bool(kw["etcd_cert"]) != bool(kw["etcd_key"]):
-        raise click.UsageError("--etcd-cert and --etcd-key go together")
-    if kw["etcd_username"] and password is None:
-        raise click.UsageError("--etcd-username needs --etcd-password-file or KITEX_ETCD_PASSWORD")
-    endpoints = tuple(e.strip() for e in kw["etcd_endpoints"].split(",") if e.strip())
-    if not endpoints:
-        raise click.UsageError("--etcd-endpoints names no endpoint")
-    return DefaultTarget(endpoints=endpoints, username=kw["etcd_username"], password=password,
-                         ca_file=kw["etcd_ca"], cert_file=kw["etcd_cert"],
-                         key_file=kw["etcd_key"], secret=kw["etcd_secret"],
-                         dial_timeout=kw["etcd_dial_timeout"])
 
 
 @click.command()

@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .model import DEFAULT_LEASE_TTL, DEFAULT_PREFIX
+from .model import DEFAULT_LEASE_TTL, DEFAULT_OWNER_PREFIX, DEFAULT_PREFIX
 from .plan import Policy
-from .registry import DEFAULT_OWNER_PREFIX
 from .retry import RetryConfig
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from kitex_etcd_operator.kube.selectors import OPERATORS
 from kitex_etcd_operator.kube.spec import ADDRESS_SOURCES, IP_FAMILIES, parse_kitexservice
+from kitex_etcd_operator.labels import OPERATORS
 from kitex_etcd_operator.model import Framework
 from kitex_etcd_operator.retry import RetryConfig
 

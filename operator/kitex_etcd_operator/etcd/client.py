@@ -204,11 +204,11 @@ class EtcdClient:
         key = prefix.encode()
         request = rpc.RangeRequest(key=key, range_end=utils.prefix_range_end(key))
 
-        async def go(c: Channel) -> Any:
+        async def get_prefix_on(c: Channel) -> Any:
             return await c.kv.Range(request, timeout=self.target.request_timeout,
                                     metadata=c.metadata)
 
-        response = await self._call(go, replay_safe=True)
+        response = await self._call(get_prefix_on, replay_safe=True)
         kvs = [KeyValue(kv.key.decode(), bytes(kv.value), kv.lease, kv.create_revision,
                         kv.mod_revision) for kv in response.kvs]
         return kvs, int(response.header.revision)
@@ -218,24 +218,24 @@ class EtcdClient:
         request = rpc.TxnRequest(compare=[c.message() for c in compares],
                                  success=[request_op(op) for op in ops])
 
-        async def go(c: Channel) -> Any:
+        async def txn_on(c: Channel) -> Any:
             return await c.kv.Txn(request, timeout=self.target.request_timeout,
                                   metadata=c.metadata)
 
-        response = await self._call(go, replay_safe=txn_replay_safe(compares, ops))
+        response = await self._call(txn_on, replay_safe=txn_replay_safe(compares, ops))
         return bool(response.succeeded)
 
     async def grant(self, ttl: int) -> int:
-        async def go(c: Channel) -> Any:
+        async def grant_on(c: Channel) -> Any:
             return await c.lease.LeaseGrant(rpc.LeaseGrantRequest(TTL=ttl),
                                             timeout=self.target.request_timeout,
                                             metadata=c.metadata)
 
-        return int((await self._call(go, replay_safe=True)).ID)
+        return int((await self._call(grant_on, replay_safe=True)).ID)
 
     async def revoke(self, lease_id: int) -> None:
         """Revoke a lease and with it every key on it; a missing lease is not an error."""
-        async def go(c: Channel) -> None:
+        async def revoke_on(c: Channel) -> None:
             try:
                 await c.lease.LeaseRevoke(rpc.LeaseRevokeRequest(ID=lease_id),
                                           timeout=self.target.request_timeout,
@@ -244,11 +244,11 @@ class EtcdClient:
                 if "lease not found" not in (exc.details() or ""):
                     raise
 
-        await self._call(go, replay_safe=True)
+        await self._call(revoke_on, replay_safe=True)
 
     async def keepalive(self, lease_id: int) -> int:
         """Refresh a lease; the remaining TTL, 0 when the lease no longer exists."""
-        async def go(c: Channel) -> int:
+        async def keepalive_on(c: Channel) -> int:
             stream = c.lease.LeaseKeepAlive(iter([rpc.LeaseKeepAliveRequest(ID=lease_id)]),
                                             timeout=self.target.request_timeout,
                                             metadata=c.metadata)
@@ -256,25 +256,25 @@ class EtcdClient:
                 return int(reply.TTL)
             return 0
 
-        return await self._call(go, replay_safe=True)
+        return await self._call(keepalive_on, replay_safe=True)
 
     async def lease_ttl(self, lease_id: int) -> int:
         """Seconds left on a lease; -1 when it does not exist."""
-        async def go(c: Channel) -> Any:
+        async def lease_ttl_on(c: Channel) -> Any:
             return await c.lease.LeaseTimeToLive(rpc.LeaseTimeToLiveRequest(ID=lease_id),
                                                  timeout=self.target.request_timeout,
                                                  metadata=c.metadata)
 
-        return int((await self._call(go, replay_safe=True)).TTL)
+        return int((await self._call(lease_ttl_on, replay_safe=True)).TTL)
 
     async def status(self) -> dict[str, Any]:
         """The answering member's version, leader and size, for readiness checks."""
-        async def go(c: Channel) -> Any:
+        async def status_on(c: Channel) -> Any:
             return await c.maintenance.Status(rpc.StatusRequest(),
                                               timeout=self.target.request_timeout,
                                               metadata=c.metadata)
 
-        response = await self._call(go, replay_safe=True)
+        response = await self._call(status_on, replay_safe=True)
         return {"version": response.version, "endpoint": self.current_endpoint,
                 "member_id": response.header.member_id, "leader": response.leader,
                 "cluster_id": response.header.cluster_id,

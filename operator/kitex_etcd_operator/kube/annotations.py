@@ -191,10 +191,10 @@ def spec_from_annotations(pod: PodView | Mapping[str, str], *,
     try:
         return _parse(items, retry or RetryConfig())
     except SpecError as err:
-        # An annotation is one string: name it, not an index inside its parsed value.
-        # (The annotation's own name may hold a "]": match whole names, longest first.)
-        for name in sorted(notes, key=len, reverse=True):
-            head = annotation_field(name)
-            if err.field.startswith(head) and err.field != head:
-                raise SpecError(head, err.message) from None
+        # An annotation is one string: name it, not an index inside its parsed value
+        # (found by its name, which may itself hold "]", rather than by the first "]").
+        named = [f"metadata.annotations[{key}]" for key, _ in items]
+        at = max((f for f in named if err.field.startswith(f)), key=len, default=None)
+        if at is not None and at != err.field:
+            raise SpecError(at, err.message) from None
         raise

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from ..durations import DIAL_TIMEOUT, OBSERVE_DELAY, RETRY_DELAY, out_of_bounds, parse_duration
 from ..endpoints import InvalidEndpoint, check_endpoint
+from ..labels import LABEL_KEY as _LABEL_KEY
 from ..model import (
     DEFAULT_NETWORK,
     DEFAULT_WEIGHT,
@@ -31,7 +32,6 @@ from ..retry import RetryConfig
 from .errors import SpecError as SpecError  # re-exported: callers catch it from here
 from .names import Annotation, annotation_field
 from .pods import PodView, is_eligible
-from .selectors import LABEL_KEY as _LABEL_KEY
 from .selectors import validate_selector
 
 AddressSource = Literal["podIP", "hostIP"]

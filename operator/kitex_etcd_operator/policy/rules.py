@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
-from ..kube.selectors import matches
+from ..labels import matches
 
 ANNOTATIONS = "annotations"
 KITEXSERVICE = "KitexService"
