@@ -4,14 +4,13 @@ controller cover what the cluster cannot (IPv6: its Service CIDR is single stack
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
 
 from etcd_probe import EtcdProbe, wait_keys
-from helpers import set_pod_ready, wait_for
+from helpers import sampled, set_pod_ready, wait_for
 from kube_objects import ANN, PREFIX, custom, deployment, expected, kitexservice, ready_pods
 from operator_process import OperatorProcess
 
@@ -68,25 +67,13 @@ def test_a_labelled_namespace_registers_its_services_as_they_scale_roll_and_leav
              what="the key back once ready")
 
     # A rolling update: never zero instances while it runs.
-    counts: list[int] = []
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            counts.append(len(etcd_probe.values(rng)))
-
     old = {p.metadata.name for p in ready_pods(core, namespace, "echo")}
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
+    with sampled(lambda: len(etcd_probe.values(rng))) as counts:
         apps.patch_namespaced_deployment(namespace=namespace, name="echo", body={
             "spec": {"template": {"metadata": {"labels": {"rev": "2"}}}}})
         wait_for(lambda: (names := {p.metadata.name for p in ready_pods(core, namespace, "echo")})
                  and not (names & old) and len(names) == 2 and exact(), timeout=120,
                  what="the rolled-out pods, and only them, registered")
-    finally:
-        stop.set()
-        sampler.join()
     assert counts and min(counts) > 0, f"the service had zero instances during the roll: {counts}"
 
     # The Service opts out: its entries leave; opting in again brings them back.
