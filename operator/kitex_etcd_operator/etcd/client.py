@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import grpc
 from aetcd import rpc, utils
 
+from ..writes import Write
 from .channel import MAX_MESSAGE, Channel
 from .config import EtcdTarget
 from .errors import (
@@ -44,10 +45,10 @@ from .errors import (
     never_sent,
     translate,
 )
-from .ops import Compare, DeleteOp, KeyValue, PutOp, WatchEvent, request_op, txn_replay_safe
+from .ops import Compare, KeyValue, WatchEvent, compares_of, request_op, txn_replay_safe
 from .tls import check_client_certificate
 
-__all__ = ["MAX_MESSAGE", "Compare", "DeleteOp", "EtcdClient", "KeyValue", "PutOp", "WatchEvent"]
+__all__ = ["MAX_MESSAGE", "Compare", "EtcdClient", "KeyValue", "WatchEvent"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -213,9 +214,10 @@ class EtcdClient:
                         kv.mod_revision) for kv in response.kvs]
         return kvs, int(response.header.revision)
 
-    async def txn(self, compares: Sequence[Compare], ops: Sequence[PutOp | DeleteOp]) -> bool:
-        """Apply ``ops`` if every compare holds; False (nothing applied) if one does not."""
-        request = rpc.TxnRequest(compare=[c.message() for c in compares],
+    async def txn(self, compares: Sequence[Compare], ops: Sequence[Write]) -> bool:
+        """Apply ``ops`` if every compare, and every op's own guard, holds; False
+        (nothing applied) if one does not."""
+        request = rpc.TxnRequest(compare=[c.message() for c in compares_of(compares, ops)],
                                  success=[request_op(op) for op in ops])
 
         async def txn_on(c: Channel) -> Any:
