@@ -29,7 +29,8 @@ from kitex_devcluster.build import ensure_tools
 from kitex_devcluster.etcd import EtcdCluster
 from kitex_devcluster.kube import KubeCluster
 from kitex_devcluster.processes import free_port, wait_until
-from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget, PutOp
+from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget
+from kitex_etcd_operator.writes import Put
 
 from . import generator, sources
 from .report import Results, report
@@ -443,9 +444,9 @@ async def raw_etcd(etcd: EtcdCluster, n: int) -> float:
         lease = await c.grant(60)
         value = b'{"network":"tcp","address":"10.0.0.1:8888","weight":10,"tags":null}'
         started = time.monotonic()
-        batch: list[PutOp] = []
+        batch: list[Put] = []
         for i in range(n):
-            batch.append(PutOp(f"raw/{i}", value, lease))
+            batch.append(Put(f"raw/{i}", value, lease))
             if len(batch) == 128:
                 await c.txn([], batch)
                 batch = []

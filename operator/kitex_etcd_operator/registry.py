@@ -22,10 +22,11 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import metrics, supervisor
-from .etcd.client import Compare, DeleteOp, EtcdClient, KeyValue, PutOp
+from .etcd.client import EtcdClient, KeyValue
 from .etcd.errors import EtcdError, EtcdLeaseNotFound
 from .model import DEFAULT_OWNER_PREFIX
-from .plan import Binding, Delete, Observed, Op, Plan, Policy, Put, batches, make_plan
+from .plan import Binding, Observed, Plan, Policy, batches, make_plan
+from .writes import Put, Write
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +173,8 @@ class TargetRegistry:
             updated = LeaseRecord(record.lease, record.prefix, record.service, record.ttl, owner)
             key = self.record_key(record.lease)
             self._count("txn")
-            if await self.client.txn([Compare.lease_is(key, record.lease)],
-                                     [PutOp(key, updated.encode(), record.lease)]):
+            if await self.client.txn([], [Put(key, updated.encode(), record.lease,
+                                              expect_lease=record.lease)]):
                 self.records[record.lease] = updated
                 log.info("Service %s/%s now belongs to %s (was %s)", record.prefix,
                          record.service, owner, record.owner or "unrecorded")
@@ -193,8 +194,8 @@ class TargetRegistry:
         lease = await self.client.grant(ttl)
         self._count("txn")
         record = LeaseRecord(lease, binding.prefix, binding.service, ttl, owner)
-        await self.client.txn([Compare.absent(self.record_key(lease))],
-                              [PutOp(self.record_key(lease), record.encode(), lease)])
+        await self.client.txn([], [Put(self.record_key(lease), record.encode(), lease,
+                                       expect_lease=0)])
         self.records[lease] = record
         self._keepalive_due[lease] = time.monotonic() + ttl / 3
         self._ensure_keepalive()
@@ -317,13 +318,13 @@ class TargetRegistry:
         await self._drop_drained_leases(binding, state)
         return result
 
-    async def _apply(self, ops: list[Op], state: _BindingState, result: SyncResult) -> bool:
+    async def _apply(self, ops: list[Write], state: _BindingState, result: SyncResult) -> bool:
         """Apply ops in batched, guarded transactions; True if any compare failed."""
         failed = False
         for batch in batches(ops):
             self._count("txn")
             result.txns += 1
-            if not await self.client.txn(*_guarded(batch)):
+            if not await self.client.txn([], batch):
                 failed = True
                 continue
             for op in batch:
@@ -394,21 +395,6 @@ class TargetRegistry:
             self._keepalive_task = None
 
 
-def _guarded(batch: list[Op]) -> tuple[list[Compare], list[PutOp | DeleteOp]]:
-    """Each op with the compare that proves the key is still what we planned on."""
-    compares: list[Compare] = []
-    ops: list[PutOp | DeleteOp] = []
-    for op in batch:
-        if isinstance(op, Put):
-            compares.append(Compare.lease_is(op.key, op.expect_lease) if op.expect_lease
-                            else Compare.absent(op.key))
-            ops.append(PutOp(op.key, op.value, op.lease))
-        else:
-            compares.append(Compare.lease_is(op.key, op.expect_lease))
-            ops.append(DeleteOp(op.key))
-    return compares, ops
-
-
 def _parse_record(kv: KeyValue, prefix: str) -> LeaseRecord | None:
     """A record counts only if it sits on the very lease it names."""
     try:
@@ -425,4 +411,4 @@ def _parse_record(kv: KeyValue, prefix: str) -> LeaseRecord | None:
     return record
 
 
-__all__ = ["Delete", "LeaseRecord", "Put", "RegistryError", "SyncResult", "TargetRegistry"]
+__all__ = ["LeaseRecord", "RegistryError", "SyncResult", "TargetRegistry"]

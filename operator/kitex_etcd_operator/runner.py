@@ -193,75 +193,109 @@ async def _cancel(*tasks: asyncio.Task[Any]) -> None:
 async def operate(settings: Settings, election: ElectionConfig | None = None,
                   kubeconfig: str | None = None) -> None:
     """Watch from the start (a standby stays warm), write only once leading."""
-    import kopf
-
-    from . import probes
-    from .controller import Controller
-    from .handlers import make_registry
-    from .kubeapi import KubeApi
-
-    shutdown = Shutdown()
-    shutdown.install()
-    kube = KubeApi.from_environment(kubeconfig)
-    controller = Controller(settings, kube)
-    elector = LeaderElector(kube, election) if election else None
-
-    def ready() -> bool:
-        # A warm standby is ready: were it not, a rolling update (maxUnavailable 0)
-        # would wait forever for a new replica that cannot lead while the old one does.
-        if elector is not None and not elector.leading.is_set():
-            return controller.warm
-        return controller.ready
-
-    runner = await probes.serve(settings.health_host, settings.health_port,
-                                ready=ready, alive=lambda: supervisor.default().healthy)
-    log.info("Operator starting: cluster id %s, %s, policy %s%s", settings.cluster_id,
-             "namespaces " + ",".join(settings.namespaces) if settings.namespaces
-             else "cluster-wide", settings.policy.value, ", dry run" if settings.dry_run else "")
-
-    controller.watch_pods()
-
-    async def lead() -> None:
-        if elector is not None:
-            await elector.leading.wait()
-        metrics.leader.set(1)
-        await controller.start()
-
-    kopf_stop, kopf_ready = asyncio.Event(), asyncio.Event()
-
-    async def take_signals_back() -> None:
-        await kopf_ready.wait()
-        shutdown.install()
-
-    kopf_task = asyncio.create_task(kopf.operator(
-        registry=make_registry(controller, on_startup=shutdown.install), standalone=True,
-        clusterwide=not settings.namespaces, namespaces=list(settings.namespaces),
-        stop_flag=kopf_stop, ready_flag=kopf_ready), name="kopf")
-    lead_task = supervisor.spawn("startup", "lead", lead)
-    elector_task = supervisor.spawn("leader-election", election.identity, elector.run,
-                                    fatal=(LostLeadership,)) \
-        if elector is not None and election is not None else None
-    helpers = [asyncio.create_task(take_signals_back(), name="signals")]
-    stop_task = asyncio.create_task(shutdown.requested.wait(), name="stop")
-    watched: set[asyncio.Task[Any]] = {kopf_task, stop_task}
-    if elector_task is not None:
-        watched.add(elector_task)
+    run = OperatorRun(settings, election, kubeconfig)
+    await run.start()
     try:
+        await run.until_stopped()
+    finally:
+        await run.stop()
+
+
+class OperatorRun:
+    """One run of the operator: what starts, in which order, and how it stops.
+
+    kopf watches the KitexServices and the tenancy objects, the controller
+    watches pods and writes once this replica leads, the elector decides
+    that, and the probes report on all three. The run ends on a signal, when
+    kopf stops, or when leadership is lost (the process then exits, and the
+    Deployment starts it again as a standby).
+    """
+
+    def __init__(self, settings: Settings, election: ElectionConfig | None,
+                 kubeconfig: str | None) -> None:
+        from .controller import Controller
+        from .kubeapi import KubeApi
+
+        self.settings = settings
+        self.shutdown = Shutdown()
+        self.kube = KubeApi.from_environment(kubeconfig)
+        self.controller = Controller(settings, self.kube)
+        self.election = election
+        self.elector = LeaderElector(self.kube, election) if election else None
+        self.kopf_stop, self.kopf_ready = asyncio.Event(), asyncio.Event()
+        self._background: list[asyncio.Task[Any]] = []  # cancelled first at the stop
+
+    def ready(self) -> bool:
+        """``/readyz``. A warm standby is ready: were it not, a rolling update
+        (maxUnavailable 0) would wait forever for a new replica that cannot lead
+        while the old one does."""
+        if self.elector is not None and not self.elector.leading.is_set():
+            return self.controller.warm
+        return self.controller.ready
+
+    async def start(self) -> None:
+        import kopf
+
+        from . import probes
+        from .handlers import make_registry
+
+        settings = self.settings
+        self.shutdown.install()
+        self.probes = await probes.serve(settings.health_host, settings.health_port,
+                                         ready=self.ready,
+                                         alive=lambda: supervisor.default().healthy)
+        log.info("Operator starting: cluster id %s, %s, policy %s%s", settings.cluster_id,
+                 "namespaces " + ",".join(settings.namespaces) if settings.namespaces
+                 else "cluster-wide", settings.policy.value,
+                 ", dry run" if settings.dry_run else "")
+        self.controller.watch_pods()
+        self.kopf_task = asyncio.create_task(kopf.operator(
+            registry=make_registry(self.controller, on_startup=self.shutdown.install),
+            standalone=True, clusterwide=not settings.namespaces,
+            namespaces=list(settings.namespaces), stop_flag=self.kopf_stop,
+            ready_flag=self.kopf_ready), name="kopf")
+        self.elector_task = None
+        if self.elector is not None and self.election is not None:
+            self.elector_task = supervisor.spawn("leader-election", self.election.identity,
+                                                 self.elector.run, fatal=(LostLeadership,))
+        self.stop_task = asyncio.create_task(self.shutdown.requested.wait(), name="stop")
+        self._background = [supervisor.spawn("startup", "lead", self._lead),
+                            asyncio.create_task(self._take_signals_back(), name="signals"),
+                            self.stop_task]
+
+    async def _lead(self) -> None:
+        if self.elector is not None:
+            await self.elector.leading.wait()
+        metrics.leader.set(1)
+        await self.controller.start()
+
+    async def _take_signals_back(self) -> None:
+        """kopf installs its own signal handlers while it starts: ours again after."""
+        await self.kopf_ready.wait()
+        self.shutdown.install()
+
+    async def until_stopped(self) -> None:
+        """Until a signal, kopf's end or the elector's; their errors are raised here."""
+        watched = {self.kopf_task, self.stop_task}
+        if self.elector_task is not None:
+            watched.add(self.elector_task)
         done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
-            if task is not stop_task and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-        if kopf_task in done:
+            error = None if task is self.stop_task else task.exception()
+            if error is not None:
+                raise error
+        if self.kopf_task in done:
             log.error("kopf stopped on its own; stopping")
-    finally:
-        # Stop writing first, then hand the Lease over, then let kopf go.
-        await _cancel(lead_task, stop_task, *helpers)
-        await _within(controller.stop(), STOP_GRACE, "stopping the controller")
-        if elector_task is not None and elector is not None:
-            await _cancel(elector_task)
-            await _within(elector.release(), 5, "releasing the leader Lease")
-        kopf_stop.set()
-        await _within(asyncio.wait({kopf_task}), 2, "stopping kopf")
-        await _cancel(kopf_task)
-        await runner.cleanup()
-        kube.close()
+
+    async def stop(self) -> None:
+        """Stop writing first, then hand the Lease over, then let kopf go."""
+        await _cancel(*self._background)
+        await _within(self.controller.stop(), STOP_GRACE, "stopping the controller")
+        if self.elector_task is not None and self.elector is not None:
+            await _cancel(self.elector_task)
+            await _within(self.elector.release(), 5, "releasing the leader Lease")
+        self.kopf_stop.set()
+        await _within(asyncio.wait({self.kopf_task}), 2, "stopping kopf")
+        await _cancel(self.kopf_task)
+        await self.probes.cleanup()
+        self.kube.close()

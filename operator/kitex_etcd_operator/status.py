@@ -204,6 +204,21 @@ class StatusReporter:
         return obj
 
     def _update(self, obj: _ObjectStatus, binding: Binding, report: SyncReport) -> None:
+        """Every condition of a KitexService whose binding was written, and its Events."""
+        self._sync_conditions(obj, binding, report)
+        if report.withheld_deletes:
+            self.event(obj.ref, "DeletesWithheld",
+                       f"{report.withheld_deletes} deletion(s) of {binding} held back by "
+                       f"--max-deletes {report.max_deletes}: they follow in later cycles, at "
+                       f"most {report.max_deletes} per cycle")
+        self._conflict_condition(obj, report.conflicts)
+        self._pods_condition(obj)
+        obj.pending = self._render(obj, binding, report)
+
+    def _sync_conditions(self, obj: _ObjectStatus, binding: Binding,
+                         report: SyncReport) -> None:
+        """Ready (the last write) and Degraded (failures past maxAttemptTimes), with an
+        Event when a failure is new, once per outage, and when writes recover."""
         retry, degraded = report.retry, report.degraded
         if retry.failures == 0:
             self._set(obj, "Ready", True, "Synced", f"entries in etcd match the pods ({binding})")
@@ -224,18 +239,18 @@ class StatusReporter:
                        f"({retry.failures} consecutive failures): {retry.last_error}")
         elif not degraded and was_degraded.get("status") == "True":
             self.event(obj.ref, "Recovered", f"{binding}: writes succeed again", warning=False)
-        if report.withheld_deletes:
-            self.event(obj.ref, "DeletesWithheld",
-                       f"{report.withheld_deletes} deletion(s) of {binding} held back by "
-                       f"--max-deletes {report.max_deletes}: they follow in later cycles, at "
-                       f"most {report.max_deletes} per cycle")
-        conflicts = report.conflicts
+
+    def _conflict_condition(self, obj: _ObjectStatus, conflicts: tuple[str, ...]) -> None:
+        """Keys another writer holds: named in the condition, one Event when they appear."""
         was_conflict = obj.conditions.get("Conflict", {}).get("status") == "True"
         self._set(obj, "Conflict", bool(conflicts), "ForeignKeys" if conflicts else "NoConflict",
                   (f"{len(conflicts)} key(s) are held by another writer and left alone: "
                    + ", ".join(conflicts[:5])) if conflicts else "no foreign key in the way")
         if conflicts and not was_conflict:
             self.event(obj.ref, "Conflict", obj.conditions["Conflict"]["message"])
+
+    def _pods_condition(self, obj: _ObjectStatus) -> None:
+        """Selected pods that cannot be an instance (a bad port name, no IP of the family)."""
         pod_errors = [f"pod {self.state.pods[uid].name}: {err}"
                       for uid, (src, err) in self.state.pod_errors.items()
                       if src == Source("KitexService", obj.ref.namespace, obj.ref.name)
@@ -244,7 +259,6 @@ class StatusReporter:
                   "PodErrors" if pod_errors else "AllPodsValid",
                   "; ".join(sorted(pod_errors)[:5]) if pod_errors
                   else "every selected pod is usable")
-        obj.pending = self._render(obj, binding, report)
 
     def _render(self, obj: _ObjectStatus, binding: Binding | None,
                 report: SyncReport | None) -> dict[str, Any]:

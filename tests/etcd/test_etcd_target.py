@@ -7,14 +7,8 @@ from pathlib import Path
 import pytest
 from aetcd import rpc
 
-from kitex_etcd_operator.etcd import (
-    Compare,
-    DeleteOp,
-    EtcdClient,
-    EtcdTarget,
-    PutOp,
-    txn_replay_safe,
-)
+from kitex_etcd_operator.etcd import Compare, EtcdClient, EtcdTarget, txn_replay_safe
+from kitex_etcd_operator.writes import Delete, Put
 
 SECRET = "hunter2-not-for-logs"
 PEM_CA, PEM_CERT, PEM_KEY = b"-----CA-----", b"-----CERT-----", b"-----KEY-----"
@@ -78,7 +72,7 @@ def test_loaded_from_files(tmp_path: Path) -> None:
 
 
 def test_which_transactions_are_replayed_after_an_ambiguous_failure() -> None:
-    put, delete = PutOp("k", b"v", 7), DeleteOp("k")
+    put, delete = Put("k", b"v", 7), Delete("k")
     assert txn_replay_safe([Compare.absent("k")], [put])
     assert txn_replay_safe([Compare.lease_is("k", 7)], [delete])
     assert txn_replay_safe([Compare.value_is("k", b"old")], [put])

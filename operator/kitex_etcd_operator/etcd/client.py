@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import grpc
 from aetcd import rpc, utils
 
+from ..writes import Write
 from .channel import MAX_MESSAGE, Channel
 from .config import EtcdTarget
 from .errors import (
@@ -44,10 +45,10 @@ from .errors import (
     never_sent,
     translate,
 )
-from .ops import Compare, DeleteOp, KeyValue, PutOp, WatchEvent, request_op, txn_replay_safe
+from .ops import Compare, KeyValue, WatchEvent, compares_of, request_op, txn_replay_safe
 from .tls import check_client_certificate
 
-__all__ = ["MAX_MESSAGE", "Compare", "DeleteOp", "EtcdClient", "KeyValue", "PutOp", "WatchEvent"]
+__all__ = ["MAX_MESSAGE", "Compare", "EtcdClient", "KeyValue", "WatchEvent"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -213,9 +214,10 @@ class EtcdClient:
                         kv.mod_revision) for kv in response.kvs]
         return kvs, int(response.header.revision)
 
-    async def txn(self, compares: Sequence[Compare], ops: Sequence[PutOp | DeleteOp]) -> bool:
-        """Apply ``ops`` if every compare holds; False (nothing applied) if one does not."""
-        request = rpc.TxnRequest(compare=[c.message() for c in compares],
+    async def txn(self, compares: Sequence[Compare], ops: Sequence[Write]) -> bool:
+        """Apply ``ops`` if every compare, and every op's own guard, holds; False
+        (nothing applied) if one does not."""
+        request = rpc.TxnRequest(compare=[c.message() for c in compares_of(compares, ops)],
                                  success=[request_op(op) for op in ops])
 
         async def txn_on(c: Channel) -> Any:
@@ -312,21 +314,12 @@ class EtcdClient:
             try:
                 async for response in call:
                     if response.canceled:
-                        reason = response.cancel_reason or "no reason given"
-                        if response.compact_revision:
-                            raise EtcdCompacted(
-                                f"etcd at {channel.address} compacted the history of {prefix} "
-                                f"past revision {next_revision} (oldest kept: "
-                                f"{response.compact_revision}); list again",
-                                int(response.compact_revision))
-                        if self.target.username is not None and not renewed and (
-                                "permission denied" in reason or "auth token" in reason):
-                            renew = True  # most likely our token expired: retry once
-                            break
-                        kind = EtcdPermissionDenied if "permission denied" in reason \
-                            else EtcdRequestError
-                        raise kind(f"etcd at {channel.address} cancelled the watch of "
-                                   f"{prefix}: {reason}")
+                        error = self._watch_cancelled(response, channel.address, prefix,
+                                                      next_revision, renewed)
+                        if error is not None:
+                            raise error
+                        renew = True  # most likely our token expired: retry once
+                        break
                     if response.created:
                         failures.clear()
                         if next_revision == 0:
@@ -366,6 +359,21 @@ class EtcdClient:
                 if rounds >= _WATCH_ROUNDS:
                     raise _combine(failures)
                 await asyncio.sleep(_WATCH_BACKOFF * 2 ** (rounds - 1))
+
+    def _watch_cancelled(self, response: Any, address: str, prefix: str, next_revision: int,
+                         renewed: bool) -> EtcdError | None:
+        """What a watch etcd cancelled ends with; ``None``: renew the token and watch again."""
+        reason = response.cancel_reason or "no reason given"
+        if response.compact_revision:
+            return EtcdCompacted(
+                f"etcd at {address} compacted the history of {prefix} past revision "
+                f"{next_revision} (oldest kept: {response.compact_revision}); list again",
+                int(response.compact_revision))
+        if self.target.username is not None and not renewed and (
+                "permission denied" in reason or "auth token" in reason):
+            return None
+        kind = EtcdPermissionDenied if "permission denied" in reason else EtcdRequestError
+        return kind(f"etcd at {address} cancelled the watch of {prefix}: {reason}")
 
     async def close(self) -> None:
         channel, self._channel = self._channel, None
