@@ -30,3 +30,36 @@ def kitexservice(name: str, *, ns: str = "default", created: str = "2026-01-01T0
             "metadata": {"name": name, "namespace": ns, "uid": f"u-{ns}-{name}",
                          "generation": 1, "creationTimestamp": created},
             "spec": {"selector": {"matchLabels": {"app": "echo"}}, **spec}}
+
+
+def service(name: str, *, ns: str = "default", ports: list[dict[str, Any]] | None = None,
+            annotations: dict[str, str] | None = None, labels: dict[str, str] | None = None,
+            created: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": ns, "uid": f"svc-{ns}-{name}",
+                         "annotations": annotations or {}, "labels": labels or {},
+                         "resourceVersion": "1", "creationTimestamp": created},
+            "spec": {"ports": ports if ports is not None else
+                     [{"name": "kitex", "port": 80, "targetPort": 8888, "protocol": "TCP"}]}}
+
+
+def endpoint_slice(uid: str, svc: str, endpoints: list[tuple[str, bool]], *,
+                   ns: str = "default", ports: list[dict[str, Any]] | None = None,
+                   address_type: str = "IPv4", serving: bool | None = None,
+                   terminating: bool = False,
+                   managed_by: str = "endpointslice-controller.k8s.io") -> dict[str, Any]:
+    """``endpoints``: (address, ready) pairs."""
+    def conditions(ready: bool) -> dict[str, Any]:
+        found: dict[str, Any] = {"ready": ready, "terminating": terminating}
+        if serving is not None:
+            found["serving"] = serving
+        return found
+
+    return {"metadata": {"name": f"{svc}-{uid}", "namespace": ns, "uid": uid,
+                         "resourceVersion": "1",
+                         "labels": {"kubernetes.io/service-name": svc,
+                                    "endpointslice.kubernetes.io/managed-by": managed_by}},
+            "addressType": address_type,
+            "ports": ports if ports is not None else
+            [{"name": "kitex", "port": 8888, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [ip], "conditions": conditions(ready)}
+                          for ip, ready in endpoints]}

@@ -1,6 +1,7 @@
 """The loops that keep etcd in line with Kubernetes, one per binding.
 
-Pod events (``podwatch``) and KitexService events (kopf) update
+Pod, Service and EndpointSlice events (``listwatch``, ``feeds``) and
+KitexService events (kopf) update
 ``DesiredState`` and wake the binding's worker. A worker waits a few
 milliseconds to gather a burst, then writes only the keys that changed;
 every ``observeDelay`` (or ``retryDelay`` after a failure) it reads its
@@ -20,8 +21,10 @@ from typing import Any
 from . import metrics, supervisor
 from .desired import ANNOTATIONS, BindingConfig, Defaults, DesiredState, SpecKey, TargetRef
 from .etcd.errors import EtcdAuthError, EtcdError, EtcdTLSError, summary
+from .feeds import Feed, Held
 from .finalizers import Finalizers
 from .kube.pods import pod_view
+from .kube.services import service_view, slice_view
 from .kube.spec import SpecError, parse_kitexservice
 from .kube.tenancy import RegistryDef, parse_policy, parse_registry
 from .kubeapi import (
@@ -35,8 +38,8 @@ from .kubeapi import (
     KubeApi,
     ObjectRef,
 )
+from .listwatch import ENDPOINT_SLICES, PODS, SERVICES, ListWatch, Resource
 from .plan import Binding, Policy
-from .podwatch import PodWatch
 from .policy import (
     PolicySet,
     RangeClaim,
@@ -78,38 +81,54 @@ class Controller:
         self.finalizers = Finalizers(kube, self.wait_removed)
         self.synced = asyncio.Event()
         self.workers: dict[Binding, BindingWorker] = {}
-        self._versions: dict[str, int] = {}  # pod uid -> resourceVersion seen
-        self._tombstones: dict[str, float] = {}  # pod uid -> when it was deleted
-        self._seen_at: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._spec_bindings: dict[SpecKey, Binding] = {}
         self._watching = False
-        self.pod_watches = [] if kube is None else [
-            PodWatch(kube, ns, self, resync_period=settings.resync_period)
-            for ns in settings.namespaces or (None,)]
+        self.pods = Feed("Pod", upsert=lambda body: self.state.upsert_pod(pod_view(body)),
+                         remove=self.state.remove_pod, held=self._held_pods,
+                         changed=self._pods_changed, resync_period=settings.resync_period)
+        self.services = Feed("Service", upsert=lambda body: self.state.upsert_service(
+            service_view(body)), remove=self._remove_service, held=self._held_services,
+            changed=self._services_changed, resync_period=settings.resync_period)
+        self.slices = Feed("EndpointSlice", upsert=lambda body: self.state.upsert_slice(
+            slice_view(body)), remove=self.state.remove_slice, held=self._held_slices,
+            changed=self._services_changed, resync_period=settings.resync_period)
+        feeds: list[tuple[Resource, Feed]] = [(PODS, self.pods)]
+        if settings.service_source:
+            feeds += [(SERVICES, self.services), (ENDPOINT_SLICES, self.slices)]
+        self.watches = [] if kube is None else [
+            ListWatch(kube, ns, feed, resource=resource, resync_period=settings.resync_period)
+            for ns in settings.namespaces or (None,) for resource, feed in feeds]
 
     # --- events from kopf or from lists -------------------------------------
 
     def on_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        uid = str(body.get("metadata", {}).get("uid", ""))
-        if not uid:
-            return
-        if event_type == "DELETED":
-            self._tombstones[uid] = time.monotonic()
-            self._versions.pop(uid, None)
-            self._seen_at.pop(uid, None)
-            self.state.remove_pod(uid)
-        else:
-            if uid in self._tombstones:
-                return
-            version = _version(body)
-            if version is not None and version < self._versions.get(uid, -1):
-                return  # an older copy than one we already hold (list vs watch)
-            if version is not None:
-                self._versions[uid] = version
-            self._seen_at[uid] = time.monotonic()
-            self.state.upsert_pod(pod_view(body))
+        self.pods.on_event(event_type, body)
+
+    def pods_listed(self, namespace: str | None, uids: set[str], started: float) -> None:
+        self.pods.listed(namespace, uids, started)
+
+    def _held_pods(self) -> Held:
+        return ((uid, pod.namespace, pod.name) for uid, pod in list(self.state.pods.items()))
+
+    def _held_services(self) -> Held:
+        return [(s.uid, s.namespace, s.name) for s in self.state.index.services.values()]
+
+    def _held_slices(self) -> Held:
+        return [(uid, s.namespace, s.service) for uid, s in self.state.index.slices.items()]
+
+    def _remove_service(self, uid: str) -> None:
+        key = self.state.index.uid_of(uid)
+        if key is not None:
+            self.state.remove_service(key)
+
+    def _pods_changed(self) -> None:
         metrics.pods_seen.set(len(self.state.pods))
+        self._services_changed()
+
+    def _services_changed(self) -> None:
+        metrics.services_seen.set(len(self.state.index.services))
+        metrics.endpoints_seen.set(self.state.index.endpoints)
         self._wake_dirty()
 
     def on_kitexservice(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -215,6 +234,7 @@ class Controller:
         self.state.dirty[binding]
 
     def _wake_dirty(self) -> None:
+        self.status.report_service_errors()
         for binding, keys in self.state.take_dirty().items():
             worker = self.workers.get(binding)
             if worker is None or worker.done:
@@ -233,8 +253,9 @@ class Controller:
         if self._watching or self.kube is None:
             return
         self._watching = True
-        for watch in self.pod_watches:
-            self._tasks.append(supervisor.spawn("pod-watch", watch.scope, watch.run))
+        for watch in self.watches:
+            self._tasks.append(supervisor.spawn(watch.resource.task, watch.scope,
+                                                watch.run))
 
     async def start(self) -> None:
         """Load the full lists, then let workers write and clean up what vanished."""
@@ -247,7 +268,7 @@ class Controller:
                 log.error("Listing KitexServices failed, retrying in %gs: %s", LIST_RETRY, exc)
                 await asyncio.sleep(LIST_RETRY)
         self.watch_pods()
-        await asyncio.gather(*(watch.listed.wait() for watch in self.pod_watches))
+        await asyncio.gather(*(watch.listed.wait() for watch in self.watches))
         # The default etcd is connected before any worker runs, so that no other
         # scope (a tenant's endpoints naming it another way) can be first there.
         default = await self._connect_default()
@@ -292,7 +313,7 @@ class Controller:
 
         A missing KitexService CRD is the one exception that is not retried:
         annotation mode works without it, and kopf starts watching the CRD's
-        objects once it is installed. Pods come from ``podwatch``, whose first
+        objects once it is installed. Pods come from ``listwatch``, whose first
         complete list ``start`` waits for.
         """
         assert self.kube is not None
@@ -304,22 +325,6 @@ class Controller:
             specs = []
         for body in specs:
             self.on_kitexservice(None, body)
-
-    def pods_listed(self, namespace: str | None, uids: set[str], started: float) -> None:
-        """A complete list of pods: those we hold that it lacks were deleted unseen.
-
-        A pod heard of after the list began (a watch event racing the list) is
-        kept: its absence may only mean the list's snapshot predates it.
-        """
-        for uid, pod in list(self.state.pods.items()):
-            if uid in uids or (namespace is not None and pod.namespace != namespace):
-                continue
-            if self._seen_at.get(uid, 0) < started:
-                log.info("Pod %s/%s vanished without a delete event; removing it",
-                         pod.namespace, pod.name)
-                self.on_pod("DELETED", {"metadata": {"uid": uid}})
-        cutoff = started - self.settings.resync_period
-        self._tombstones = {u: t for u, t in self._tombstones.items() if t > cutoff}
 
     async def _connect_default(self) -> TargetRegistry | None:
         try:
@@ -391,8 +396,8 @@ class Controller:
 
     @property
     def warm(self) -> bool:
-        """Every pod watch has delivered a complete list: a standby could take over now."""
-        return all(watch.listed.is_set() for watch in self.pod_watches)
+        """Every watch has delivered a complete list: a standby could take over now."""
+        return all(watch.listed.is_set() for watch in self.watches)
 
     @property
     def ready(self) -> bool:
@@ -742,13 +747,6 @@ def failure_reason(exc: BaseException) -> str:
     if isinstance(exc, TargetError):
         return "InvalidEtcdTarget"
     return "SyncFailed"
-
-
-def _version(body: Mapping[str, Any]) -> int | None:
-    try:
-        return int(body.get("metadata", {}).get("resourceVersion", ""))
-    except ValueError:
-        return None
 
 
 def _selector(body: Mapping[str, Any]) -> Mapping[str, object]:

@@ -104,6 +104,7 @@ class KubeApi:
         self.in_cluster = in_cluster
         self.core = kubernetes.client.CoreV1Api(api_client)
         self.custom = kubernetes.client.CustomObjectsApi(api_client)
+        self.discovery = kubernetes.client.DiscoveryV1Api(api_client)
         self.component = component
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kubeapi")
         self._recent_events: dict[tuple[str, str, str], float] = {}
@@ -167,6 +168,21 @@ class KubeApi:
     def pod_list_pages(self, namespace: str | None) -> AsyncIterator[Page]:
         """Pods a page at a time, so 10,000 pod bodies never sit in memory at once."""
         return self._pages(self.pod_lister(namespace))
+
+    def service_lister(self, namespace: str | None) -> Callable[..., Any]:
+        if namespace is None:
+            return self.core.list_service_for_all_namespaces
+        return functools.partial(self.core.list_namespaced_service, namespace)
+
+    def endpointslice_lister(self, namespace: str | None) -> Callable[..., Any]:
+        """EndpointSlices (discovery.k8s.io/v1): every managed-by, the custom ones too."""
+        if namespace is None:
+            return self.discovery.list_endpoint_slice_for_all_namespaces
+        return functools.partial(self.discovery.list_namespaced_endpoint_slice, namespace)
+
+    def list_pages(self, lister: Callable[..., Any]) -> AsyncIterator[Page]:
+        """Any list call's pages (a lister from above)."""
+        return self._pages(lister)
 
     async def list_kitexservices(self, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         try:

@@ -12,6 +12,7 @@ tenant creating services in a loop cannot exhaust Prometheus.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -143,6 +144,28 @@ pod_relists = Counter(f"{NS}_pod_relists_total",
                       ["reason"])
 pod_watch_errors = Counter(f"{NS}_pod_watch_errors_total",
                            "Pod watch streams that failed and were resumed")
+_source_relists = Counter(f"{NS}_source_relists_total",
+                          "Complete lists of Services and EndpointSlices, by resource and reason",
+                          ["resource", "reason"])
+_source_watch_errors = Counter(f"{NS}_source_watch_errors_total",
+                               "Service and EndpointSlice watch streams that failed and were "
+                               "resumed", ["resource"])
+services_seen = Gauge(f"{NS}_services_seen", "Services in the operator's view")
+endpoints_seen = Gauge(f"{NS}_endpoints_seen", "EndpointSlice endpoints in the operator's view")
+
+
+def relists(resource: str, reason: str) -> Any:
+    """The relist counter of one watched resource (pods keep their series of old)."""
+    if resource == "pods":
+        return pod_relists.labels(reason)
+    return _source_relists.labels(resource, reason)
+
+
+def watch_errors(resource: str) -> Any:
+    if resource == "pods":
+        return pod_watch_errors
+    return _source_watch_errors.labels(resource)
+
 writes = Counter(f"{NS}_entries_written_total", "Entries put or deleted, by kind", ["kind"])
 initial_sync_done = Gauge(f"{NS}_initial_sync_done", "1 once the initial lists were applied")
 leader = Gauge(f"{NS}_leader", "1 while this replica is the writer")

@@ -85,6 +85,11 @@ STOP_GRACE = 10.0  # seconds the controller gets to stop writing on SIGTERM
               envvar="KITEX_ETCD_ALLOW_CUSTOM_ENDPOINTS", default=False, show_default=True,
               help="Single-team default only (no KitexRegistrationPolicy exists): let "
               "KitexServices name etcd endpoints of their own.")
+@click.option("--service-source/--no-service-source", envvar="KITEX_ETCD_SERVICE_SOURCE",
+              default=True, show_default=True,
+              help="Watch Services and EndpointSlices: register Services of namespaces "
+              "labelled kitex.cloudwego.io/auto-register=enabled, annotated Services and "
+              "KitexServices with spec.serviceRef.")
 @click.option("--claim-grace", envvar="KITEX_ETCD_CLAIM_GRACE", type=Duration(), default="5m",
               show_default=True, help="How long a service name stays with its owner after "
               "the owner's last pod or KitexService is gone.")
@@ -108,7 +113,8 @@ def run(**kw: Any) -> None:
         policy=Policy(kw["policy"]), dry_run=kw["dry_run"], max_deletes=kw["max_deletes"],
         resync_period=kw["resync_period"], health_port=kw["health_port"],
         operator_namespace=kw["operator_namespace"],
-        allow_custom_endpoints=kw["allow_custom_endpoints"], claim_grace=kw["claim_grace"])
+        allow_custom_endpoints=kw["allow_custom_endpoints"], claim_grace=kw["claim_grace"],
+        service_source=kw["service_source"])
     election = None
     if kw["leader_elect"]:
         identity = kw["leader_election_id"] or f"{socket.gethostname()}-{os.getpid()}"

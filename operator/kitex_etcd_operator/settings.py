@@ -53,3 +53,5 @@ class Settings:
     # How long an owner that stopped claiming a service name keeps it (a Deployment
     # recreated from scratch gets its name back; an intruder cannot grab it meanwhile).
     claim_grace: float = 300.0
+    # Services and EndpointSlices as a third source (needs list/watch on both).
+    service_source: bool = True

@@ -21,7 +21,7 @@ from .desired import KITEXSERVICE, DesiredState, Source, SpecKey
 from .kube.spec import SpecError
 from .kubeapi import KIND, KubeApi, ObjectRef
 from .plan import Binding
-from .policy import ANNOTATIONS, describe_group
+from .policy import ANNOTATIONS, SERVICE, describe_group
 from .report import SyncReport
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class StatusReporter:
         self._task: asyncio.Task[None] | None = None
         self._events: asyncio.Queue[tuple[ObjectRef, str, str, bool]] = asyncio.Queue()
         self._pod_errors_reported: dict[str, str] = {}
+        self._service_errors_reported: dict[SpecKey, str] = {}
         self._kick = asyncio.Event()
 
     # --- inputs --------------------------------------------------------------
@@ -99,6 +100,9 @@ class StatusReporter:
             elif source.kind == ANNOTATIONS and refusal is not None:
                 self._refused_pods(binding, source.namespace, refusal,
                                    "RangeConflict" if report.refusal else "NotOwner")
+            elif source.kind == SERVICE:
+                self._service_outcome((source.namespace, source.name), refusal,
+                                      "RangeConflict" if report.refusal else "NotOwner")
         self._report_pod_errors()
 
     @staticmethod
@@ -136,6 +140,31 @@ class StatusReporter:
                         extra={"pod": pod.name, "namespace": pod.namespace})
             self.event(ObjectRef("Pod", "v1", pod.namespace, pod.name, pod.uid), reason,
                        message)
+
+    def report_service_errors(self) -> None:
+        """One Warning Event per Service and problem (malformed annotation, no such port,
+        refused by a policy, yielding to an explicit registration), on the Service."""
+        errors = self.state.service_errors
+        for key, err in list(errors.items()):
+            self._service_outcome(key, str(err), getattr(err, "reason",
+                                                         "InvalidKitexRegistration"))
+        for key in [k for k in self._service_errors_reported
+                    if k not in errors and k not in self.state.index.services]:
+            del self._service_errors_reported[key]
+
+    def _service_outcome(self, key: SpecKey, message: str | None, reason: str) -> None:
+        service = self.state.index.services.get(key)
+        if message is None and key in self.state.service_errors:
+            message = str(self.state.service_errors[key])
+        if service is None or not message:
+            self._service_errors_reported.pop(key, None)
+            return
+        if self._service_errors_reported.get(key) == message:
+            return
+        self._service_errors_reported[key] = message
+        log.warning("Service %s/%s is not registered: %s", *key, message,
+                    extra={"namespace": key[0]})
+        self.event(ObjectRef("Service", "v1", key[0], key[1], service.uid), reason, message)
 
     def removal_failed(self, keys: list[SpecKey], message: str) -> None:
         """A deleted KitexService whose entries are still in etcd: its status must not

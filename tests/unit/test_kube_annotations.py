@@ -56,7 +56,8 @@ def test_every_annotation() -> None:
             spec.ip_family, spec.fixed_port, spec.retry) == (
         "rpc", 30, (("env", "prod"), ("zone", "a")), ("version", "track"), True, "IPv6",
         31000, retry)
-    assert set(notes) == {a.value for a in Annotation} - {P + "address-source", P + "host"}
+    assert set(notes) == {a.value for a in Annotation} - {P + "address-source", P + "host",
+                                                          P + "auto-register"}
 
 
 def test_address_source_and_host() -> None:

@@ -161,7 +161,7 @@ def test_documented_examples_pass_schema_and_parser(example: dict[str, Any]) -> 
     {"selector": {"matchLabels": {"a": "b"}}, "port": 1, "serviceName": " echo"},
     {"selector": {"matchLabels": {"a": "b"}}, "port": 1, "etcd": {"endpoints": []}},
     {"selector": {"matchLabels": {"a": "b"}}, "port": 1, "address": {"source": "node"}},
-    {"port": 1},
+    # Neither selector nor serviceRef: CEL refuses it (tests/e2e/test_services.py).
     # Gaps the bad-input property found (tests/reliability/test_reliability_bad_input.py):
     # the API server admitted these and the operator then refused them.
     {"selector": {"matchLabels": {"a": "b"}}, "port": 1, "tagsFromLabels": ["Bad Key"]},

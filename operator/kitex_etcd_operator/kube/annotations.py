@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
 from ..model import DEFAULT_NETWORK, DEFAULT_WEIGHT, Framework
 from ..retry import RetryConfig
 from .errors import SpecError
-from .names import ANNOTATION_PREFIX, Annotation, annotation_field
+from .names import ANNOTATION_PREFIX, SERVICE_ONLY, Annotation, annotation_field
 from .pods import PodView
 from .spec import (
     ADDRESS_SOURCES,
@@ -35,7 +36,8 @@ from .spec import (
     check_tags,
 )
 
-_KNOWN = frozenset(a.value for a in Annotation)
+# Service-only annotations are not a pod's: a pod annotated with them made a mistake.
+POD_ANNOTATIONS = frozenset(a.value for a in Annotation) - SERVICE_ONLY
 _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0"})
 
@@ -92,16 +94,18 @@ def _list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-@lru_cache(maxsize=1024)
-def _parse(items: tuple[tuple[str, str], ...], retry: RetryConfig) -> ServiceSpec | None:
-    notes = dict(items)
-    if Annotation.SERVICE.value not in notes:
-        return None
+def check_known(notes: Mapping[str, str], known: frozenset[str], what: str) -> None:
+    """Refuse any annotation under the prefix that ``known`` lacks: a typo must show."""
     for key in sorted(notes):
-        if key not in _KNOWN:
+        if key.startswith(ANNOTATION_PREFIX) and key not in known:
             raise SpecError(annotation_field(key),
-                            f"unknown annotation; known ones are {ANNOTATION_PREFIX}"
-                            + ", ".join(sorted(k[len(ANNOTATION_PREFIX):] for k in _KNOWN)))
+                            f"unknown annotation on {what}; known ones are {ANNOTATION_PREFIX}"
+                            + ", ".join(sorted(k[len(ANNOTATION_PREFIX):] for k in known)))
+
+
+def common_settings(notes: Mapping[str, str], service: str, retry: RetryConfig) -> ServiceSpec:
+    """What pods and Services annotate alike: name, framework, weight, tags, network,
+    publish-not-ready. ``port`` is left 0 for the caller, which knows what a port is."""
 
     def get(name: Annotation) -> str | None:
         return notes.get(name.value)
@@ -109,8 +113,44 @@ def _parse(items: tuple[tuple[str, str], ...], retry: RetryConfig) -> ServiceSpe
     framework = Framework.KITEX
     if (text := get(Annotation.FRAMEWORK)) is not None:
         framework = check_framework(text.strip(), _at(Annotation.FRAMEWORK))
-    service = check_service_name(notes[Annotation.SERVICE.value], framework,
-                                 _at(Annotation.SERVICE))
+    weight = DEFAULT_WEIGHT
+    if (text := get(Annotation.WEIGHT)) is not None:
+        weight = _int(text, Annotation.WEIGHT, 0, MAX_WEIGHT)
+    tags_from_labels: tuple[str, ...] = ()
+    if (text := get(Annotation.TAGS_FROM_LABELS)) is not None:
+        tags_from_labels = check_label_keys(_list(text), _at(Annotation.TAGS_FROM_LABELS))
+    publish = False
+    if (text := get(Annotation.PUBLISH_NOT_READY)) is not None:
+        publish = _bool(text, Annotation.PUBLISH_NOT_READY)
+    family = check_choice((get(Annotation.IP_FAMILY) or "Primary").strip(), IP_FAMILIES,
+                          _at(Annotation.IP_FAMILY))
+    return ServiceSpec(
+        service_name=check_service_name(service, framework, _at(Annotation.SERVICE)),
+        port=0,
+        framework=framework,
+        network=check_network((get(Annotation.NETWORK) or DEFAULT_NETWORK).strip(),
+                              _at(Annotation.NETWORK)),
+        weight=weight,
+        tags=parse_tags(get(Annotation.TAGS) or ""),
+        tags_from_labels=tags_from_labels,
+        retry=retry,
+        publish_not_ready=publish,
+        ip_family="IPv4" if family == "IPv4" else "IPv6" if family == "IPv6" else "Primary",
+        origin="annotations",
+    )
+
+
+@lru_cache(maxsize=1024)
+def _parse(items: tuple[tuple[str, str], ...], retry: RetryConfig) -> ServiceSpec | None:
+    notes = dict(items)
+    if Annotation.SERVICE.value not in notes:
+        return None
+    check_known(notes, POD_ANNOTATIONS, "a pod")
+
+    def get(name: Annotation) -> str | None:
+        return notes.get(name.value)
+
+    base = common_settings(notes, notes[Annotation.SERVICE.value], retry)
     fixed_port = None
     if (text := get(Annotation.FIXED_PORT)) is not None:
         fixed_port = _int(text, Annotation.FIXED_PORT, 1, 65535)
@@ -128,34 +168,11 @@ def _parse(items: tuple[tuple[str, str], ...], retry: RetryConfig) -> ServiceSpe
                         f"cannot be set together with {Annotation.ADDRESS_SOURCE.value}")
     source = check_choice((get(Annotation.ADDRESS_SOURCE) or "podIP").strip(),
                           ADDRESS_SOURCES, _at(Annotation.ADDRESS_SOURCE))
-    family = check_choice((get(Annotation.IP_FAMILY) or "Primary").strip(), IP_FAMILIES,
-                          _at(Annotation.IP_FAMILY))
-    weight = DEFAULT_WEIGHT
-    if (text := get(Annotation.WEIGHT)) is not None:
-        weight = _int(text, Annotation.WEIGHT, 0, MAX_WEIGHT)
-    tags_from_labels: tuple[str, ...] = ()
-    if (text := get(Annotation.TAGS_FROM_LABELS)) is not None:
-        tags_from_labels = check_label_keys(_list(text), _at(Annotation.TAGS_FROM_LABELS))
-    publish = False
-    if (text := get(Annotation.PUBLISH_NOT_READY)) is not None:
-        publish = _bool(text, Annotation.PUBLISH_NOT_READY)
-    return ServiceSpec(
-        service_name=service,
-        port=port,
-        framework=framework,
-        network=check_network((get(Annotation.NETWORK) or DEFAULT_NETWORK).strip(),
-                              _at(Annotation.NETWORK)),
-        weight=weight,
-        tags=parse_tags(get(Annotation.TAGS) or ""),
-        tags_from_labels=tags_from_labels,
-        retry=retry,
-        publish_not_ready=publish,
+    return replace(
+        base, port=port,
         address_source="hostIP" if source == "hostIP" else "podIP",
-        ip_family="IPv4" if family == "IPv4" else "IPv6" if family == "IPv6" else "Primary",
         fixed_host=check_host(host.strip(), _at(Annotation.HOST)) if host is not None else None,
-        fixed_port=fixed_port,
-        origin="annotations",
-    )
+        fixed_port=fixed_port)
 
 
 def spec_from_annotations(pod: PodView | Mapping[str, str], *,

@@ -54,6 +54,8 @@ MAX_VALUE_BYTES = 4096
 _PORT_NAME = re.compile(r"^(?!-)(?!.*--)[a-z0-9-]{1,15}(?<!-)$")
 _NETWORK = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a Service port name
+_SERVICE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")  # a DNS-1035 label
 _SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
@@ -89,6 +91,7 @@ class ServiceSpec:
     fixed_host: str | None = None  # KITEX_IP_TO_REGISTRY: registered instead of any pod IP
     fixed_port: int | None = None  # KITEX_PORT_TO_REGISTRY: registered instead of `port`
     origin: Origin = "KitexService"
+    service_ref: str | None = None  # a KitexService's spec.serviceRef: that Service's slices
 
 
 # --- field names ---------------------------------------------------------------
@@ -327,9 +330,7 @@ def parse_kitexservice(body: Mapping[str, Any]) -> ServiceSpec:
     """
     meta = as_object(body.get("metadata"), "metadata")
     spec = as_object(body.get("spec"), "spec")
-    if "selector" not in spec:
-        raise SpecError("spec.selector", "is required")
-    validate_selector(spec["selector"], "spec.selector")
+    service_ref = _service_ref(spec)
     framework = check_framework(spec.get("framework", Framework.KITEX.value), "spec.framework")
     name = spec.get("serviceName")
     if name is None:
@@ -339,7 +340,10 @@ def parse_kitexservice(body: Mapping[str, Any]) -> ServiceSpec:
     fixed_port = None
     if address.get("port") is not None:
         fixed_port = check_int(address["port"], "spec.address.port", 1, 65535)
-    if spec.get("port") is not None:
+    port: int | str
+    if service_ref is not None:
+        port = service_ref[1]
+    elif spec.get("port") is not None:
         port = check_port(spec["port"], "spec.port")
     elif fixed_port is not None:
         port = fixed_port
@@ -376,7 +380,47 @@ def parse_kitexservice(body: Mapping[str, Any]) -> ServiceSpec:
                     if address.get("host") is not None else None),
         fixed_port=fixed_port,
         origin="KitexService",
+        service_ref=service_ref[0] if service_ref is not None else None,
     )
+
+
+def _service_ref(spec: Mapping[str, Any]) -> tuple[str, int | str] | None:
+    """``spec.serviceRef`` (name, port), exclusive with ``spec.selector``; ``None`` if unset.
+
+    A Service brings addresses and target ports of its own: the pod-side
+    fields (``port``, ``address``) would contradict it, so they are refused.
+    """
+    if spec.get("serviceRef") is None:
+        if "selector" not in spec:
+            raise SpecError("spec.selector", "is required (or spec.serviceRef)")
+        validate_selector(spec["selector"], "spec.selector")
+        return None
+    if spec.get("selector") is not None:
+        raise SpecError("spec.serviceRef", "cannot be set together with spec.selector")
+    for pod_only in ("port", "address"):
+        if spec.get(pod_only) is not None:
+            raise SpecError(f"spec.{pod_only}", "cannot be set with spec.serviceRef (the "
+                            "Service's EndpointSlices give addresses and target ports; "
+                            "choose the Service port with spec.serviceRef.port)")
+    ref = as_object(spec["serviceRef"], "spec.serviceRef")
+    name = ref.get("name")
+    if not isinstance(name, str) or not _SERVICE_NAME.fullmatch(name):
+        raise SpecError("spec.serviceRef.name", f"{name!r} is not a Service name")
+    port: int | str = ""
+    if ref.get("port") is not None:
+        raw = ref["port"]
+        port = (check_int(raw, "spec.serviceRef.port", 1, 65535) if not isinstance(raw, str)
+                else check_service_port(raw, "spec.serviceRef.port"))
+    return name, port
+
+
+def check_service_port(value: str, at: str) -> int | str:
+    """A Service port's number or name (a DNS label, up to 63 characters)."""
+    if value.isascii() and value.isdigit():
+        return check_int(int(value), at, 1, 65535)
+    if not _DNS_LABEL.fullmatch(value):
+        raise SpecError(at, f"{value!r} is neither a port number nor a Service port name")
+    return value
 
 
 def _family(value: str) -> IPFamily:

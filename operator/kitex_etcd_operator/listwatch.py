@@ -1,17 +1,18 @@
-"""Pods, listed a page at a time and then watched, without kopf.
+"""Pods, Services and EndpointSlices, listed a page at a time and then watched, without kopf.
 
 kopf lists a resource in one unpaginated request and keeps a worker per
 object: with 10,000 pods that held every pod body at once (560 MiB peak). Here
-a list is read 500 pods at a time and each pod is reduced to a ``PodView`` as
-it arrives; the watch then resumes from the list's resourceVersion, with
+a list is read 500 objects at a time and each is reduced (``PodView``,
+``SliceView``...) as it arrives; the watch then resumes from the list's resourceVersion, with
 bookmarks, so a dropped connection (an API server restart, a load balancer
 timeout) costs a reconnect and no relist. Only a 410 Gone (the API server no
 longer has that history) or the periodic resync costs a relist.
 
-A complete list is the only evidence that a pod we know is gone without a
-delete event: ``PodSink.pods_listed`` receives the full set of uids, and an
-error anywhere in the list raises before it is called, so a failed or partial
-list is never read as "these pods vanished".
+A complete list is the only evidence that an object we know is gone without
+a delete event: ``Sink.listed`` receives the full set of uids, and an error
+anywhere in the list raises before it is called, so a failed or partial list
+is never read as "these pods vanished". One class serves every resource, so
+that the relist, 410 and no-delete-before-the-list rules are written once.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import kubernetes
@@ -49,22 +51,34 @@ class WatchFailed(Exception):
 RETRIED: tuple[type[Exception], ...] = (*API_ERRORS, WatchFailed)
 
 
-class PodSink(Protocol):
-    """Where pods go: the controller's desired state."""
+class Sink(Protocol):
+    """Where one resource's objects go: the controller's desired state."""
 
-    def on_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None: ...
+    def on_event(self, event_type: str | None, body: Mapping[str, Any]) -> None: ...
 
-    def pods_listed(self, namespace: str | None, uids: set[str], started: float) -> None: ...
+    def listed(self, namespace: str | None, uids: set[str], started: float) -> None: ...
 
 
-class PodWatch:
-    """One list+watch loop over the pods of one namespace, or of all of them."""
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """What is watched: its name in logs and metrics, and the client call listing it
+    (in one namespace, or all of them for ``None``)."""
 
-    def __init__(self, kube: KubeApi, namespace: str | None, sink: PodSink, *,
-                 resync_period: float, watch_timeout: int = WATCH_TIMEOUT) -> None:
+    name: str  # plural: pods, services, endpointslices
+    lister: Callable[[KubeApi, str | None], Callable[..., Any]]
+    task: str  # the supervisor's task kind of its watch
+
+
+class ListWatch:
+    """One list+watch loop over one resource in one namespace, or in all of them."""
+
+    def __init__(self, kube: KubeApi, namespace: str | None, sink: Sink, *,
+                 resource: Resource, resync_period: float,
+                 watch_timeout: int = WATCH_TIMEOUT) -> None:
         self.kube = kube
         self.namespace = namespace
         self.sink = sink
+        self.resource = resource
         self.resync_period = resync_period
         self.watch_timeout = watch_timeout
         self.listed = asyncio.Event()  # set once the first complete list was delivered
@@ -72,7 +86,8 @@ class PodWatch:
 
     @property
     def scope(self) -> str:
-        return f"namespace {self.namespace}" if self.namespace else "all namespaces"
+        where = f"namespace {self.namespace}" if self.namespace else "all namespaces"
+        return f"{self.resource.name} in {where}"
 
     async def run(self) -> None:
         """List, then watch from where the list ended; forever, whatever the API does."""
@@ -89,30 +104,30 @@ class PodWatch:
                 version = await self._watch(version, timeout)
                 backoff = 1.0
             except Gone:
-                log.info("Pod watch of %s expired (410 Gone); relisting", self.scope)
+                log.info("Watch of %s expired (410 Gone); relisting", self.scope)
                 version = None
             except RETRIED as exc:  # the rest is a bug: the supervisor's to see
-                metrics.pod_watch_errors.inc()
-                log.warning("Pod watch of %s failed, retrying in %.0fs (pods known so far are "
+                metrics.watch_errors(self.resource.name).inc()
+                log.warning("Watch of %s failed, retrying in %.0fs (objects known so far are "
                             "kept): %s", self.scope, backoff, _describe(exc))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
     async def _relist(self, reason: str) -> str:
-        """Every pod in scope, a page at a time; the list's resourceVersion to watch from."""
+        """Every object in scope, a page at a time; the list's resourceVersion to watch from."""
         started = time.monotonic()
         uids: set[str] = set()
         version = ""
-        async for page in self.kube.pod_list_pages(self.namespace):
+        async for page in self.kube.list_pages(self.resource.lister(self.kube, self.namespace)):
             version = version or page.resource_version
             for body in page.items:
                 uids.add(str(body.get("metadata", {}).get("uid", "")))
-                self.sink.on_pod(None, body)
-        self.sink.pods_listed(self.namespace, uids, started)
+                self.sink.on_event(None, body)
+        self.sink.listed(self.namespace, uids, started)
         self.relists += 1
-        metrics.pod_relists.labels(reason).inc()
+        metrics.relists(self.resource.name, reason).inc()
         if reason != "resync":
-            log.info("Listed %d pod(s) in %s in %.1f s (%s)", len(uids), self.scope,
+            log.info("Listed %d object(s) of %s in %.1f s (%s)", len(uids), self.scope,
                      time.monotonic() - started, reason)
         self.listed.set()
         return version
@@ -121,7 +136,7 @@ class PodWatch:
         """Apply one watch stream's events; the last resourceVersion seen when it ends."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
-        stream = _Stream(self.kube.pod_lister(self.namespace), version, seconds,
+        stream = _Stream(self.resource.lister(self.kube, self.namespace), version, seconds,
                          lambda item: loop.call_soon_threadsafe(queue.put_nowait, item))
         stream.start()
         try:
@@ -140,7 +155,7 @@ class PodWatch:
                     raise WatchFailed(f"watch error: {body.get('message', body)}")
                 version = str(body.get("metadata", {}).get("resourceVersion") or version)
                 if kind != "BOOKMARK":
-                    self.sink.on_pod(kind, body)
+                    self.sink.on_event(kind, body)
         finally:
             stream.stop()
 
@@ -154,7 +169,7 @@ class _Stream(threading.Thread):
 
     def __init__(self, lister: Callable[..., Any], version: str, timeout: int,
                  deliver: Callable[[object], object]) -> None:
-        super().__init__(name="pod watch", daemon=True)
+        super().__init__(name="list-watch", daemon=True)
         self.lister = lister
         self.version = version
         self.timeout = timeout
@@ -210,3 +225,9 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, kubernetes.client.ApiException):
         return f"HTTP {exc.status} {exc.reason}"
     return f"{type(exc).__name__}: {exc}"
+
+
+PODS = Resource("pods", lambda kube, ns: kube.pod_lister(ns), "pod-watch")
+SERVICES = Resource("services", lambda kube, ns: kube.service_lister(ns), "service-watch")
+ENDPOINT_SLICES = Resource("endpointslices", lambda kube, ns: kube.endpointslice_lister(ns),
+                           "endpointslice-watch")
