@@ -9,9 +9,9 @@ from typing import Any
 
 from kubernetes import client
 
-from etcd_probe import EtcdProbe, wait_keys
-from helpers import sampled, set_pod_ready, wait_for
-from kube_objects import (
+from tests.support.etcd_probe import EtcdProbe, wait_keys
+from tests.support.helpers import sampled, set_pod_ready, wait_for
+from tests.support.kube_objects import (
     ANN,
     PREFIX,
     condition,
@@ -22,7 +22,7 @@ from kube_objects import (
     kitexservice,
     ready_pods,
 )
-from operator_process import OperatorProcess
+from tests.support.operator_process import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,10 +9,18 @@ from typing import Any
 
 from kubernetes import client
 
-from etcd_probe import EtcdProbe, wait_keys
-from helpers import sampled, set_pod_ready, wait_for
-from kube_objects import ANN, PREFIX, custom, deployment, expected, kitexservice, ready_pods
-from operator_process import OperatorProcess
+from tests.support.etcd_probe import EtcdProbe, wait_keys
+from tests.support.helpers import sampled, set_pod_ready, wait_for
+from tests.support.kube_objects import (
+    ANN,
+    PREFIX,
+    custom,
+    deployment,
+    expected,
+    kitexservice,
+    ready_pods,
+)
+from tests.support.operator_process import OperatorProcess
 
 AUTO = {"kitex.cloudwego.io/auto-register": "enabled"}
 # Two ports: the one named kitex is registered, with its target port.

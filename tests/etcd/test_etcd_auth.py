@@ -9,9 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import pytest
-from etcd_auth_user import AUTH_PASSWORD, AUTH_PREFIX, AUTH_TOKEN_TTL, AUTH_USER
 
-from helpers import async_wait_for
 from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.etcd import (
     EtcdAuthError,
@@ -21,6 +19,8 @@ from kitex_etcd_operator.etcd import (
     WatchEvent,
 )
 from kitex_etcd_operator.writes import Put
+from tests.etcd.etcd_auth_user import AUTH_PASSWORD, AUTH_PREFIX, AUTH_TOKEN_TTL, AUTH_USER
+from tests.support.helpers import async_wait_for
 
 MakeClient = Callable[[EtcdTarget], EtcdClient]
 

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from helpers import async_wait_for
 from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.etcd import (
     Compare,
@@ -20,6 +19,7 @@ from kitex_etcd_operator.etcd import (
     WatchEvent,
 )
 from kitex_etcd_operator.writes import Put
+from tests.support.helpers import async_wait_for
 
 MakeClient = Callable[[EtcdTarget], EtcdClient]
 

@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 import pytest
 
-from helpers import async_wait_for
 from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.etcd import Compare, EtcdClient, EtcdCompacted, EtcdTarget, WatchEvent
 from kitex_etcd_operator.writes import Delete, Put
+from tests.support.helpers import async_wait_for
 
 MakeClient = Callable[[EtcdTarget], EtcdClient]
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from etcd_proxy import SwallowingProxy
 
 from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.etcd import Compare, EtcdClient, EtcdTarget, EtcdUnavailable
 from kitex_etcd_operator.writes import Put
+from tests.etcd.etcd_proxy import SwallowingProxy
 
 MakeClient = Callable[[EtcdTarget], EtcdClient]
 

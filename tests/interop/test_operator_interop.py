@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from programs import MODULE_DIR, REGISTRY_ETCD_VERSION, Launcher
 
-from etcd_probe import EtcdProbe
-from helpers import pod_is_ready, set_pod_ready, wait_for
 from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget
 from kitex_etcd_operator.model import DEFAULT_PREFIX, Instance, instance_key
 from kitex_etcd_operator.plan import Binding
 from kitex_etcd_operator.registry import TargetRegistry
 from kitex_etcd_operator.resolve import go_resolve
+from tests.interop.programs import MODULE_DIR, REGISTRY_ETCD_VERSION, Launcher
+from tests.support.etcd_probe import EtcdProbe
+from tests.support.helpers import pod_is_ready, set_pod_ready, wait_for
 
 pytestmark = pytest.mark.interop
 GOLDEN = MODULE_DIR / "golden" / f"registry-etcd-{REGISTRY_ETCD_VERSION}.json"

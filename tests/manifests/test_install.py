@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from etcd_probe import EtcdProbe
-from helpers import wait_for
-from kube_objects import ANN, PREFIX, custom, deployment, kitexservice, ready_pods
+from tests.support.etcd_probe import EtcdProbe
+from tests.support.helpers import wait_for
+from tests.support.kube_objects import ANN, PREFIX, custom, deployment, kitexservice, ready_pods
 
 ROOT = Path(__file__).resolve().parents[2]
 SA = "system:serviceaccount:kitex-etcd-operator:kitex-etcd-operator"

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from etcd_probe import EtcdProbe
-from factories import pod
-from helpers import async_wait_for
 from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.controller import Controller
 from kitex_etcd_operator.plan import Binding
 from kitex_etcd_operator.retry import RetryConfig
 from kitex_etcd_operator.settings import DefaultTarget, Settings
+from tests.support.etcd_probe import EtcdProbe
+from tests.support.factories import pod
+from tests.support.helpers import async_wait_for
 
 OBSERVE, RETRY, ATTEMPTS = 1.0, 0.3, 3
 

@@ -11,22 +11,18 @@ code) returns exactly team-a's instances.
 from __future__ import annotations
 
 import base64
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
-from teams import Teams
 
-from etcd_probe import EtcdProbe, wait_keys
-from helpers import wait_for
-from kube_objects import ANN, PREFIX, deployment, expected
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))
-from programs import Launcher
+from tests.interop.programs import Launcher
+from tests.support.etcd_probe import EtcdProbe, wait_keys
+from tests.support.helpers import wait_for
+from tests.support.kube_objects import ANN, PREFIX, deployment, expected
+from tests.tenancy.teams import Teams
 
 pytestmark = pytest.mark.interop
 CREDENTIALS = "kitex.cloudwego.io/etcd-credentials"

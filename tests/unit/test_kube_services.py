@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from factories import ANNOTATED, endpoint_slice, kitexservice, pod, service
 from kitex_etcd_operator.desired import DesiredState, Source
 from kitex_etcd_operator.kube import SpecError, parse_kitexservice, pod_view
 from kitex_etcd_operator.kube.services import (
@@ -19,6 +18,7 @@ from kitex_etcd_operator.kube.tenancy import parse_policy
 from kitex_etcd_operator.plan import Binding
 from kitex_etcd_operator.policy import SERVICE, AutoRegister, PolicySet
 from kitex_etcd_operator.retry import RetryConfig
+from tests.support.factories import ANNOTATED, endpoint_slice, kitexservice, pod, service
 
 A = "kitex.cloudwego.io/"
 ON = AutoRegister(enabled=True)

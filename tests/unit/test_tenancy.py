@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from factories import ANNOTATED, kitexservice, pod
 from kitex_etcd_operator.desired import DesiredState, PolicyError, Source
 from kitex_etcd_operator.endpoints import InvalidEndpoint, check_endpoint, identity
 from kitex_etcd_operator.kube import SpecError, parse_kitexservice, pod_view
@@ -27,6 +26,7 @@ from kitex_etcd_operator.policy import (
     ranges_nest,
 )
 from kitex_etcd_operator.writes import Delete, Put
+from tests.support.factories import ANNOTATED, kitexservice, pod
 
 PAYMENT = Binding("default", "kitex/registry-etcd", "payment")
 ANNOTATED_PAYMENT = {"kitex.cloudwego.io/service": "payment", "kitex.cloudwego.io/port": "8888"}
