@@ -20,7 +20,7 @@ import click
 
 from . import metrics, supervisor
 from .durations import OBSERVE_DELAY, RETRY_DELAY
-from .kube.spec import MAX_LEASE_TTL, MIN_LEASE_TTL
+from .kube.checks import MAX_LEASE_TTL, MIN_LEASE_TTL
 from .leader import ElectionConfig, LeaderElector, LostLeadership
 from .logs import setup_logging
 from .model import DEFAULT_LEASE_TTL, DEFAULT_OWNER_PREFIX, validate_prefix

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kitex_etcd_operator.kube.annotations import parse_tags, spec_from_annotations
+from kitex_etcd_operator.kube.annotations import spec_from_annotations
 from kitex_etcd_operator.kube.errors import SpecError
+from kitex_etcd_operator.kube.fields import from_annotations
 from kitex_etcd_operator.kube.names import ANNOTATION_PREFIX, Annotation
 from kitex_etcd_operator.kube.pods import PodView, pod_view
 from kitex_etcd_operator.kube.spec import EtcdRef, ServiceSpec, instance_for
@@ -114,7 +115,7 @@ def test_missing_family_names_the_annotation() -> None:
     ("{}", ()),
 ])
 def test_tag_formats(text: str, tags: tuple[tuple[str, str], ...]) -> None:
-    assert parse_tags(text) == tags
+    assert from_annotations({Annotation.TAGS.value: text}, "tags") == tags
 
 
 @pytest.mark.parametrize(("notes", "name"), [

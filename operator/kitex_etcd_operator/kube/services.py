@@ -24,10 +24,11 @@ from ..model import Instance, InvalidInstance
 from ..policy.rules import AutoRegister
 from ..retry import RetryConfig
 from .annotations import check_known, common_settings
+from .checks import check_service_port
 from .errors import SpecError
 from .names import ANNOTATION_PREFIX, POD_ONLY, Annotation, annotation_field
 from .pods import _labels, _list, _mapping, _text
-from .spec import ServiceSpec, check_service_port
+from .spec import ServiceSpec
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"

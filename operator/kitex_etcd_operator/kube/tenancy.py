@@ -15,9 +15,7 @@ from ..durations import DIAL_TIMEOUT
 from ..endpoints import InvalidEndpoint, check_endpoint, identity
 from ..model import InvalidInstance, validate_prefix
 from ..policy.rules import ANY, MAX_WEIGHT, SOURCES, AutoRegister, Rule
-from .errors import SpecError
-from .selectors import validate_selector
-from .spec import (
+from .checks import (
     MAX_ENDPOINTS,
     as_object,
     check_bool,
@@ -26,6 +24,8 @@ from .spec import (
     check_service_port,
     secret_ref,
 )
+from .errors import SpecError
+from .selectors import validate_selector
 
 MAX_PATTERNS = 64
 
