@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help deps venv tools test unit lint typecheck cluster-up cluster-down demo bench bench-large clean soak \
+.PHONY: help deps venv tools test unit lint typecheck architecture cluster-up cluster-down demo bench bench-large clean soak \
 	lock image image-tools
 
 help:
@@ -45,7 +45,13 @@ tools: $(STAMP) image-tools
 deps: venv tools
 
 lint: venv
-	$(BIN)/ruff check operator devtools tests benchmarks
+	$(BIN)/ruff check operator devtools tests benchmarks scripts
+	$(BIN)/lint-imports
+
+# The layer diagram of docs/architecture.md, from pyproject's import-linter
+# layers and the real imports (a unit test fails when it is out of date).
+architecture: venv
+	$(BIN)/python scripts/architecture.py
 
 typecheck: venv
 	$(BIN)/mypy

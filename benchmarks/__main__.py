@@ -29,9 +29,10 @@ from kitex_devcluster.build import ensure_tools
 from kitex_devcluster.etcd import EtcdCluster
 from kitex_devcluster.kube import KubeCluster
 from kitex_devcluster.processes import free_port, wait_until
-from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget, PutOp
+from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget
+from kitex_etcd_operator.writes import Put
 
-from . import generator
+from . import generator, sources
 from .report import Results, report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -472,9 +473,9 @@ async def raw_etcd(etcd: EtcdCluster, n: int) -> float:
         lease = await c.grant(60)
         value = b'{"network":"tcp","address":"10.0.0.1:8888","weight":10,"tags":null}'
         started = time.monotonic()
-        batch: list[PutOp] = []
+        batch: list[Put] = []
         for i in range(n):
-            batch.append(PutOp(f"raw/{i}", value, lease))
+            batch.append(Put(f"raw/{i}", value, lease))
             if len(batch) == 128:
                 await c.txn([], batch)
                 batch = []
@@ -507,12 +508,37 @@ def churn_only(profile: bool) -> None:
                       "profiles": results.profiles}, indent=1))
 
 
+def sources_scenario(kube: KubeCluster, workdir: Path, results: Results) -> None:
+    """Pods vs EndpointSlices on the same readiness flips, and memory per endpoint."""
+    etcd = EtcdCluster.start(workdir / "etcd-sources")
+    try:
+        results.sources = sources.latency(kube, etcd, Operator, workdir)
+    finally:
+        etcd.stop()
+    results.sources["bytes_per_endpoint"] = sources.memory_per_endpoint()
+
+
+def sources_only() -> None:
+    """Only the sources scenario: merged into docs/benchmarks.json, the page rendered."""
+    out = ROOT / "docs" / "benchmarks.md"
+    results = Results.load(out.with_suffix(".json"))
+    with tempfile.TemporaryDirectory(prefix="kitex-bench-") as tmp:
+        kube = KubeCluster.start(ensure_tools(), workdir=Path(tmp) / "kube")
+        try:
+            sources_scenario(kube, Path(tmp), results)
+        finally:
+            kube.stop()
+    report(results, out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--quick", action="store_true", help="100 and 1,000 pods, short churn")
     parser.add_argument("--no-profile", action="store_true", help="skip py-spy")
     parser.add_argument("--churn-only", action="store_true",
                         help="1,000 pods and the churn rates; prints, writes no report")
+    parser.add_argument("--sources-only", action="store_true",
+                        help="pods vs EndpointSlices only, merged into the last run's report")
     parser.add_argument("--render", action="store_true",
                         help="write docs/benchmarks.md again from docs/benchmarks.json")
     parser.add_argument("--large", action="store_true",
@@ -531,6 +557,9 @@ def main() -> None:
         return
     if args.churn_only:
         churn_only(not args.no_profile)
+        return
+    if args.sources_only:
+        sources_only()
         return
     sizes = [100, 1000] if args.quick else [100, 1000, 5000, 10000]
     rates = [50] if args.quick else [50, 200]
@@ -570,6 +599,7 @@ def main() -> None:
                     finally:
                         etcd.stop()
                 client.CoreV1Api(kube.api_client()).delete_namespace(f"bench-{n}")
+            sources_scenario(kube, workdir, results)
         finally:
             kube.stop()
         for n in go_sizes:

@@ -148,7 +148,7 @@ def namespace(k8s: Any) -> Iterator[str]:
     """A fresh namespace per test, deleted afterwards (tests stay independent)."""
     from kubernetes import client
 
-    from helpers import create_namespace
+    from tests.support.helpers import create_namespace
 
     core = client.CoreV1Api(k8s)
     name = f"t-{uuid.uuid4().hex[:8]}"
@@ -167,7 +167,7 @@ def kubeconfig(kube: KubeCluster) -> Path:
 @pytest.fixture
 def etcd_probe(tools: Any, registry_etcd: Any) -> Any:
     """etcdctl on the registry etcd: an independent judge of what the operator wrote."""
-    from etcd_probe import EtcdProbe
+    from tests.support.etcd_probe import EtcdProbe
 
     return EtcdProbe(tools.etcdctl, list(registry_etcd.endpoints))
 
@@ -190,7 +190,7 @@ def start_operator(kube: Any, registry_etcd: Any, crds: None, tmp_path: Path
                    ) -> Iterator[Callable[..., Any]]:
     """Start ``kitex-etcd-operator run`` processes; all are stopped at teardown and
     their log tails printed (pytest shows them when a test fails)."""
-    from operator_process import OperatorProcess
+    from tests.support.operator_process import OperatorProcess
 
     started: list[OperatorProcess] = []
 
@@ -215,8 +215,8 @@ def start_operator(kube: Any, registry_etcd: Any, crds: None, tmp_path: Path
 @pytest.fixture
 def figures(request: pytest.FixtureRequest) -> Callable[..., None]:
     """``figures(name=value, ...)``: print a test's measurements and keep them
-    (see tests/figures.py); docs/reliability.md quotes them."""
-    from figures import record
+    (see tests/support/figures.py); docs/reliability.md quotes them."""
+    from tests.support.figures import record
 
     def keep(**values: Any) -> None:
         record(request.node.name, **values)

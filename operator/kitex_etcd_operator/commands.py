@@ -19,11 +19,12 @@ from .etcd.client import EtcdClient
 from .etcd.errors import EtcdError
 from .kube import parse_kitexservice
 from .kube.errors import SpecError
+from .model import DEFAULT_OWNER_PREFIX
+from .options import default_target, etcd_options
 from .plan import Binding, Observed, make_plan
 from .policy import PolicySet, decide_owner
-from .registry import DEFAULT_OWNER_PREFIX, TargetRegistry
+from .registry import TargetRegistry
 from .resolve import NoInstance, go_resolve, service_prefix
-from .runner import default_target, etcd_options
 from .settings import Settings
 from .targets import TargetError, Targets
 
@@ -56,7 +57,7 @@ def resolve(service: str, as_json: bool, **kw: Any) -> None:
     """Print SERVICE's instances exactly as a Kitex client's etcd resolver sees them."""
     settings = _settings(kw)
 
-    async def go() -> None:
+    async def read_range() -> None:
         targets = Targets(settings, None)
         client = EtcdClient(await targets.resolve(TargetRef()))
         try:
@@ -81,7 +82,7 @@ def resolve(service: str, as_json: bool, **kw: Any) -> None:
         for key, why in result.skipped:
             click.echo(f"skipped {key}: {why}", err=True)
 
-    _run(go)
+    _run(read_range)
 
 
 def _ownership_options(fn: Any) -> Any:
@@ -103,7 +104,7 @@ def diff(kubeconfig: str | None, namespaces: tuple[str, ...], **kw: Any) -> None
 
     settings = _settings(kw)
 
-    async def go() -> int:
+    async def compare() -> int:
         kube = KubeApi.from_environment(kubeconfig)
         state = DesiredState(Defaults(settings.prefix, settings.lease_ttl, settings.retry,
                                       settings.etcd.endpoints))
@@ -142,7 +143,7 @@ def diff(kubeconfig: str | None, namespaces: tuple[str, ...], **kw: Any) -> None
             kube.close()
         return changes
 
-    changes = _run(go)
+    changes = _run(compare)
     click.echo(f"{changes} change(s) pending")
 
 
@@ -201,7 +202,7 @@ def purge(yes: bool, **kw: Any) -> None:
     """Remove every entry this cluster id owns in the default etcd (for uninstall)."""
     settings = _settings(kw)
 
-    async def go() -> None:
+    async def revoke_all() -> None:
         targets = Targets(settings, None)
         registry = await targets.get(TargetRef())
         try:
@@ -221,7 +222,7 @@ def purge(yes: bool, **kw: Any) -> None:
         if not yes:
             click.echo("nothing removed: add --yes to purge")
 
-    _run(go)
+    _run(revoke_all)
 
 
 @click.command()
@@ -232,14 +233,14 @@ def status(kubeconfig: str | None, namespaces: tuple[str, ...]) -> None:
     """The KitexServices with their conditions and counts, as a table."""
     from .kubeapi import KubeApi
 
-    async def go() -> list[dict[str, Any]]:
+    async def list_services() -> list[dict[str, Any]]:
         kube = KubeApi.from_environment(kubeconfig)
         try:
             return await kube.list_kitexservices(namespaces)
         finally:
             kube.close()
 
-    items = _run(go)
+    items = _run(list_services)
     rows = [("NAMESPACE", "NAME", "SERVICE", "READY", "CONDITIONS", "LAST ERROR")]
     for body in sorted(items, key=lambda b: (b["metadata"]["namespace"], b["metadata"]["name"])):
         st = body.get("status") or {}

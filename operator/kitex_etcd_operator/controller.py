@@ -1,6 +1,7 @@
 """The loops that keep etcd in line with Kubernetes, one per binding.
 
-Pod events (``podwatch``) and KitexService events (kopf) update
+Pod, Service and EndpointSlice events (``listwatch``, ``feeds``) and
+KitexService events (kopf) update
 ``DesiredState`` and wake the binding's worker. A worker waits a few
 milliseconds to gather a burst, then writes only the keys that changed;
 every ``observeDelay`` (or ``retryDelay`` after a failure) it reads its
@@ -21,8 +22,10 @@ from typing import Any
 from . import metrics, supervisor
 from .desired import ANNOTATIONS, BindingConfig, Defaults, DesiredState, SpecKey, TargetRef
 from .etcd.errors import EtcdAuthError, EtcdError, EtcdTLSError, summary
+from .feeds import Feed, Held
 from .finalizers import Finalizers
-from .kube.podwire import Versioned, versioned
+from .kube.pods import pod_view
+from .kube.services import service_view, slice_view
 from .kube.spec import SpecError, parse_kitexservice
 from .kube.tenancy import RegistryDef, parse_policy, parse_registry
 from .kubeapi import (
@@ -36,8 +39,8 @@ from .kubeapi import (
     KubeApi,
     ObjectRef,
 )
+from .listwatch import ENDPOINT_SLICES, PODS, SERVICES, ListWatch, Resource
 from .plan import Binding, Policy
-from .podwatch import PodWatch
 from .policy import (
     PolicySet,
     RangeClaim,
@@ -49,6 +52,7 @@ from .policy import (
     single_team_rule,
 )
 from .registry import RegistryError, SyncResult, TargetRegistry
+from .report import SyncReport
 from .retry import RetryState
 from .settings import Settings
 from .status import StatusReporter
@@ -79,44 +83,54 @@ class Controller:
         self.finalizers = Finalizers(kube, self.wait_removed)
         self.synced = asyncio.Event()
         self.workers: dict[Binding, BindingWorker] = {}
-        self._versions: dict[str, int] = {}  # pod uid -> resourceVersion seen
-        self._tombstones: dict[str, float] = {}  # pod uid -> when it was deleted
-        self._seen_at: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._spec_bindings: dict[SpecKey, Binding] = {}
         self._watching = False
-        self.pod_watches = [] if kube is None else [
-            PodWatch(kube, ns, self, resync_period=settings.resync_period)
-            for ns in settings.namespaces or (None,)]
+        self.pods = Feed("Pod", upsert=self.state.upsert_pod, read=pod_view,
+                         remove=self.state.remove_pod, held=self._held_pods,
+                         changed=self._pods_changed, resync_period=settings.resync_period)
+        self.services = Feed("Service", upsert=lambda body: self.state.upsert_service(
+            service_view(body)), remove=self._remove_service, held=self._held_services,
+            changed=self._services_changed, resync_period=settings.resync_period)
+        self.slices = Feed("EndpointSlice", upsert=lambda body: self.state.upsert_slice(
+            slice_view(body)), remove=self.state.remove_slice, held=self._held_slices,
+            changed=self._services_changed, resync_period=settings.resync_period)
+        feeds: list[tuple[Resource, Feed]] = [(PODS, self.pods)]
+        if settings.service_source:
+            feeds += [(SERVICES, self.services), (ENDPOINT_SLICES, self.slices)]
+        self.watches = [] if kube is None else [
+            ListWatch(kube, ns, feed, resource=resource, resync_period=settings.resync_period)
+            for ns in settings.namespaces or (None,) for resource, feed in feeds]
 
     # --- events from kopf or from lists -------------------------------------
 
     def on_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """A pod as a parsed body, read leniently."""
-        self.on_pod_view(event_type, versioned(body))
+        self.pods.on_event(event_type, body)
 
-    def on_pod_view(self, event_type: str | None, pod: Versioned) -> None:
-        """A pod from the pod watch: its view and resourceVersion (a list's pods come with
-        ``event_type`` None)."""
-        view, version = pod
-        uid = view.uid
-        if not uid:
-            return
-        if event_type == "DELETED":
-            self._tombstones[uid] = time.monotonic()
-            self._versions.pop(uid, None)
-            self._seen_at.pop(uid, None)
-            self.state.remove_pod(uid)
-        else:
-            if uid in self._tombstones:
-                return
-            if version is not None and version < self._versions.get(uid, -1):
-                return  # an older copy than one we already hold (list vs watch)
-            if version is not None:
-                self._versions[uid] = version
-            self._seen_at[uid] = time.monotonic()
-            self.state.upsert_pod(view)
+    def pods_listed(self, namespace: str | None, uids: set[str], started: float) -> None:
+        self.pods.listed(namespace, uids, started)
+
+    def _held_pods(self) -> Held:
+        return ((uid, pod.namespace, pod.name) for uid, pod in list(self.state.pods.items()))
+
+    def _held_services(self) -> Held:
+        return [(s.uid, s.namespace, s.name) for s in self.state.index.services.values()]
+
+    def _held_slices(self) -> Held:
+        return [(uid, s.namespace, s.service) for uid, s in self.state.index.slices.items()]
+
+    def _remove_service(self, uid: str) -> None:
+        key = self.state.index.uid_of(uid)
+        if key is not None:
+            self.state.remove_service(key)
+
+    def _pods_changed(self) -> None:
         metrics.pods_seen.set(len(self.state.pods))
+        self._services_changed()
+
+    def _services_changed(self) -> None:
+        metrics.services_seen.set(len(self.state.index.services))
+        metrics.endpoints_seen.set(self.state.index.endpoints)
         self._wake_dirty()
 
     def on_kitexservice(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -222,6 +236,7 @@ class Controller:
         self.state.dirty[binding]
 
     def _wake_dirty(self) -> None:
+        self.status.report_service_errors()
         for binding, keys in self.state.take_dirty().items():
             worker = self.workers.get(binding)
             if worker is None or worker.done:
@@ -240,8 +255,9 @@ class Controller:
         if self._watching or self.kube is None:
             return
         self._watching = True
-        for watch in self.pod_watches:
-            self._tasks.append(supervisor.spawn("pod-watch", watch.scope, watch.run))
+        for watch in self.watches:
+            self._tasks.append(supervisor.spawn(watch.resource.task, watch.scope,
+                                                watch.run))
 
     async def start(self) -> None:
         """Load the full lists, then let workers write and clean up what vanished."""
@@ -254,7 +270,7 @@ class Controller:
                 log.error("Listing KitexServices failed, retrying in %gs: %s", LIST_RETRY, exc)
                 await asyncio.sleep(LIST_RETRY)
         self.watch_pods()
-        await asyncio.gather(*(watch.listed.wait() for watch in self.pod_watches))
+        await asyncio.gather(*(watch.listed.wait() for watch in self.watches))
         # The default etcd is connected before any worker runs, so that no other
         # scope (a tenant's endpoints naming it another way) can be first there.
         default = await self._connect_default()
@@ -299,7 +315,7 @@ class Controller:
 
         A missing KitexService CRD is the one exception that is not retried:
         annotation mode works without it, and kopf starts watching the CRD's
-        objects once it is installed. Pods come from ``podwatch``, whose first
+        objects once it is installed. Pods come from ``listwatch``, whose first
         complete list ``start`` waits for.
         """
         assert self.kube is not None
@@ -311,22 +327,6 @@ class Controller:
             specs = []
         for body in specs:
             self.on_kitexservice(None, body)
-
-    def pods_listed(self, namespace: str | None, uids: set[str], started: float) -> None:
-        """A complete list of pods: those we hold that it lacks were deleted unseen.
-
-        A pod heard of after the list began (a watch event racing the list) is
-        kept: its absence may only mean the list's snapshot predates it.
-        """
-        for uid, pod in list(self.state.pods.items()):
-            if uid in uids or (namespace is not None and pod.namespace != namespace):
-                continue
-            if self._seen_at.get(uid, 0) < started:
-                log.info("Pod %s/%s vanished without a delete event; removing it",
-                         pod.namespace, pod.name)
-                self.on_pod("DELETED", {"metadata": {"uid": uid}})
-        cutoff = started - self.settings.resync_period
-        self._tombstones = {u: t for u, t in self._tombstones.items() if t > cutoff}
 
     async def _connect_default(self) -> TargetRegistry | None:
         try:
@@ -398,8 +398,8 @@ class Controller:
 
     @property
     def warm(self) -> bool:
-        """Every pod watch has delivered a complete list: a standby could take over now."""
-        return all(watch.listed.is_set() for watch in self.pod_watches)
+        """Every watch has delivered a complete list: a standby could take over now."""
+        return all(watch.listed.is_set() for watch in self.watches)
 
     @property
     def ready(self) -> bool:
@@ -418,7 +418,7 @@ class BindingWorker:
     """
 
     def __init__(self, controller: Controller, binding: Binding) -> None:
-        self.c = controller
+        self.controller = controller
         self.binding = binding
         self.dirty: set[str] = set()
         self.full = True
@@ -440,6 +440,15 @@ class BindingWorker:
         self._changed_since: float | None = None  # first change not yet in etcd
         self.task: asyncio.Task[None] | None = supervisor.spawn(
             "binding", str(binding), self._run, on_crash=self._crashed)
+
+    def report(self) -> SyncReport:
+        """The last cycle as the status writer renders it."""
+        return SyncReport(
+            retry=self.retry, retry_config=self.config.retry,
+            conflicts=tuple(self.last.conflicts) if self.last else (),
+            withheld_deletes=self.capped_deletes,
+            max_deletes=self.controller.settings.max_deletes, owner=self.owner,
+            refusal=self.refusal, etcd=self.config.target.describe())
 
     @property
     def _log_extra(self) -> dict[str, str]:
@@ -464,8 +473,8 @@ class BindingWorker:
                    "worker restarts, see the operator's log")
         self.retry = self.retry.failed(message, "InternalError")
         self.full, self.attempted = True, True
-        self.c.status.task_crashed(self.binding, message)
-        self.c.status.binding_synced(self.binding, self)
+        self.controller.status.task_crashed(self.binding, message)
+        self.controller.status.binding_synced(self.binding, self.report())
 
     def cancel(self) -> None:
         if self.task is not None:
@@ -475,17 +484,17 @@ class BindingWorker:
         await self._idle.wait()
 
     async def _run(self) -> None:
-        await self.c.synced.wait()
+        await self.controller.synced.wait()
         # A standby made this worker long ago: an absent owner's grace starts when
         # this replica can act on it, not when it first heard of the binding.
         self._owner_claimed_at = time.monotonic()
         while True:
             await self._wait_for_work()
-            await asyncio.sleep(self.c.settings.debounce)
+            await asyncio.sleep(self.controller.settings.debounce)
             keys = None if self.full else self.dirty
             self.dirty, self.full = set(), False
             changed, self._changed_since = self._changed_since, None
-            state = self.c.state
+            state = self.controller.state
             if not state.claimed(self.binding) and not state.instance_count(self.binding):
                 if await self._remove(self.config.target):
                     return
@@ -521,14 +530,14 @@ class BindingWorker:
     # --- ownership ---------------------------------------------------------------
 
     def _decide_owner(self, registry: TargetRegistry | None) -> str | None:
-        claims = self.c.state.claims(self.binding)
+        claims = self.controller.state.claims(self.binding)
         recorded = registry.recorded_owner(self.binding) if registry is not None else None
         now = time.monotonic()
         if registry is not None and (recorded is None or any(c.group == recorded
                                                              for c in claims)):
             self._owner_claimed_at = now
         return decide_owner(claims, recorded, recorded_absent_for=now - self._owner_claimed_at,
-                            grace=self.c.settings.claim_grace)
+                            grace=self.controller.settings.claim_grace)
 
     async def _registry_and_owner(self) -> tuple[TargetRegistry, str | None, BindingConfig]:
         """Connect with the settings of the likely owner, then decide with etcd's record.
@@ -537,15 +546,15 @@ class BindingWorker:
         than the first guess, must reach this etcd with the same credentials
         (``Targets.get`` refuses otherwise).
         """
-        state = self.c.state
+        state = self.controller.state
         owner = self._decide_owner(None)
         config = self.trying = state.config_for(self.binding, owner) or self.config
-        registry = await self.c.targets.get(config.target)
+        registry = await self.controller.targets.get(config.target)
         recorded_owner = self._decide_owner(registry)
         if recorded_owner != owner:
             owner = recorded_owner
             config = self.trying = state.config_for(self.binding, owner) or config
-            registry = await self.c.targets.get(config.target)
+            registry = await self.controller.targets.get(config.target)
         return registry, owner, config
 
     def _nesting_refusal(self, registry: TargetRegistry) -> str | None:
@@ -556,7 +565,7 @@ class BindingWorker:
         ``x`` and ``x/inner``) would add instances to the outer service that
         its owner never wrote. The range recorded first keeps its place.
         """
-        state = self.c.state
+        state = self.controller.state
         owners_range = f"{registry.owner_prefix}/"
         if ranges_nest(self.binding.range, owners_range) or self.binding.range == owners_range:
             return (f"the range {self.binding.range} overlaps the operator's ownership "
@@ -591,20 +600,20 @@ class BindingWorker:
         if owner != self.owner:
             keys = None  # another owner's instances: diff the whole range
         if keys is None:
-            await self.c.targets.refresh(config.target)
+            await self.controller.targets.refresh(config.target)
             self.refusal = self._nesting_refusal(registry)
         self.config, self.owner = config, owner
-        self.namespaces = self.c.state.namespaces_of(self.binding, owner)
+        self.namespaces = self.controller.state.namespaces_of(self.binding, owner)
+        settings = self.controller.settings
         if self.refusal is not None:
             if registry.recorded(self.binding):
-                await registry.remove(self.binding, policy=self.c.settings.policy,
-                                      dry_run=self.c.settings.dry_run)
+                await registry.remove(self.binding, policy=settings.policy,
+                                      dry_run=settings.dry_run)
             return SyncResult(), config
         result = await registry.sync(
-            self.binding, self.c.state.view(self.binding, self.namespaces),
-            ttl=config.ttl, keys=keys, policy=self.c.settings.policy,
-            max_deletes=self.c.settings.max_deletes, dry_run=self.c.settings.dry_run,
-            owner=owner or "")
+            self.binding, self.controller.state.view(self.binding, self.namespaces),
+            ttl=config.ttl, keys=keys, policy=settings.policy,
+            max_deletes=settings.max_deletes, dry_run=settings.dry_run, owner=owner or "")
         return result, config
 
     async def _sync(self, keys: set[str] | None) -> bool:
@@ -616,7 +625,7 @@ class BindingWorker:
             except (EtcdAuthError, EtcdTLSError):
                 # Credentials refused: a rotated Secret is read again now, not one
                 # retryDelay later after a failure users would see for nothing.
-                if not await self.c.targets.refresh(self.trying.target):
+                if not await self.controller.targets.refresh(self.trying.target):
                     raise
                 keys = None
                 result, config = await self._attempt(keys)
@@ -633,7 +642,7 @@ class BindingWorker:
         self.last_sync_time = time.monotonic()
         self.attempted = True
         self._export(config, "full" if keys is None else "incremental", started)
-        self.c.status.binding_synced(self.binding, self)
+        self.controller.status.binding_synced(self.binding, self.report())
         return self.retry.failures == 0
 
     def _succeeded(self, result: SyncResult, started: float) -> None:
@@ -643,14 +652,14 @@ class BindingWorker:
         self.last = result
         # Under upsert-only every delete is withheld by design; only the cap is news.
         self.capped_deletes = (result.withheld_deletes
-                               if self.c.settings.policy is Policy.SYNC else 0)
+                               if self.controller.settings.policy is Policy.SYNC else 0)
         if self.capped_deletes:
             # The cap slows a wipe down so that a person can notice it; the rest
             # follows cycle by cycle, observeDelay apart.
             metrics.deletes_withheld.labels(self.binding.prefix, self.binding.service).inc(
                 self.capped_deletes)
             log.warning("Held back %d deletion(s) of %s (--max-deletes %s)",
-                        self.capped_deletes, self.binding, self.c.settings.max_deletes,
+                        self.capped_deletes, self.binding, self.controller.settings.max_deletes,
                         extra=self._log_extra)
         self._not_before = 0.0
         if result.puts or result.deletes or result.conflicts:
@@ -659,14 +668,15 @@ class BindingWorker:
                      describe_group(self.owner) if self.owner else "nobody", result.puts,
                      result.deletes, result.unchanged, len(result.conflicts), result.txns,
                      (time.monotonic() - started) * 1000,
-                     " (dry run)" if self.c.settings.dry_run else "", extra=self._log_extra)
+                     " (dry run)" if self.controller.settings.dry_run else "",
+                     extra=self._log_extra)
         if self.refusal is not None:
             log.warning("Not writing %s: %s", self.binding, self.refusal, extra=self._log_extra)
 
     def _export(self, config: BindingConfig, kind: str, started: float) -> None:
         labels = (self.binding.prefix, self.binding.service)
         metrics.sync_seconds.labels(kind).observe(time.monotonic() - started)
-        desired = 0 if self.refusal else self.c.state.instance_count(self.binding,
+        desired = 0 if self.refusal else self.controller.state.instance_count(self.binding,
                                                                      self.namespaces)
         conflicts = len(self.last.conflicts) if self.last else 0
         metrics.desired_instances.labels(*labels).set(desired)
@@ -692,20 +702,21 @@ class BindingWorker:
                      extra=self._log_extra)
             return await self._forget()
         try:
-            registry = await self.c.targets.get(target)
+            registry = await self.controller.targets.get(target)
             if self.refusal is None:  # a refused binding wrote nothing that is its own
-                await registry.remove(self.binding, policy=self.c.settings.policy,
-                                      dry_run=self.c.settings.dry_run)
+                await registry.remove(self.binding, policy=self.controller.settings.policy,
+                                      dry_run=self.controller.settings.dry_run)
         except TargetError as exc:
             log.warning("Letting %s go without removing its entries (they expire within "
                         "their lease TTL): %s", self.binding, exc, extra=self._log_extra)
         except RECOVERABLE as exc:
             self.retry = self.retry.failed(public_error(exc, target), failure_reason(exc))
-            self._not_before = time.monotonic() + self.retry.next_delay(self.c.settings.retry)
+            self._not_before = time.monotonic() + self.retry.next_delay(
+                self.controller.settings.retry)
             self.full = True
             log.warning("Removing %s failed: %s", self.binding, exc, extra=self._log_extra)
-            self.c.status.removal_failed(
-                [key for key, b in self.c._spec_bindings.items() if b == self.binding],
+            self.controller.status.removal_failed(
+                [key for key, b in self.controller._spec_bindings.items() if b == self.binding],
                 f"the entries of {self.binding} could not be removed, retrying: "
                 f"{public_error(exc, target)}")
             return False
@@ -717,8 +728,8 @@ class BindingWorker:
         metrics.forget_service(self.binding.prefix, self.binding.service)
         self.done = True
         self._idle.set()
-        self.c.workers.pop(self.binding, None)
-        await self.c.release_unused_targets()
+        self.controller.workers.pop(self.binding, None)
+        await self.controller.release_unused_targets()
         return True
 
 

@@ -18,6 +18,9 @@ from typing import TypeVar
 
 from .endpoints import identity
 from .kube import PodView, ServiceSpec, SpecError, instance_for, matches, spec_from_annotations
+from .kube.names import AUTO_REGISTER_LABEL, AUTO_REGISTER_ON
+from .kube.service_index import ServiceIndex
+from .kube.services import ServiceView, SliceView, service_port, service_spec, slice_instances
 from .kube.spec import field_path
 from .kube.tenancy import RegistryDef
 from .model import DEFAULT_LEASE_TTL, DEFAULT_PREFIX, HERTZ_PREFIX, Framework, instance_key
@@ -26,6 +29,7 @@ from .policy import (
     ANNOTATIONS,
     DEFAULT_REGISTRY,
     KITEXSERVICE,
+    SERVICE,
     Admitted,
     Claim,
     PolicySet,
@@ -42,6 +46,12 @@ class PolicyError(SpecError):
     """The admin's policy refuses what the object asks; ``reason`` tells it from a typo."""
 
     reason = "RegistrationRefused"
+
+
+class SourceConflict(SpecError):
+    """A Service's automatic registration yields to an explicit one of the same name."""
+
+    reason = "SourceConflict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +103,9 @@ class BindingConfig:
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Who asked for a binding: a KitexService, or pod annotations in a namespace."""
+    """Who asked for a binding: a KitexService, pod annotations in a namespace, a Service."""
 
-    kind: str  # KITEXSERVICE or ANNOTATIONS
+    kind: str  # KITEXSERVICE, ANNOTATIONS or SERVICE
     namespace: str
     name: str = ""
 
@@ -119,6 +129,17 @@ class _Admission:
 class _SpecClaim:
     admission: _Admission
     created: str
+
+
+@dataclass(frozen=True, slots=True)
+class _ServiceBound:
+    """One thing a Service's slices are registered as: its own auto-registration, or a
+    KitexService's ``serviceRef``; ``port`` is the Service port's name slices carry."""
+
+    source: Source
+    spec: ServiceSpec
+    admission: _Admission
+    port: str
 
 
 @dataclass(slots=True)
@@ -189,6 +210,12 @@ class DesiredState:
         self._pod_binding: dict[str, Binding] = {}  # uid -> the binding its annotations claim
         self._source_keys: dict[Source, Counter[tuple[Binding, str]]] = defaultdict(Counter)
         self._annotation_admissions: dict[tuple[str, ServiceSpec], _Admission | SpecError] = {}
+        self.index = ServiceIndex()
+        self.service_errors: dict[SpecKey, SpecError] = {}  # Services not (fully) registered
+        self._service_claims: dict[Binding, dict[SpecKey, _SpecClaim]] = defaultdict(dict)
+        self._service_binding: dict[SpecKey, Binding] = {}
+        self._service_bound: dict[SpecKey, list[_ServiceBound]] = {}
+        self._claims_moved: set[str] = set()  # namespaces whose pod claims came or went
 
     # --- events ------------------------------------------------------------
 
@@ -196,6 +223,7 @@ class DesiredState:
         self.pods[pod.uid] = pod
         self._by_namespace[pod.namespace].add(pod.uid)
         self._recompute_pod(pod.uid)
+        self._services_after_claims()
 
     def remove_pod(self, uid: str) -> None:
         pod = self.pods.pop(uid, None)
@@ -203,6 +231,23 @@ class DesiredState:
             self._by_namespace[pod.namespace].discard(uid)
         self.pod_errors.pop(uid, None)
         self._set_pod_claim(uid, None, "")
+        self._set_contributions(uid, [])
+        self._services_after_claims()
+
+    def upsert_service(self, service: ServiceView) -> None:
+        self.index.put_service(service)
+        self._recompute_service(service.key)
+
+    def remove_service(self, key: SpecKey) -> None:
+        self.index.drop_service(key)
+        self._recompute_service(key)
+
+    def upsert_slice(self, piece: SliceView) -> None:
+        self.index.put_slice(piece)
+        self._recompute_slice(piece.uid)
+
+    def remove_slice(self, uid: str) -> None:
+        self.index.drop_slice(uid)
         self._set_contributions(uid, [])
 
     def upsert_spec(self, key: SpecKey, spec: ServiceSpec, selector: Mapping[str, object],
@@ -253,6 +298,7 @@ class DesiredState:
     def bindings(self) -> set[Binding]:
         return ({b for b, c in self._spec_claims.items() if c}
                 | {b for b, c in self._pod_claims.items() if c}
+                | {b for b, c in self._service_claims.items() if c}
                 | {b for b, by_ns in self._values.items() if any(by_ns.values())})
 
     def present(self, binding: Binding) -> bool:
@@ -269,7 +315,8 @@ class DesiredState:
     def claims(self, binding: Binding) -> list[Claim]:
         """Each owner group's claim, dated by its oldest claiming object."""
         since: dict[str, str] = {}
-        for spec_claim in self._spec_claims.get(binding, {}).values():
+        for spec_claim in [*self._spec_claims.get(binding, {}).values(),
+                           *self._service_claims.get(binding, {}).values()]:
             group = spec_claim.admission.group
             since[group] = min(since.get(group, spec_claim.created), spec_claim.created)
         for pod_claims in self._pod_claims.get(binding, {}).values():
@@ -278,13 +325,15 @@ class DesiredState:
         return [Claim(created, group) for group, created in since.items()]
 
     def claimed(self, binding: Binding) -> bool:
-        return bool(self._spec_claims.get(binding) or self._pod_claims.get(binding))
+        return bool(self._spec_claims.get(binding) or self._pod_claims.get(binding)
+                    or self._service_claims.get(binding))
 
     def namespaces_of(self, binding: Binding, group: str | None) -> set[str]:
         """The namespaces whose instances the owner ``group`` writes to ``binding``."""
         if group is None:
             return set()
-        found = {key[0] for key, c in self._spec_claims.get(binding, {}).items()
+        found = {key[0] for key, c in [*self._spec_claims.get(binding, {}).items(),
+                                       *self._service_claims.get(binding, {}).items()]
                  if c.admission.group == group}
         found |= {ns for ns, c in self._pod_claims.get(binding, {}).items()
                   if c.admission.group == group}
@@ -296,6 +345,8 @@ class DesiredState:
                  for key, c in self._spec_claims.get(binding, {}).items()}
         found.update({Source(ANNOTATIONS, ns): c.admission.group
                       for ns, c in self._pod_claims.get(binding, {}).items()})
+        found.update({Source(SERVICE, *key): c.admission.group
+                      for key, c in self._service_claims.get(binding, {}).items()})
         return found
 
     def annotated_pods(self, binding: Binding, namespace: str) -> list[str]:
@@ -317,6 +368,9 @@ class DesiredState:
         pods = sorted((c.since, ns, c.admission.config)
                       for ns, c in self._pod_claims.get(binding, {}).items()
                       if group is None or c.admission.group == group)
+        pods += sorted((c.created, key[0], c.admission.config)
+                       for key, c in self._service_claims.get(binding, {}).items()
+                       if group is None or c.admission.group == group)
         return pods[0][2] if pods else None
 
     def view(self, binding: Binding, namespaces: Collection[str]) -> Mapping[str, bytes]:
@@ -446,7 +500,8 @@ class DesiredState:
         for key in list(self.specs):
             if namespace is None or key[0] == namespace:
                 self._admit_spec(key)
-        for ns in list(self._by_namespace) if namespace is None else [namespace]:
+        every = set(self._by_namespace) | self.index.namespaces()
+        for ns in sorted(every) if namespace is None else [namespace]:
             self._recompute_namespace(ns)
 
     def _annotation_admission(self, namespace: str, spec: ServiceSpec) -> _Admission:
@@ -468,8 +523,13 @@ class DesiredState:
     # --- internals -----------------------------------------------------------
 
     def _recompute_namespace(self, namespace: str) -> None:
+        """Pods first: which bindings they claim decides whether a Service yields."""
         for uid in list(self._by_namespace.get(namespace, ())):
             self._recompute_pod(uid)
+        self._claims_moved.discard(namespace)
+        for key in self.index.in_namespace(namespace):
+            self._recompute_service(key)
+        self._services_after_claims()
 
     def _recompute_pod(self, uid: str) -> None:
         pod = self.pods[uid]
@@ -503,7 +563,7 @@ class DesiredState:
         for key, spec in self.specs.items():
             admission = self._admitted.get(key)
             if admission is not None and key[0] == pod.namespace \
-                    and matches(self.selectors[key], pod.labels):
+                    and spec.service_ref is None and matches(self.selectors[key], pod.labels):
                 yield Source(KITEXSERVICE, *key), spec, admission
 
     def _set_pod_claim(self, uid: str, admission: _Admission | None, created: str) -> None:
@@ -516,6 +576,7 @@ class DesiredState:
             for ns, claims in list(by_ns.items()):
                 if claims.created.pop(uid, None) is not None and not claims.created:
                     del by_ns[ns]
+                    self._claims_moved.add(ns)
             if not by_ns:
                 self._pod_claims.pop(old, None)
             self.dirty[old]
@@ -524,6 +585,8 @@ class DesiredState:
             return
         by_ns = self._pod_claims[admission.binding]
         existing = by_ns.get(namespace)
+        if existing is None:
+            self._claims_moved.add(namespace)
         if existing is None or existing.admission != admission:
             claims = by_ns[namespace] = _PodClaims(
                 admission, dict(existing.created) if existing else {})
@@ -534,6 +597,101 @@ class DesiredState:
             self.dirty[admission.binding]
         claims.created[uid] = created
         self._pod_binding[uid] = admission.binding
+
+    # --- Services and their EndpointSlices ------------------------------------
+
+    def _services_after_claims(self) -> None:
+        """Pods began or stopped claiming a name: a Service of that name may yield or return."""
+        while self._claims_moved:
+            namespace = self._claims_moved.pop()
+            for key in self.index.in_namespace(namespace):
+                self._recompute_service(key)
+
+    def _recompute_service(self, key: SpecKey) -> None:
+        """What a Service is registered as (its own opt-in, KitexServices naming it), then
+        each of its slices again."""
+        self._drop_service_claim(key)
+        self.service_errors.pop(key, None)
+        bound: list[_ServiceBound] = []
+        service = self.index.services.get(key)
+        if service is not None:
+            try:
+                bound = self._service_sources(service)
+            except SpecError as err:
+                self.service_errors[key] = err
+        if bound:
+            self._service_bound[key] = bound
+        else:
+            self._service_bound.pop(key, None)
+        for uid in self.index.slices_of(key):
+            self._recompute_slice(uid)
+
+    def _service_sources(self, service: ServiceView) -> list[_ServiceBound]:
+        """A KitexService naming the Service replaces its auto-registration (explicit
+        wins); so does a pod annotation or KitexService of the same name in its namespace.
+        """
+        key = service.key
+        refs = [k for k, spec in self.specs.items()
+                if k[0] == key[0] and spec.service_ref == key[1] and k in self._admitted]
+        bound = []
+        for ref in refs:
+            port = service_port(service, self.specs[ref].port, "spec.serviceRef.port")
+            bound.append(_ServiceBound(Source(KITEXSERVICE, *ref), self.specs[ref],
+                                       self._admitted[ref], port))
+        if refs:
+            return bound
+        labels = None if self.namespace_labels is None else self.namespace_labels.get(key[0])
+        auto = self.policies.auto_register(
+            labels, (labels or {}).get(AUTO_REGISTER_LABEL) == AUTO_REGISTER_ON)
+        spec = service_spec(service, auto, self.defaults.retry)
+        if spec is None:
+            return []
+        admission = self._admit(spec, key[0], SERVICE)
+        rival = self._explicit_claim(admission.binding, key[0])
+        if rival is not None:
+            raise SourceConflict(
+                field_path("annotations", "serviceName"),
+                f"{rival} in namespace {key[0]} register service {spec.service_name} "
+                f"already: explicit registration wins, the endpoints of Service "
+                f"{key[1]} are not registered under that name")
+        self._service_claims[admission.binding][key] = _SpecClaim(admission, service.created)
+        self._service_binding[key] = admission.binding
+        self.dirty[admission.binding]
+        port = service_port(service, spec.port, field_path("annotations", "port"))
+        return [_ServiceBound(Source(SERVICE, *key), spec, admission, port)]
+
+    def _explicit_claim(self, binding: Binding, namespace: str) -> str | None:
+        for key in self._spec_claims.get(binding, {}):
+            if key[0] == namespace:
+                return f"KitexService {key[1]}"
+        if namespace in self._pod_claims.get(binding, {}):
+            return "annotated pods"
+        return None
+
+    def _drop_service_claim(self, key: SpecKey) -> None:
+        binding = self._service_binding.pop(key, None)
+        if binding is not None:
+            claims = self._service_claims[binding]
+            claims.pop(key, None)
+            if not claims:
+                del self._service_claims[binding]
+            self.dirty[binding]
+
+    def _recompute_slice(self, uid: str) -> None:
+        piece = self.index.slices.get(uid)
+        contributions: list[_Contribution] = []
+        for bound in self._service_bound.get(piece.service_key, []) if piece else []:
+            assert piece is not None
+            instances, skipped = slice_instances(piece, bound.spec, bound.port)
+            if skipped:
+                self.service_errors[piece.service_key] = SpecError(
+                    f"EndpointSlice {uid}", "endpoints skipped: " + "; ".join(skipped[:3]))
+            binding = bound.admission.binding
+            contributions += [
+                _Contribution(binding, instance_key(binding.prefix, binding.service,
+                                                    instance.address),
+                              instance.encode(), bound.source) for instance in instances]
+        self._set_contributions(uid, contributions)
 
     def _set_contributions(self, uid: str, new: list[_Contribution]) -> None:
         """Replace a pod's contributions; an unchanged pod marks nothing dirty.
@@ -601,5 +759,5 @@ class _ClaimsView(Mapping[str, bytes]):
         return any(key in layer for layer in self._layers)
 
 
-__all__ = ["ANNOTATIONS", "KITEXSERVICE", "BindingConfig", "Defaults", "DesiredState",
-           "PolicyError", "Source", "SpecKey", "TargetRef"]
+__all__ = ["ANNOTATIONS", "KITEXSERVICE", "SERVICE", "BindingConfig", "Defaults", "DesiredState",
+           "PolicyError", "Source", "SourceConflict", "SpecKey", "TargetRef"]

@@ -7,9 +7,6 @@ Used by the CLI and the KitexService parser alike, so that ``observeDelay:
 from __future__ import annotations
 
 import re
-from typing import Any
-
-import click
 
 OBSERVE_DELAY = (1.0, 3600.0)
 """Bounds of observeDelay (seconds). Each observation is a full read of the service's
@@ -67,23 +64,3 @@ def format_duration(seconds: float) -> str:
         if seconds >= size and abs(seconds / size - round(seconds / size)) < 1e-9:
             return f"{round(seconds / size)}{unit}"
     return f"{seconds:g}s"
-
-
-class Duration(click.ParamType):  # type: ignore[type-arg]
-    """A click parameter that takes Go durations, optionally within bounds."""
-
-    name = "duration"
-
-    def __init__(self, bounds: tuple[float, float] | None = None) -> None:
-        self.bounds = bounds
-
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> float:
-        try:
-            seconds = parse_duration(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-        why = out_of_bounds(seconds, self.bounds) if self.bounds else None
-        if why:
-            self.fail(f"{value!r} {why}", param, ctx)
-        return seconds

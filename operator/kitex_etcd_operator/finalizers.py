@@ -16,7 +16,8 @@ from typing import Any
 
 from . import supervisor
 from .desired import SpecKey
-from .kubeapi import API_ERRORS, GROUP, KubeApi
+from .kube.names import GROUP
+from .kubeapi import API_ERRORS, KubeApi
 
 log = logging.getLogger(__name__)
 FINALIZER = f"{GROUP}/entries"

@@ -5,7 +5,8 @@ and registries, and namespaces only: the ``on.event`` handlers write
 nothing, and the finalizer is the controller's (``finalizers.py``), so only
 the leader may release it. Pods are not
 kopf's: its unpaginated list and per-object workers held every pod body at
-once (560 MiB at 10,000 pods), so ``podwatch`` lists them a page at a time.
+once (560 MiB at 10,000 pods), so ``listwatch`` lists them (and Services and
+EndpointSlices) a page at a time.
 Nothing is written on pods, so they delete freely while the operator is down
 (kopf #686).
 """
@@ -20,7 +21,8 @@ import kopf
 
 from . import supervisor
 from .controller import Controller
-from .kubeapi import GROUP, PLURAL, POLICY_PLURAL, REGISTRY_PLURAL, VERSION
+from .kube.names import GROUP
+from .kubeapi import PLURAL, POLICY_PLURAL, REGISTRY_PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 

@@ -27,12 +27,12 @@ import kubernetes
 import urllib3
 
 from . import metrics
+from .kube import podwire, wire
+from .kube.names import GROUP
 from .kube.pods import PodView
-from .kube.podwire import Versioned, decode_page
 
 log = logging.getLogger(__name__)
 
-GROUP = "kitex.cloudwego.io"
 VERSION = "v1alpha1"
 PLURAL = "kitexservices"
 KIND = "KitexService"
@@ -125,6 +125,7 @@ class KubeApi:
         self.in_cluster = in_cluster
         self.core = kubernetes.client.CoreV1Api(api_client)
         self.custom = kubernetes.client.CustomObjectsApi(api_client)
+        self.discovery = kubernetes.client.DiscoveryV1Api(api_client)
         self.component = component
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kubeapi")
         self._recent_events: dict[tuple[str, str, str], float] = {}
@@ -176,8 +177,8 @@ class KubeApi:
     # --- lists ---------------------------------------------------------------
 
     async def list_pods(self, namespaces: tuple[str, ...] = ()) -> list[PodView]:
-        return [view for ns in (namespaces or (None,))
-                async for page in self.pod_list_pages(ns) for view, _ in page.items]
+        return [item.value for ns in (namespaces or (None,))
+                async for page in self.pod_list_pages(ns) for item in page.items]
 
     def pod_lister(self, namespace: str | None) -> Callable[..., Any]:
         """The client call that lists (or, with ``watch=True``, watches) pods in scope."""
@@ -185,10 +186,26 @@ class KubeApi:
             return self.core.list_pod_for_all_namespaces
         return functools.partial(self.core.list_namespaced_pod, namespace)
 
-    def pod_list_pages(self, namespace: str | None) -> AsyncIterator[Page[Versioned]]:
+    def pod_list_pages(self, namespace: str | None) -> AsyncIterator[Page[wire.Item]]:
         """Pods a page at a time, each reduced to its view as the page is decoded (in
         the pool's thread), so that no pod body is ever held whole."""
-        return self._pages(self.pod_lister(namespace), decode=decode_page)
+        return self._pages(self.pod_lister(namespace), decode=podwire.decode_page)
+
+    def service_lister(self, namespace: str | None) -> Callable[..., Any]:
+        if namespace is None:
+            return self.core.list_service_for_all_namespaces
+        return functools.partial(self.core.list_namespaced_service, namespace)
+
+    def endpointslice_lister(self, namespace: str | None) -> Callable[..., Any]:
+        """EndpointSlices (discovery.k8s.io/v1): every managed-by, the custom ones too."""
+        if namespace is None:
+            return self.discovery.list_endpoint_slice_for_all_namespaces
+        return functools.partial(self.discovery.list_namespaced_endpoint_slice, namespace)
+
+    def list_pages(self, lister: Callable[..., Any],
+                   decode: Decode[Item]) -> AsyncIterator[Page[Item]]:
+        """Any list call's pages (a lister from above), each read by ``decode``."""
+        return self._pages(lister, decode=decode)
 
     async def list_kitexservices(self, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         try:

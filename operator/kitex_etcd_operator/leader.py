@@ -53,7 +53,6 @@ class LeaderElector:
         self.coordination = kubernetes.client.CoordinationV1Api(kube.api_client)
         self.leading = asyncio.Event()
         self._observed: tuple[str, float] | None = None  # (resourceVersion, local time seen)
-        self.transitions = 0
 
     async def run(self) -> None:
         """Try until leading, then renew until it fails; raises ``LostLeadership``."""
@@ -103,7 +102,6 @@ class LeaderElector:
             if not expired:
                 return False
             log.info("Lease held by %s expired; taking over", holder)
-            self.transitions += 1
         transitions = (spec.lease_transitions or 0) + (holder != cfg.identity)
         acquire = spec.acquire_time if holder == cfg.identity else now
         body = self._body(now, transitions=transitions, acquire_time=acquire)

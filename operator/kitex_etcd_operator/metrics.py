@@ -12,6 +12,7 @@ tenant creating services in a loop cannot exhaust Prometheus.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -140,14 +141,34 @@ _deletes_withheld = Counter(f"{NS}_deletes_withheld_total",
                             "Deletions held back by --max-deletes (they follow in later cycles)",
                             ["prefix", "service"])
 deletes_withheld = ServiceCounter(_deletes_withheld)
-leases = Gauge(f"{NS}_leases", "Leases held, over all etcd targets")
 pods_seen = Gauge(f"{NS}_pods_seen", "Pods in the operator's view (watched namespaces)")
 pod_relists = Counter(f"{NS}_pod_relists_total",
                       "Complete lists of pods, by reason (initial, resync, gone: a 410 answer)",
                       ["reason"])
 pod_watch_errors = Counter(f"{NS}_pod_watch_errors_total",
                            "Pod watch streams that failed and were resumed")
-pods_registered = Gauge(f"{NS}_pods_registered", "Pods that are an instance of some service")
+_source_relists = Counter(f"{NS}_source_relists_total",
+                          "Complete lists of Services and EndpointSlices, by resource and reason",
+                          ["resource", "reason"])
+_source_watch_errors = Counter(f"{NS}_source_watch_errors_total",
+                               "Service and EndpointSlice watch streams that failed and were "
+                               "resumed", ["resource"])
+services_seen = Gauge(f"{NS}_services_seen", "Services in the operator's view")
+endpoints_seen = Gauge(f"{NS}_endpoints_seen", "EndpointSlice endpoints in the operator's view")
+
+
+def relists(resource: str, reason: str) -> Any:
+    """The relist counter of one watched resource (pods keep their series of old)."""
+    if resource == "pods":
+        return pod_relists.labels(reason)
+    return _source_relists.labels(resource, reason)
+
+
+def watch_errors(resource: str) -> Any:
+    if resource == "pods":
+        return pod_watch_errors
+    return _source_watch_errors.labels(resource)
+
 writes = Counter(f"{NS}_entries_written_total", "Entries put or deleted, by kind", ["kind"])
 initial_sync_done = Gauge(f"{NS}_initial_sync_done", "1 once the initial lists were applied")
 leader = Gauge(f"{NS}_leader", "1 while this replica is the writer")

@@ -19,6 +19,8 @@ HERTZ_PREFIX = "hertz/registry-etcd"
 DEFAULT_WEIGHT = 10  # discovery.DefaultWeight in Kitex
 DEFAULT_NETWORK = "tcp"
 DEFAULT_LEASE_TTL = 60  # seconds, KITEX_ETCD_REGISTRY_LEASE_TTL's default
+# Where the operator records which leases are its own (see registry.py).
+DEFAULT_OWNER_PREFIX = "kitex-etcd-operator/owners"
 
 # etcd rejects requests above 1.5 MiB by default; a key is a small part of a
 # request, but a service name that long is certainly a mistake.

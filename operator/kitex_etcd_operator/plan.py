@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .model import service_range
+from .writes import Delete, Put, Write
 
 # etcd's default --max-txn-ops. A transaction holds as many compares as
 # operations here, and both are limited by it.
@@ -58,25 +59,6 @@ class Observed:
     mod_revision: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Put:
-    """Write ``value`` on ``lease``; ``expect_lease`` 0 means the key must be absent."""
-
-    key: str
-    value: bytes
-    lease: int
-    expect_lease: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Delete:
-    """Delete ``key`` only while it still sits on ``expect_lease`` (one of ours)."""
-
-    key: str
-    expect_lease: int
-
-
-Op = Put | Delete
 
 
 @dataclass(slots=True)
@@ -90,7 +72,7 @@ class Plan:
     withheld_deletes: int = 0  # deletes the policy or the safety cap kept back
 
     @property
-    def ops(self) -> list[Op]:
+    def ops(self) -> list[Write]:
         return [*self.puts, *self.deletes]
 
     def __bool__(self) -> bool:
@@ -122,7 +104,7 @@ def make_plan(desired: Mapping[str, bytes], observed: Mapping[str, Observed], *,
         have = observed.get(key)
         if want is not None:
             if have is None:
-                plan.puts.append(Put(key, want, lease))
+                plan.puts.append(Put(key, want, lease, expect_lease=0))
             elif have.lease not in owned_leases:
                 plan.conflicts.append(key)
             elif have.value == want and have.lease == lease:
@@ -139,16 +121,16 @@ def make_plan(desired: Mapping[str, bytes], observed: Mapping[str, Observed], *,
     return plan
 
 
-def op_bytes(op: Op) -> int:
+def op_bytes(op: Write) -> int:
     """What one guarded op adds to a transaction's request, roughly from above."""
     value = len(op.value) if isinstance(op, Put) else 0
     return 2 * len(op.key.encode()) + value + _OP_OVERHEAD
 
 
-def batches(ops: Iterable[Op], size: int = MAX_TXN_OPS,
-            max_bytes: int = MAX_TXN_BYTES) -> Iterator[list[Op]]:
+def batches(ops: Iterable[Write], size: int = MAX_TXN_OPS,
+            max_bytes: int = MAX_TXN_BYTES) -> Iterator[list[Write]]:
     """Split operations into transactions within etcd's limits on ops and on bytes."""
-    batch: list[Op] = []
+    batch: list[Write] = []
     used = 0
     for op in ops:
         cost = op_bytes(op)

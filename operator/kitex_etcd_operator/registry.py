@@ -22,13 +22,14 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from . import metrics, supervisor
-from .etcd.client import Compare, DeleteOp, EtcdClient, KeyValue, PutOp
+from .etcd.client import EtcdClient, KeyValue
 from .etcd.errors import EtcdError, EtcdLeaseNotFound
-from .plan import Binding, Delete, Observed, Op, Plan, Policy, Put, batches, make_plan
+from .model import DEFAULT_OWNER_PREFIX
+from .plan import Binding, Observed, Plan, Policy, batches, make_plan
+from .writes import Put, Write
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OWNER_PREFIX = "kitex-etcd-operator/owners"
 MAX_CONFLICT_ROUNDS = 3
 
 
@@ -134,9 +135,10 @@ class TargetRegistry:
         self._states: dict[Binding, _BindingState] = {}
         self._on_lease_lost = on_lease_lost
         self._keepalive_due: dict[int, float] = {}
+        # Leases we asked etcd to revoke without hearing it done: never written to again.
+        self._revoking: set[int] = set()
         self._keepalive_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
-        self.keepalive_requests = 0
         self.requests = 0
 
     def _count(self, op: str, n: int = 1) -> None:
@@ -207,8 +209,8 @@ class TargetRegistry:
             updated = LeaseRecord(record.lease, record.prefix, record.service, record.ttl, owner)
             key = self.record_key(record.lease)
             self._count("txn")
-            if await self.client.txn([Compare.lease_is(key, record.lease)],
-                                     [PutOp(key, updated.encode(), record.lease)]):
+            if await self.client.txn([], [Put(key, updated.encode(), record.lease,
+                                              expect_lease=record.lease)]):
                 self.records[record.lease] = updated
                 log.info("Service %s/%s now belongs to %s (was %s)", record.prefix,
                          record.service, owner, record.owner or "unrecorded")
@@ -216,18 +218,19 @@ class TargetRegistry:
     async def _lease_for(self, binding: Binding, ttl: int, state: _BindingState,
                          owner: str = "") -> int:
         """The binding's lease: the current one, an adopted one of the same TTL, or a new one."""
-        if state.lease and state.ttl == ttl and state.lease in self.records:
+        if state.lease and state.ttl == ttl and state.lease in self.records \
+                and state.lease not in self._revoking:
             return state.lease
         for record in self.records.of(binding):
-            if record.ttl == ttl:
+            if record.ttl == ttl and record.lease not in self._revoking:
                 state.lease, state.ttl = record.lease, ttl
                 return record.lease
         self._count("grant")
         lease = await self.client.grant(ttl)
         self._count("txn")
         record = LeaseRecord(lease, binding.prefix, binding.service, ttl, owner)
-        await self.client.txn([Compare.absent(self.record_key(lease))],
-                              [PutOp(self.record_key(lease), record.encode(), lease)])
+        await self.client.txn([], [Put(self.record_key(lease), record.encode(), lease,
+                                       expect_lease=0)])
         self.records[lease] = record
         self._keepalive_due[lease] = time.monotonic() + ttl / 3
         self._ensure_keepalive()
@@ -253,7 +256,6 @@ class TargetRegistry:
                     self._keepalive_due.pop(lease, None)
                     continue
                 try:
-                    self.keepalive_requests += 1
                     self._count("keepalive")
                     remaining = await self.client.keepalive(lease)
                 except EtcdError as exc:
@@ -276,6 +278,7 @@ class TargetRegistry:
         """The lease expired (etcd down longer than the TTL): its keys are gone."""
         record = self.records.pop(lease, None)
         self._keepalive_due.pop(lease, None)
+        self._revoking.discard(lease)
         if record is None:
             return
         log.warning("Lease %x of %s/%s expired; its entries will be written again",
@@ -350,13 +353,13 @@ class TargetRegistry:
         await self._drop_drained_leases(binding, state)
         return result
 
-    async def _apply(self, ops: list[Op], state: _BindingState, result: SyncResult) -> bool:
+    async def _apply(self, ops: list[Write], state: _BindingState, result: SyncResult) -> bool:
         """Apply ops in batched, guarded transactions; True if any compare failed."""
         failed = False
         for batch in batches(ops):
             self._count("txn")
             result.txns += 1
-            if not await self.client.txn(*_guarded(batch)):
+            if not await self.client.txn([], batch):
                 failed = True
                 continue
             for op in batch:
@@ -379,10 +382,25 @@ class TargetRegistry:
                 await self._revoke(record.lease)
 
     async def _revoke(self, lease: int) -> None:
+        """Revoke one of our leases; once asked, the lease is given up for good.
+
+        A revoke that fails has an unknown outcome: etcd may have taken the
+        request and apply it later (a proposal made as the members went down
+        is committed when they come back). Writing new entries on that lease
+        would see them all deleted at once, seconds later, while their pods
+        stay ready. So the lease is neither kept alive nor written to again;
+        its record stays until etcd confirms the revoke, for ownership of the
+        keys still on it and for the revoke to be asked again.
+        """
+        self._revoking.add(lease)
+        self._keepalive_due.pop(lease, None)
+        record = self.records.get(lease)
+        log.info("Revoking lease %x of %s", lease,
+                 f"{record.prefix}/{record.service}" if record else "an unknown service")
         self._count("revoke")
         await self.client.revoke(lease)
+        self._revoking.discard(lease)
         self.records.pop(lease, None)
-        self._keepalive_due.pop(lease, None)
 
     async def remove(self, binding: Binding, *, policy: Policy = Policy.SYNC,
                      dry_run: bool = False) -> int:
@@ -403,30 +421,11 @@ class TargetRegistry:
         """(prefix, service) pairs we own leases for, including ones no spec names any more."""
         return {(r.prefix, r.service) for r in self.records.values()}
 
-    def cached(self, binding: Binding) -> Mapping[str, Observed]:
-        state = self._states.get(binding)
-        return state.observed if state else {}
-
     async def close(self) -> None:
         if self._keepalive_task is not None:
             self._keepalive_task.cancel()
             await asyncio.gather(self._keepalive_task, return_exceptions=True)
             self._keepalive_task = None
-
-
-def _guarded(batch: list[Op]) -> tuple[list[Compare], list[PutOp | DeleteOp]]:
-    """Each op with the compare that proves the key is still what we planned on."""
-    compares: list[Compare] = []
-    ops: list[PutOp | DeleteOp] = []
-    for op in batch:
-        if isinstance(op, Put):
-            compares.append(Compare.lease_is(op.key, op.expect_lease) if op.expect_lease
-                            else Compare.absent(op.key))
-            ops.append(PutOp(op.key, op.value, op.lease))
-        else:
-            compares.append(Compare.lease_is(op.key, op.expect_lease))
-            ops.append(DeleteOp(op.key))
-    return compares, ops
 
 
 def _parse_record(kv: KeyValue, prefix: str) -> LeaseRecord | None:
@@ -445,4 +444,4 @@ def _parse_record(kv: KeyValue, prefix: str) -> LeaseRecord | None:
     return record
 
 
-__all__ = ["Delete", "LeaseRecord", "Put", "RegistryError", "SyncResult", "TargetRegistry"]
+__all__ = ["LeaseRecord", "RegistryError", "SyncResult", "TargetRegistry"]

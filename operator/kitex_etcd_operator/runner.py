@@ -14,76 +14,24 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable
-from pathlib import Path
 from typing import Any
 
 import click
 
 from . import metrics, supervisor
-from .durations import DIAL_TIMEOUT, OBSERVE_DELAY, RETRY_DELAY, Duration
-from .etcd.channel import MAX_MESSAGE, set_max_response
-from .kube.spec import MAX_LEASE_TTL, MIN_LEASE_TTL
+from .durations import OBSERVE_DELAY, RETRY_DELAY
+from .kube.checks import MAX_LEASE_TTL, MIN_LEASE_TTL
 from .leader import ElectionConfig, LeaderElector, LostLeadership
 from .logs import setup_logging
-from .model import DEFAULT_LEASE_TTL, DEFAULT_PREFIX, validate_prefix
+from .model import DEFAULT_LEASE_TTL, DEFAULT_OWNER_PREFIX, validate_prefix
+from .options import Duration, default_target, etcd_options
 from .plan import Policy
-from .registry import DEFAULT_OWNER_PREFIX
 from .retry import RetryConfig
-from .settings import DefaultTarget, Settings
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 TAKEOVER_MARGIN = 10.0  # seconds a new leader may need for its first sync
 STOP_GRACE = 10.0  # seconds the controller gets to stop writing on SIGTERM
-
-
-def etcd_options(fn: Any) -> Any:
-    """The default etcd target: shared by ``run``, ``resolve``, ``diff`` and ``purge``."""
-    options = [
-        click.option("--etcd-endpoints", envvar="KITEX_ETCD_ENDPOINTS", default="127.0.0.1:2379",
-                     show_default=True, help="Comma-separated etcd endpoints, tried in turn."),
-        click.option("--etcd-username", envvar="KITEX_ETCD_USERNAME"),
-        click.option("--etcd-password-file", envvar="KITEX_ETCD_PASSWORD_FILE",
-                     type=click.Path(dir_okay=False, path_type=Path),
-                     help="File holding the etcd password (or set KITEX_ETCD_PASSWORD)."),
-        click.option("--etcd-ca", envvar="KITEX_ETCD_CA", type=click.Path(path_type=Path),
-                     help="CA certificate (PEM) that signed etcd's server certificate."),
-        click.option("--etcd-cert", envvar="KITEX_ETCD_CERT", type=click.Path(path_type=Path),
-                     help="Client certificate (PEM) for mutual TLS."),
-        click.option("--etcd-key", envvar="KITEX_ETCD_KEY", type=click.Path(path_type=Path),
-                     help="Client key (PEM) for mutual TLS."),
-        click.option("--etcd-secret", envvar="KITEX_ETCD_SECRET", metavar="NAMESPACE/NAME",
-                     help="A Secret with username/password and/or ca.crt/tls.crt/tls.key."),
-        click.option("--etcd-dial-timeout", envvar="KITEX_ETCD_DIAL_TIMEOUT",
-                     type=Duration(DIAL_TIMEOUT),
-                     default="5s", show_default=True),
-        click.option("--etcd-max-response-size", envvar="KITEX_ETCD_MAX_RESPONSE_SIZE",
-                     type=click.IntRange(1024 * 1024, 2**31 - 1), default=MAX_MESSAGE,
-                     show_default=True,
-                     help="Cap on one etcd response, in bytes (a range read of a service)."),
-        click.option("--prefix", envvar="KITEX_ETCD_PREFIX", default=DEFAULT_PREFIX,
-                     show_default=True, help="Default key prefix (WithEtcdServicePrefix)."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def default_target(kw: dict[str, Any]) -> DefaultTarget:
-    set_max_response(kw["etcd_max_response_size"])
-    password = os.environ.get("KITEX_ETCD_PASSWORD")
-    if kw["etcd_password_file"]:
-        password = kw["etcd_password_file"].read_text().strip()
-    if bool(kw["etcd_cert"]) != bool(kw["etcd_key"]):
-        raise click.UsageError("--etcd-cert and --etcd-key go together")
-    if kw["etcd_username"] and password is None:
-        raise click.UsageError("--etcd-username needs --etcd-password-file or KITEX_ETCD_PASSWORD")
-    endpoints = tuple(e.strip() for e in kw["etcd_endpoints"].split(",") if e.strip())
-    if not endpoints:
-        raise click.UsageError("--etcd-endpoints names no endpoint")
-    return DefaultTarget(endpoints=endpoints, username=kw["etcd_username"], password=password,
-                         ca_file=kw["etcd_ca"], cert_file=kw["etcd_cert"],
-                         key_file=kw["etcd_key"], secret=kw["etcd_secret"],
-                         dial_timeout=kw["etcd_dial_timeout"])
 
 
 @click.command()
@@ -137,6 +85,11 @@ def default_target(kw: dict[str, Any]) -> DefaultTarget:
               envvar="KITEX_ETCD_ALLOW_CUSTOM_ENDPOINTS", default=False, show_default=True,
               help="Single-team default only (no KitexRegistrationPolicy exists): let "
               "KitexServices name etcd endpoints of their own.")
+@click.option("--service-source/--no-service-source", envvar="KITEX_ETCD_SERVICE_SOURCE",
+              default=True, show_default=True,
+              help="Watch Services and EndpointSlices: register Services of namespaces "
+              "labelled kitex.cloudwego.io/auto-register=enabled, annotated Services and "
+              "KitexServices with spec.serviceRef.")
 @click.option("--claim-grace", envvar="KITEX_ETCD_CLAIM_GRACE", type=Duration(), default="5m",
               show_default=True, help="How long a service name stays with its owner after "
               "the owner's last pod or KitexService is gone.")
@@ -160,7 +113,8 @@ def run(**kw: Any) -> None:
         policy=Policy(kw["policy"]), dry_run=kw["dry_run"], max_deletes=kw["max_deletes"],
         resync_period=kw["resync_period"], health_port=kw["health_port"],
         operator_namespace=kw["operator_namespace"],
-        allow_custom_endpoints=kw["allow_custom_endpoints"], claim_grace=kw["claim_grace"])
+        allow_custom_endpoints=kw["allow_custom_endpoints"], claim_grace=kw["claim_grace"],
+        service_source=kw["service_source"])
     election = None
     if kw["leader_elect"]:
         identity = kw["leader_election_id"] or f"{socket.gethostname()}-{os.getpid()}"
@@ -239,75 +193,109 @@ async def _cancel(*tasks: asyncio.Task[Any]) -> None:
 async def operate(settings: Settings, election: ElectionConfig | None = None,
                   kubeconfig: str | None = None) -> None:
     """Watch from the start (a standby stays warm), write only once leading."""
-    import kopf
-
-    from . import probes
-    from .controller import Controller
-    from .handlers import make_registry
-    from .kubeapi import KubeApi
-
-    shutdown = Shutdown()
-    shutdown.install()
-    kube = KubeApi.from_environment(kubeconfig)
-    controller = Controller(settings, kube)
-    elector = LeaderElector(kube, election) if election else None
-
-    def ready() -> bool:
-        # A warm standby is ready: were it not, a rolling update (maxUnavailable 0)
-        # would wait forever for a new replica that cannot lead while the old one does.
-        if elector is not None and not elector.leading.is_set():
-            return controller.warm
-        return controller.ready
-
-    runner = await probes.serve(settings.health_host, settings.health_port,
-                                ready=ready, alive=lambda: supervisor.default().healthy)
-    log.info("Operator starting: cluster id %s, %s, policy %s%s", settings.cluster_id,
-             "namespaces " + ",".join(settings.namespaces) if settings.namespaces
-             else "cluster-wide", settings.policy.value, ", dry run" if settings.dry_run else "")
-
-    controller.watch_pods()
-
-    async def lead() -> None:
-        if elector is not None:
-            await elector.leading.wait()
-        metrics.leader.set(1)
-        await controller.start()
-
-    kopf_stop, kopf_ready = asyncio.Event(), asyncio.Event()
-
-    async def take_signals_back() -> None:
-        await kopf_ready.wait()
-        shutdown.install()
-
-    kopf_task = asyncio.create_task(kopf.operator(
-        registry=make_registry(controller, on_startup=shutdown.install), standalone=True,
-        clusterwide=not settings.namespaces, namespaces=list(settings.namespaces),
-        stop_flag=kopf_stop, ready_flag=kopf_ready), name="kopf")
-    lead_task = supervisor.spawn("startup", "lead", lead)
-    elector_task = supervisor.spawn("leader-election", election.identity, elector.run,
-                                    fatal=(LostLeadership,)) \
-        if elector is not None and election is not None else None
-    helpers = [asyncio.create_task(take_signals_back(), name="signals")]
-    stop_task = asyncio.create_task(shutdown.requested.wait(), name="stop")
-    watched: set[asyncio.Task[Any]] = {kopf_task, stop_task}
-    if elector_task is not None:
-        watched.add(elector_task)
+    run = OperatorRun(settings, election, kubeconfig)
+    await run.start()
     try:
+        await run.until_stopped()
+    finally:
+        await run.stop()
+
+
+class OperatorRun:
+    """One run of the operator: what starts, in which order, and how it stops.
+
+    kopf watches the KitexServices and the tenancy objects, the controller
+    watches pods and writes once this replica leads, the elector decides
+    that, and the probes report on all three. The run ends on a signal, when
+    kopf stops, or when leadership is lost (the process then exits, and the
+    Deployment starts it again as a standby).
+    """
+
+    def __init__(self, settings: Settings, election: ElectionConfig | None,
+                 kubeconfig: str | None) -> None:
+        from .controller import Controller
+        from .kubeapi import KubeApi
+
+        self.settings = settings
+        self.shutdown = Shutdown()
+        self.kube = KubeApi.from_environment(kubeconfig)
+        self.controller = Controller(settings, self.kube)
+        self.election = election
+        self.elector = LeaderElector(self.kube, election) if election else None
+        self.kopf_stop, self.kopf_ready = asyncio.Event(), asyncio.Event()
+        self._background: list[asyncio.Task[Any]] = []  # cancelled first at the stop
+
+    def ready(self) -> bool:
+        """``/readyz``. A warm standby is ready: were it not, a rolling update
+        (maxUnavailable 0) would wait forever for a new replica that cannot lead
+        while the old one does."""
+        if self.elector is not None and not self.elector.leading.is_set():
+            return self.controller.warm
+        return self.controller.ready
+
+    async def start(self) -> None:
+        import kopf
+
+        from . import probes
+        from .handlers import make_registry
+
+        settings = self.settings
+        self.shutdown.install()
+        self.probes = await probes.serve(settings.health_host, settings.health_port,
+                                         ready=self.ready,
+                                         alive=lambda: supervisor.default().healthy)
+        log.info("Operator starting: cluster id %s, %s, policy %s%s", settings.cluster_id,
+                 "namespaces " + ",".join(settings.namespaces) if settings.namespaces
+                 else "cluster-wide", settings.policy.value,
+                 ", dry run" if settings.dry_run else "")
+        self.controller.watch_pods()
+        self.kopf_task = asyncio.create_task(kopf.operator(
+            registry=make_registry(self.controller, on_startup=self.shutdown.install),
+            standalone=True, clusterwide=not settings.namespaces,
+            namespaces=list(settings.namespaces), stop_flag=self.kopf_stop,
+            ready_flag=self.kopf_ready), name="kopf")
+        self.elector_task = None
+        if self.elector is not None and self.election is not None:
+            self.elector_task = supervisor.spawn("leader-election", self.election.identity,
+                                                 self.elector.run, fatal=(LostLeadership,))
+        self.stop_task = asyncio.create_task(self.shutdown.requested.wait(), name="stop")
+        self._background = [supervisor.spawn("startup", "lead", self._lead),
+                            asyncio.create_task(self._take_signals_back(), name="signals"),
+                            self.stop_task]
+
+    async def _lead(self) -> None:
+        if self.elector is not None:
+            await self.elector.leading.wait()
+        metrics.leader.set(1)
+        await self.controller.start()
+
+    async def _take_signals_back(self) -> None:
+        """kopf installs its own signal handlers while it starts: ours again after."""
+        await self.kopf_ready.wait()
+        self.shutdown.install()
+
+    async def until_stopped(self) -> None:
+        """Until a signal, kopf's end or the elector's; their errors are raised here."""
+        watched = {self.kopf_task, self.stop_task}
+        if self.elector_task is not None:
+            watched.add(self.elector_task)
         done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
-            if task is not stop_task and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-        if kopf_task in done:
+            error = None if task is self.stop_task else task.exception()
+            if error is not None:
+                raise error
+        if self.kopf_task in done:
             log.error("kopf stopped on its own; stopping")
-    finally:
-        # Stop writing first, then hand the Lease over, then let kopf go.
-        await _cancel(lead_task, stop_task, *helpers)
-        await _within(controller.stop(), STOP_GRACE, "stopping the controller")
-        if elector_task is not None and elector is not None:
-            await _cancel(elector_task)
-            await _within(elector.release(), 5, "releasing the leader Lease")
-        kopf_stop.set()
-        await _within(asyncio.wait({kopf_task}), 2, "stopping kopf")
-        await _cancel(kopf_task)
-        await runner.cleanup()
-        kube.close()
+
+    async def stop(self) -> None:
+        """Stop writing first, then hand the Lease over, then let kopf go."""
+        await _cancel(*self._background)
+        await _within(self.controller.stop(), STOP_GRACE, "stopping the controller")
+        if self.elector_task is not None and self.elector is not None:
+            await _cancel(self.elector_task)
+            await _within(self.elector.release(), 5, "releasing the leader Lease")
+        self.kopf_stop.set()
+        await _within(asyncio.wait({self.kopf_task}), 2, "stopping kopf")
+        await _cancel(self.kopf_task)
+        await self.probes.cleanup()
+        self.kube.close()

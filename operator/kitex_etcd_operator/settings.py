@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .model import DEFAULT_LEASE_TTL, DEFAULT_PREFIX
+from .model import DEFAULT_LEASE_TTL, DEFAULT_OWNER_PREFIX, DEFAULT_PREFIX
 from .plan import Policy
-from .registry import DEFAULT_OWNER_PREFIX
 from .retry import RetryConfig
 
 
@@ -54,3 +53,5 @@ class Settings:
     # How long an owner that stopped claiming a service name keeps it (a Deployment
     # recreated from scratch gets its name back; an intruder cannot grab it meanwhile).
     claim_grace: float = 300.0
+    # Services and EndpointSlices as a third source (needs list/watch on both).
+    service_source: bool = True

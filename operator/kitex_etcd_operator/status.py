@@ -14,17 +14,15 @@ import datetime
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import metrics, supervisor
 from .desired import KITEXSERVICE, DesiredState, Source, SpecKey
 from .kube.spec import SpecError
 from .kubeapi import KIND, KubeApi, ObjectRef
 from .plan import Binding
-from .policy import ANNOTATIONS, describe_group
-
-if TYPE_CHECKING:
-    from .controller import BindingWorker
+from .policy import ANNOTATIONS, SERVICE, describe_group
+from .report import SyncReport
 
 log = logging.getLogger(__name__)
 MAX_ADDRESSES = 50
@@ -32,7 +30,9 @@ FLUSH_INTERVAL = 1.0
 
 
 @dataclass(slots=True)
-class _Object:
+class _ObjectStatus:
+    """One KitexService as the status writer keeps it: conditions, and the status to send."""
+
     ref: ObjectRef
     generation: int
     spec_error: SpecError | None = None
@@ -47,10 +47,11 @@ class StatusReporter:
     def __init__(self, kube: KubeApi | None, state: DesiredState) -> None:
         self.kube = kube
         self.state = state
-        self.objects: dict[SpecKey, _Object] = {}
+        self.objects: dict[SpecKey, _ObjectStatus] = {}
         self._task: asyncio.Task[None] | None = None
         self._events: asyncio.Queue[tuple[ObjectRef, str, str, bool]] = asyncio.Queue()
         self._pod_errors_reported: dict[str, str] = {}
+        self._service_errors_reported: dict[SpecKey, str] = {}
         self._kick = asyncio.Event()
 
     # --- inputs --------------------------------------------------------------
@@ -73,7 +74,7 @@ class StatusReporter:
         if obj is not None:
             obj.spec_error = None
 
-    def _refuse(self, obj: _Object, err: SpecError) -> None:
+    def _refuse(self, obj: _ObjectStatus, err: SpecError) -> None:
         reason = getattr(err, "reason", "InvalidSpec")
         obj.spec_error = err
         self._set(obj, "Ready", False, reason, str(err))
@@ -83,35 +84,39 @@ class StatusReporter:
     def forget(self, key: SpecKey) -> None:
         self.objects.pop(key, None)
 
-    def binding_synced(self, binding: Binding, worker: BindingWorker) -> None:
+    def binding_synced(self, binding: Binding, report: SyncReport) -> None:
         """A worker finished a cycle: refresh every object that feeds this binding."""
         for source, group in self.state.sources(binding).items():
-            refusal = worker.refusal or self._not_owner(binding, worker, group)
+            refusal = report.refusal or self._not_owner(binding, report, group)
             if source.kind == KITEXSERVICE:
                 obj = self.objects.get((source.namespace, source.name))
                 if obj is None or obj.spec_error is not None:
                     continue
                 if refusal is None:
-                    self._update(obj, binding, worker)
+                    self._update(obj, binding, report)
                 else:
                     self._refused_claim(obj, binding, refusal,
-                                        "RangeConflict" if worker.refusal else "NotOwner")
+                                        "RangeConflict" if report.refusal else "NotOwner")
             elif source.kind == ANNOTATIONS and refusal is not None:
                 self._refused_pods(binding, source.namespace, refusal,
-                                   "RangeConflict" if worker.refusal else "NotOwner")
+                                   "RangeConflict" if report.refusal else "NotOwner")
+            elif source.kind == SERVICE:
+                self._service_outcome((source.namespace, source.name), refusal,
+                                      "RangeConflict" if report.refusal else "NotOwner")
         self._report_pod_errors()
 
     @staticmethod
-    def _not_owner(binding: Binding, worker: BindingWorker, group: str) -> str | None:
-        if worker.owner is None or group == worker.owner:
+    def _not_owner(binding: Binding, report: SyncReport, group: str) -> str | None:
+        if report.owner is None or group == report.owner:
             return None
         return (f"service {binding.service} (prefix {binding.prefix}, etcd "
-                f"{worker.config.target.describe()}) belongs to "
-                f"{describe_group(worker.owner)}, which registered it first: nothing of "
+                f"{report.etcd}) belongs to "
+                f"{describe_group(report.owner)}, which registered it first: nothing of "
                 "this is registered (a cluster admin can share the name with "
                 "sharedServiceNames of a KitexRegistrationPolicy)")
 
-    def _refused_claim(self, obj: _Object, binding: Binding, message: str, reason: str) -> None:
+    def _refused_claim(self, obj: _ObjectStatus, binding: Binding, message: str,
+                       reason: str) -> None:
         """A KitexService that may not write its service: Conflict, Ready False, one Event."""
         was = obj.conditions.get("Conflict", {})
         self._set(obj, "Ready", False, reason, message)
@@ -135,6 +140,31 @@ class StatusReporter:
                         extra={"pod": pod.name, "namespace": pod.namespace})
             self.event(ObjectRef("Pod", "v1", pod.namespace, pod.name, pod.uid), reason,
                        message)
+
+    def report_service_errors(self) -> None:
+        """One Warning Event per Service and problem (malformed annotation, no such port,
+        refused by a policy, yielding to an explicit registration), on the Service."""
+        errors = self.state.service_errors
+        for key, err in list(errors.items()):
+            self._service_outcome(key, str(err), getattr(err, "reason",
+                                                         "InvalidKitexRegistration"))
+        for key in [k for k in self._service_errors_reported
+                    if k not in errors and k not in self.state.index.services]:
+            del self._service_errors_reported[key]
+
+    def _service_outcome(self, key: SpecKey, message: str | None, reason: str) -> None:
+        service = self.state.index.services.get(key)
+        if message is None and key in self.state.service_errors:
+            message = str(self.state.service_errors[key])
+        if service is None or not message:
+            self._service_errors_reported.pop(key, None)
+            return
+        if self._service_errors_reported.get(key) == message:
+            return
+        self._service_errors_reported[key] = message
+        log.warning("Service %s/%s is not registered: %s", *key, message,
+                    extra={"namespace": key[0]})
+        self.event(ObjectRef("Service", "v1", key[0], key[1], service.uid), reason, message)
 
     def removal_failed(self, keys: list[SpecKey], message: str) -> None:
         """A deleted KitexService whose entries are still in etcd: its status must not
@@ -163,19 +193,33 @@ class StatusReporter:
 
     # --- rendering -----------------------------------------------------------
 
-    def _object(self, key: SpecKey, body: Mapping[str, Any]) -> _Object:
+    def _object(self, key: SpecKey, body: Mapping[str, Any]) -> _ObjectStatus:
         meta = body.get("metadata", {})
         ref = ObjectRef(KIND, str(body.get("apiVersion", "")), key[0], key[1],
                         str(meta.get("uid", "")))
         obj = self.objects.get(key)
         if obj is None or obj.ref.uid != ref.uid:
-            obj = self.objects[key] = _Object(ref, int(meta.get("generation") or 0))
+            obj = self.objects[key] = _ObjectStatus(ref, int(meta.get("generation") or 0))
         obj.generation = int(meta.get("generation") or 0)
         return obj
 
-    def _update(self, obj: _Object, binding: Binding, worker: BindingWorker) -> None:
-        retry, last = worker.retry, worker.last
-        degraded = retry.degraded(worker.config.retry)
+    def _update(self, obj: _ObjectStatus, binding: Binding, report: SyncReport) -> None:
+        """Every condition of a KitexService whose binding was written, and its Events."""
+        self._sync_conditions(obj, binding, report)
+        if report.withheld_deletes:
+            self.event(obj.ref, "DeletesWithheld",
+                       f"{report.withheld_deletes} deletion(s) of {binding} held back by "
+                       f"--max-deletes {report.max_deletes}: they follow in later cycles, at "
+                       f"most {report.max_deletes} per cycle")
+        self._conflict_condition(obj, report.conflicts)
+        self._pods_condition(obj)
+        obj.pending = self._render(obj, binding, report)
+
+    def _sync_conditions(self, obj: _ObjectStatus, binding: Binding,
+                         report: SyncReport) -> None:
+        """Ready (the last write) and Degraded (failures past maxAttemptTimes), with an
+        Event when a failure is new, once per outage, and when writes recover."""
+        retry, degraded = report.retry, report.degraded
         if retry.failures == 0:
             self._set(obj, "Ready", True, "Synced", f"entries in etcd match the pods ({binding})")
         else:
@@ -195,19 +239,18 @@ class StatusReporter:
                        f"({retry.failures} consecutive failures): {retry.last_error}")
         elif not degraded and was_degraded.get("status") == "True":
             self.event(obj.ref, "Recovered", f"{binding}: writes succeed again", warning=False)
-        capped = worker.capped_deletes
-        if capped:
-            self.event(obj.ref, "DeletesWithheld",
-                       f"{capped} deletion(s) of {binding} held back by --max-deletes "
-                       f"{worker.c.settings.max_deletes}: they follow in later cycles, at most "
-                       f"{worker.c.settings.max_deletes} per cycle")
-        conflicts = last.conflicts if last else []
+
+    def _conflict_condition(self, obj: _ObjectStatus, conflicts: tuple[str, ...]) -> None:
+        """Keys another writer holds: named in the condition, one Event when they appear."""
         was_conflict = obj.conditions.get("Conflict", {}).get("status") == "True"
         self._set(obj, "Conflict", bool(conflicts), "ForeignKeys" if conflicts else "NoConflict",
                   (f"{len(conflicts)} key(s) are held by another writer and left alone: "
                    + ", ".join(conflicts[:5])) if conflicts else "no foreign key in the way")
         if conflicts and not was_conflict:
             self.event(obj.ref, "Conflict", obj.conditions["Conflict"]["message"])
+
+    def _pods_condition(self, obj: _ObjectStatus) -> None:
+        """Selected pods that cannot be an instance (a bad port name, no IP of the family)."""
         pod_errors = [f"pod {self.state.pods[uid].name}: {err}"
                       for uid, (src, err) in self.state.pod_errors.items()
                       if src == Source("KitexService", obj.ref.namespace, obj.ref.name)
@@ -216,20 +259,19 @@ class StatusReporter:
                   "PodErrors" if pod_errors else "AllPodsValid",
                   "; ".join(sorted(pod_errors)[:5]) if pod_errors
                   else "every selected pod is usable")
-        obj.pending = self._render(obj, binding, worker)
 
-    def _render(self, obj: _Object, binding: Binding | None,
-                worker: BindingWorker | None) -> dict[str, Any]:
+    def _render(self, obj: _ObjectStatus, binding: Binding | None,
+                report: SyncReport | None) -> dict[str, Any]:
         status: dict[str, Any] = {"observedGeneration": obj.generation,
                                   "conditions": list(obj.conditions.values())}
         if obj.spec_error is not None:
             status.update(readyInstances=0, registeredAddresses=[],
                           lastError=str(obj.spec_error))
             return status
-        if binding is not None and worker is not None:
+        if binding is not None and report is not None:
             # Only this object's own instances: a shared name must not show one
             # team the addresses of another's pods.
-            conflicts = set(worker.last.conflicts) if worker.last else set()
+            conflicts = set(report.conflicts)
             own = Source(KITEXSERVICE, obj.ref.namespace, obj.ref.name)
             keys = sorted(k for b, k in self.state.source_keys(own)
                           if b == binding and k not in conflicts)
@@ -237,12 +279,12 @@ class StatusReporter:
                 serviceName=binding.service, prefix=binding.prefix,
                 readyInstances=len(keys),
                 registeredAddresses=[k[len(binding.range):] for k in keys[:MAX_ADDRESSES]],
-                lastError=worker.retry.last_error)
-            if worker.retry.failures == 0:
+                lastError=report.retry.last_error)
+            if report.retry.failures == 0:
                 status["lastSyncTime"] = _now()
         return status
 
-    def _set(self, obj: _Object, kind: str, value: bool, reason: str, message: str) -> None:
+    def _set(self, obj: _ObjectStatus, kind: str, value: bool, reason: str, message: str) -> None:
         status = "True" if value else "False"
         old = obj.conditions.get(kind)
         if old and old["status"] == status and old["reason"] == reason \

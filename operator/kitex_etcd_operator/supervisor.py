@@ -44,6 +44,8 @@ KINDS = frozenset({
     "binding",  # one per (etcd target, prefix, service): the writes
     "status-writer",  # KitexService status and Events
     "pod-watch",  # list + watch of pods, per namespace or cluster-wide
+    "service-watch",  # list + watch of Services, likewise
+    "endpointslice-watch",  # list + watch of EndpointSlices, likewise
     "keepalive",  # lease keepalives, per etcd target
     "leader-election",
     "startup",  # initial lists, then letting the workers write

@@ -20,7 +20,14 @@ from dataclasses import dataclass
 
 from .desired import TargetRef
 from .etcd.client import EtcdClient
-from .etcd.config import SECRET_CA, SECRET_CERT, SECRET_KEY, EtcdTarget
+from .etcd.config import (
+    SECRET_CA,
+    SECRET_CERT,
+    SECRET_KEY,
+    SECRET_PASSWORD,
+    SECRET_USERNAME,
+    EtcdTarget,
+)
 from .etcd.errors import EtcdError
 from .kube.tenancy import RegistryDef
 from .kubeapi import CREDENTIALS_TYPE, KubeApi, SecretUnusable
@@ -181,8 +188,10 @@ class Targets:
         if base.secret:
             namespace, _, name = base.secret.partition("/")
             data = await self._secret((namespace, name), "--etcd-secret", None)
-            username = _text(data, "username", "--etcd-secret") if "username" in data else username
-            password = _text(data, "password", "--etcd-secret") if "password" in data else password
+            if SECRET_USERNAME in data:
+                username = _text(data, SECRET_USERNAME, "--etcd-secret")
+            if SECRET_PASSWORD in data:
+                password = _text(data, SECRET_PASSWORD, "--etcd-secret")
             ca = data.get(SECRET_CA, ca)
             cert, key = data.get(SECRET_CERT, cert), data.get(SECRET_KEY, key)
         return _target(base.endpoints, username, password, ca, cert, key, base.dial_timeout,
@@ -196,8 +205,8 @@ class Targets:
         if registry.auth_secret:
             data = await self._secret((namespace, registry.auth_secret),
                                       f"{at} spec.authSecretRef", CREDENTIALS_TYPE)
-            username = _text(data, "username", f"{at} spec.authSecretRef")
-            password = _text(data, "password", f"{at} spec.authSecretRef")
+            username = _text(data, SECRET_USERNAME, f"{at} spec.authSecretRef")
+            password = _text(data, SECRET_PASSWORD, f"{at} spec.authSecretRef")
         if registry.tls_secret:
             ca, cert, key = await self._tls((namespace, registry.tls_secret),
                                             f"{at} spec.tlsSecretRef")
@@ -212,8 +221,8 @@ class Targets:
         if ref.auth_secret:
             data = await self._secret((ref.namespace, ref.auth_secret),
                                       "spec.etcd.authSecretRef", CREDENTIALS_TYPE)
-            username = _text(data, "username", "spec.etcd.authSecretRef")
-            password = _text(data, "password", "spec.etcd.authSecretRef")
+            username = _text(data, SECRET_USERNAME, "spec.etcd.authSecretRef")
+            password = _text(data, SECRET_PASSWORD, "spec.etcd.authSecretRef")
         if ref.tls_secret:
             ca, cert, key = await self._tls((ref.namespace, ref.tls_secret),
                                             "spec.etcd.tlsSecretRef")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from helpers import pod_is_ready, set_pod_ready, wait_for
+from tests.support.helpers import pod_is_ready, set_pod_ready, wait_for
 
 pytestmark = pytest.mark.cluster
 

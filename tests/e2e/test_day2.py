@@ -11,10 +11,10 @@ from typing import Any
 
 from kubernetes import client
 
-from etcd_probe import EtcdProbe
-from helpers import set_pod_ready, wait_for
-from kube_objects import ANN, PREFIX, custom, deployment, ready_pods
-from operator_process import OperatorProcess
+from tests.support.etcd_probe import EtcdProbe
+from tests.support.helpers import set_pod_ready, wait_for
+from tests.support.kube_objects import ANN, PREFIX, custom, deployment, ready_pods
+from tests.support.operator_process import OperatorProcess
 
 
 def cli(*args: str, kubeconfig: Any = None) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -10,9 +9,9 @@ from typing import Any
 
 from kubernetes import client
 
-from etcd_probe import EtcdProbe, wait_keys
-from helpers import set_pod_ready, wait_for
-from kube_objects import (
+from tests.support.etcd_probe import EtcdProbe, wait_keys
+from tests.support.helpers import sampled, set_pod_ready, wait_for
+from tests.support.kube_objects import (
     ANN,
     PREFIX,
     condition,
@@ -23,7 +22,7 @@ from kube_objects import (
     kitexservice,
     ready_pods,
 )
-from operator_process import OperatorProcess
+from tests.support.operator_process import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,16 +48,7 @@ def test_annotated_deployment_scales_and_rolls(
     apps.patch_namespaced_deployment_scale("echo", namespace, {"spec": {"replicas": 3}})
     wait_for(lambda: len(etcd_probe.values(rng)) == 3, timeout=60, what="3 keys")
     old_pods = {p.metadata.name for p in ready_pods(core, namespace, "echo")}
-    counts: list[int] = []
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            counts.append(len(etcd_probe.values(rng)))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
+    with sampled(lambda: len(etcd_probe.values(rng))) as counts:
         apps.patch_namespaced_deployment(namespace=namespace, name="echo", body={
             "spec": {"template": {"metadata": {"labels": {"rev": "2"}}}}})
         # kwok may hand a freed IP to a new pod: judge the roll by pod names.
@@ -66,9 +56,6 @@ def test_annotated_deployment_scales_and_rolls(
                  and not (names & old_pods) and len(names) == 3
                  and etcd_probe.values(rng) == expected(core, namespace, "echo", service, 8888),
                  timeout=90, what="the rolled-out pods, and only them, registered")
-    finally:
-        stop.set()
-        sampler.join()
     assert counts and min(counts) > 0, f"the service had zero instances during the roll: {counts}"
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from helpers import wait_for
 from kitex_devcluster.etcd import EtcdCluster
-from kube_objects import custom, deployment, kitexservice, ready_pods
+from tests.support.helpers import wait_for
+from tests.support.kube_objects import custom, deployment, kitexservice, ready_pods
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
-from etcd_auth_user import AUTH_PASSWORD, AUTH_PREFIX, AUTH_TOKEN_TTL, AUTH_USER
 
 from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget
+from tests.etcd.etcd_auth_user import AUTH_PASSWORD, AUTH_PREFIX, AUTH_TOKEN_TTL, AUTH_USER
 
 
 @pytest.fixture(scope="session")

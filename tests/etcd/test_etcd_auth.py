@@ -9,18 +9,18 @@ import time
 from collections.abc import Awaitable, Callable
 
 import pytest
-from etcd_auth_user import AUTH_PASSWORD, AUTH_PREFIX, AUTH_TOKEN_TTL, AUTH_USER
 
-from helpers import async_wait_for
 from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.etcd import (
     EtcdAuthError,
     EtcdClient,
     EtcdPermissionDenied,
     EtcdTarget,
-    PutOp,
     WatchEvent,
 )
+from kitex_etcd_operator.writes import Put
+from tests.etcd.etcd_auth_user import AUTH_PASSWORD, AUTH_PREFIX, AUTH_TOKEN_TTL, AUTH_USER
+from tests.support.helpers import async_wait_for
 
 MakeClient = Callable[[EtcdTarget], EtcdClient]
 
@@ -40,13 +40,13 @@ def expired(client: EtcdClient, since: Callable[[], float]) -> Callable[[], Awai
 async def test_a_user_limited_to_a_prefix(etcd_auth: EtcdCluster, make_client: MakeClient,
                                           prefix: str) -> None:
     client = make_client(user(etcd_auth))
-    assert await client.txn([], [PutOp(f"{AUTH_PREFIX}{prefix}a", b"1")])
+    assert await client.txn([], [Put(f"{AUTH_PREFIX}{prefix}a", b"1")])
     assert len((await client.get_prefix(AUTH_PREFIX + prefix))[0]) == 1
     lease = await client.grant(10)
-    assert await client.txn([], [PutOp(f"{AUTH_PREFIX}{prefix}b", b"2", lease)])
+    assert await client.txn([], [Put(f"{AUTH_PREFIX}{prefix}b", b"2", lease)])
     await client.revoke(lease)
     with pytest.raises(EtcdPermissionDenied, match=f"permission denied.*user '{AUTH_USER}'"):
-        await client.txn([], [PutOp(f"elsewhere/{prefix}", b"1")])
+        await client.txn([], [Put(f"elsewhere/{prefix}", b"1")])
     with pytest.raises(EtcdPermissionDenied, match="permission denied"):
         await client.get_prefix("elsewhere/")
 
@@ -72,7 +72,7 @@ async def test_an_expired_token_is_renewed_once_for_every_waiting_request(
     caplog.set_level(logging.DEBUG)
     client = make_client(user(etcd_auth))
     key = f"{AUTH_PREFIX}{prefix}k"
-    assert await client.txn([], [PutOp(key, b"v")])
+    assert await client.txn([], [Put(key, b"v")])
     last_used = time.monotonic()
     await async_wait_for(expired(client, lambda: last_used), timeout=AUTH_TOKEN_TTL + 10,
                          what="the token to expire")
@@ -82,7 +82,7 @@ async def test_an_expired_token_is_renewed_once_for_every_waiting_request(
     last_used = time.monotonic()
     await async_wait_for(expired(client, lambda: last_used), timeout=AUTH_TOKEN_TTL + 10,
                          what="the token to expire again")
-    assert await client.txn([], [PutOp(key, b"w")])
+    assert await client.txn([], [Put(key, b"w")])
     assert client.token_renewals == 2
     assert "authenticating again" in caplog.text
     token = client._channel.token if client._channel else None
@@ -107,7 +107,7 @@ async def test_a_watch_started_after_the_token_expired(
     task = asyncio.create_task(watch())
     try:
         writer = make_client(user(etcd_auth))
-        assert await writer.txn([], [PutOp(watched + "a", b"1")])
+        assert await writer.txn([], [Put(watched + "a", b"1")])
 
         async def seen() -> bool:
             return bool(events)

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from helpers import async_wait_for
 from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.etcd import (
     Compare,
@@ -17,9 +16,10 @@ from kitex_etcd_operator.etcd import (
     EtcdError,
     EtcdTarget,
     EtcdUnavailable,
-    PutOp,
     WatchEvent,
 )
+from kitex_etcd_operator.writes import Put
+from tests.support.helpers import async_wait_for
 
 MakeClient = Callable[[EtcdTarget], EtcdClient]
 
@@ -46,7 +46,7 @@ class Writer:
             key = f"{self.prefix}{i:05d}"
             started, before = time.monotonic(), self.client.current_endpoint
             try:
-                if not await self.client.txn([Compare.absent(key)], [PutOp(key, b"v")]):
+                if not await self.client.txn([Compare.absent(key)], [Put(key, b"v")]):
                     # A replay of a create that had landed fails its compare: harmless.
                     kvs, _ = await self.client.get_prefix(key)
                     assert [kv.value for kv in kvs] == [b"v"]
@@ -136,7 +136,7 @@ async def test_every_member_in_turn_then_none(
     lease = await client.grant(60)
     for turn in range(3):
         assert await client.txn([Compare.absent(f"{prefix}{turn}")],
-                                [PutOp(f"{prefix}{turn}", b"v", lease)])
+                                [Put(f"{prefix}{turn}", b"v", lease)])
         current = member_of(etcd_three, client.current_endpoint)
         etcd_three.stop_member(current)
         assert len((await client.get_prefix(prefix))[0]) == turn + 1

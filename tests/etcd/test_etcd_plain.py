@@ -8,17 +8,10 @@ from collections.abc import Callable
 
 import pytest
 
-from helpers import async_wait_for
 from kitex_devcluster.etcd import EtcdCluster
-from kitex_etcd_operator.etcd import (
-    Compare,
-    DeleteOp,
-    EtcdClient,
-    EtcdCompacted,
-    EtcdTarget,
-    PutOp,
-    WatchEvent,
-)
+from kitex_etcd_operator.etcd import Compare, EtcdClient, EtcdCompacted, EtcdTarget, WatchEvent
+from kitex_etcd_operator.writes import Delete, Put
+from tests.support.helpers import async_wait_for
 
 MakeClient = Callable[[EtcdTarget], EtcdClient]
 
@@ -32,16 +25,16 @@ async def test_guarded_writes_on_create_revision_lease_and_value(
     client = make_client(target(etcd_plain))
     key = prefix + "a"
     lease = await client.grant(30)
-    assert await client.txn([Compare.absent(key)], [PutOp(key, b"1", lease)])
-    assert not await client.txn([Compare.absent(key)], [PutOp(key, b"2")])
-    assert not await client.txn([Compare.lease_is(key, lease + 1)], [DeleteOp(key)])
-    assert not await client.txn([Compare.value_is(key, b"other")], [PutOp(key, b"3", lease)])
+    assert await client.txn([Compare.absent(key)], [Put(key, b"1", lease)])
+    assert not await client.txn([Compare.absent(key)], [Put(key, b"2")])
+    assert not await client.txn([Compare.lease_is(key, lease + 1)], [Delete(key)])
+    assert not await client.txn([Compare.value_is(key, b"other")], [Put(key, b"3", lease)])
     assert await client.txn([Compare.value_is(key, b"1"), Compare.lease_is(key, lease)],
-                            [PutOp(key, b"4", lease)])
+                            [Put(key, b"4", lease)])
     kvs, revision = await client.get_prefix(prefix)
     assert [(kv.key, kv.value, kv.lease) for kv in kvs] == [(key, b"4", lease)]
     assert kvs[0].create_revision < kvs[0].mod_revision == revision
-    assert await client.txn([Compare.lease_is(key, lease)], [DeleteOp(key)])
+    assert await client.txn([Compare.lease_is(key, lease)], [Delete(key)])
     assert (await client.get_prefix(prefix))[0] == []
 
 
@@ -49,7 +42,7 @@ async def test_leases_grant_keepalive_ttl_and_revoke(
         etcd_plain: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
     client = make_client(target(etcd_plain))
     lease = await client.grant(30)
-    assert await client.txn([], [PutOp(prefix + "x", b"", lease), PutOp(prefix + "y", b"", lease)])
+    assert await client.txn([], [Put(prefix + "x", b"", lease), Put(prefix + "y", b"", lease)])
     assert 0 < await client.lease_ttl(lease) <= 30
     assert await client.keepalive(lease) == 30
     await client.revoke(lease)  # takes every key on the lease with it
@@ -65,7 +58,7 @@ async def test_a_range_of_ten_thousand_keys_beyond_grpcs_default_4_mib(
     value = b"x" * 600
     keys = [f"{prefix}{i:05d}" for i in range(10_000)]
     for start in range(0, len(keys), 128):  # etcd's default limit of ops per txn
-        assert await client.txn([], [PutOp(k, value) for k in keys[start:start + 128]])
+        assert await client.txn([], [Put(k, value) for k in keys[start:start + 128]])
     kvs, _ = await client.get_prefix(prefix)
     assert [kv.key for kv in kvs] == keys
     assert sum(len(kv.key) + len(kv.value) for kv in kvs) > 4 * 1024 * 1024
@@ -89,13 +82,13 @@ async def test_watch_sees_puts_and_deletes_in_order_from_a_revision(
     client = make_client(target(etcd_plain))
     _, revision = await client.get_prefix(prefix)
     lease = await client.grant(30)
-    assert await client.txn([], [PutOp(prefix + "a", b"1", lease)])  # before the watch starts
+    assert await client.txn([], [Put(prefix + "a", b"1", lease)])  # before the watch starts
     events: list[WatchEvent] = []
     task = asyncio.create_task(collect(client, prefix, revision + 1, events))
     try:
-        assert await client.txn([], [PutOp(prefix + "b", b"2")])
-        assert await client.txn([], [DeleteOp(prefix + "a")])
-        assert await client.txn([], [PutOp(prefix.rstrip("/") + "-sibling", b"no")])
+        assert await client.txn([], [Put(prefix + "b", b"2")])
+        assert await client.txn([], [Delete(prefix + "a")])
+        assert await client.txn([], [Put(prefix.rstrip("/") + "-sibling", b"no")])
 
         async def three() -> bool:
             return len(events) >= 3
@@ -115,9 +108,9 @@ async def test_watch_sees_puts_and_deletes_in_order_from_a_revision(
 async def test_a_watch_from_compacted_history_says_to_list_again(
         etcd_plain: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
     client = make_client(target(etcd_plain))
-    assert await client.txn([], [PutOp(prefix + "a", b"1")])
+    assert await client.txn([], [Put(prefix + "a", b"1")])
     _, old = await client.get_prefix(prefix)
-    assert await client.txn([], [PutOp(prefix + "a", b"2")])
+    assert await client.txn([], [Put(prefix + "a", b"2")])
     _, now = await client.get_prefix(prefix)
     etcd_plain.etcdctl("compaction", str(now))
     with pytest.raises(EtcdCompacted, match="list again") as caught:
@@ -135,7 +128,7 @@ async def test_a_response_past_the_cap_is_a_typed_error(
     writer = make_client(target(etcd_plain))
     junk = b"x" * (512 * 1024)
     for n in range(3):  # 1.5 MiB in all, past a 1 MiB cap
-        assert await writer.txn([], [PutOp(f"{prefix}junk{n}", junk)])
+        assert await writer.txn([], [Put(f"{prefix}junk{n}", junk)])
     set_max_response(1024 * 1024)
     try:
         capped = make_client(target(etcd_plain))
@@ -155,7 +148,7 @@ async def test_requests_on_a_channel_closed_under_them_fail_over(
     that made them (the soak found three services never written again). Now they are
     sent again on a new channel, as any replay-safe request after a failover."""
     client = make_client(target(etcd_plain))
-    assert await client.txn([], [PutOp(f"{prefix}big", b"x" * 1_000_000)])
+    assert await client.txn([], [Put(f"{prefix}big", b"x" * 1_000_000)])
     channel = await client._connect()
     reads = [asyncio.create_task(client.get_prefix(prefix)) for _ in range(20)]
     for _ in range(3):

@@ -19,7 +19,8 @@ from collections.abc import Callable
 import pytest
 
 from kitex_devcluster.etcd import EtcdCluster
-from kitex_etcd_operator.etcd import EtcdClient, EtcdNoSpace, EtcdTarget, PutOp
+from kitex_etcd_operator.etcd import EtcdClient, EtcdNoSpace, EtcdTarget
+from kitex_etcd_operator.writes import Put
 
 MakeClient = Callable[[EtcdTarget], EtcdClient]
 QUOTA = 1024 * 1024
@@ -31,12 +32,12 @@ async def test_out_of_space_is_named_and_leases_stay_alive(
     etcd = private_etcd("quota", extra_args=[f"--quota-backend-bytes={QUOTA}"])
     client = make_client(EtcdTarget(tuple(etcd.endpoints)))
     lease = await client.grant(30)
-    assert await client.txn([], [PutOp("kept", b"1", lease)])
+    assert await client.txn([], [Put("kept", b"1", lease)])
     deadline = time.monotonic() + 60
     with pytest.raises(EtcdNoSpace) as raised:
         for i in itertools.count():
             assert time.monotonic() < deadline, f"{i} writes of {len(JUNK)} bytes, never refused"
-            await client.txn([], [PutOp(f"junk/{i % 100}", JUNK)])
+            await client.txn([], [Put(f"junk/{i % 100}", JUNK)])
     message = str(raised.value)
     assert "out of space (NOSPACE alarm)" in message and "alarm disarm" in message, message
     assert raised.value.reason == "EtcdOutOfSpace"
@@ -52,4 +53,4 @@ async def test_out_of_space_is_named_and_leases_stay_alive(
     etcd.etcdctl("compact", str(revision))
     etcd.etcdctl("defrag")
     etcd.etcdctl("alarm", "disarm")
-    assert await client.txn([], [PutOp("after", b"1", lease)])
+    assert await client.txn([], [Put("after", b"1", lease)])

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from etcd_proxy import SwallowingProxy
 
 from kitex_devcluster.etcd import EtcdCluster
-from kitex_etcd_operator.etcd import Compare, EtcdClient, EtcdTarget, EtcdUnavailable, PutOp
+from kitex_etcd_operator.etcd import Compare, EtcdClient, EtcdTarget, EtcdUnavailable
+from kitex_etcd_operator.writes import Put
+from tests.etcd.etcd_proxy import SwallowingProxy
 
 MakeClient = Callable[[EtcdTarget], EtcdClient]
 
@@ -39,7 +40,7 @@ async def test_an_unguarded_write_is_not_sent_twice(
         prefix: str) -> None:
     client = await connected_through(proxy, etcd_plain, make_client)
     with pytest.raises(EtcdUnavailable, match="may have been applied, so it was not sent again"):
-        await client.txn([], [PutOp(prefix + "k", b"v")])
+        await client.txn([], [Put(prefix + "k", b"v")])
     kvs, _ = await client.get_prefix(prefix)  # a read is replayed: on the next endpoint
     assert client.current_endpoint != proxy.endpoint
     assert [kv.value for kv in kvs] == [b"v"]  # it had landed, once
@@ -53,7 +54,7 @@ async def test_a_guarded_write_is_sent_again_and_its_compare_tells(
     key = prefix + "k"
     # The first copy landed through the proxy; the replay on the real endpoint fails its
     # compare, so the caller hears "not applied" and re-reads, as the registry does.
-    assert not await client.txn([Compare.absent(key)], [PutOp(key, b"v")])
+    assert not await client.txn([Compare.absent(key)], [Put(key, b"v")])
     assert client.current_endpoint != proxy.endpoint
     kvs, _ = await client.get_prefix(prefix)
     assert [kv.value for kv in kvs] == [b"v"]

@@ -7,14 +7,8 @@ from pathlib import Path
 import pytest
 from aetcd import rpc
 
-from kitex_etcd_operator.etcd import (
-    Compare,
-    DeleteOp,
-    EtcdClient,
-    EtcdTarget,
-    PutOp,
-    txn_replay_safe,
-)
+from kitex_etcd_operator.etcd import Compare, EtcdClient, EtcdTarget, txn_replay_safe
+from kitex_etcd_operator.writes import Delete, Put
 
 SECRET = "hunter2-not-for-logs"
 PEM_CA, PEM_CERT, PEM_KEY = b"-----CA-----", b"-----CERT-----", b"-----KEY-----"
@@ -66,24 +60,19 @@ def test_inconsistent_settings_are_refused(kwargs: dict[str, object], message: s
         EtcdTarget(**kwargs)  # type: ignore[arg-type]
 
 
-def test_loaded_from_files_and_from_secret_data(tmp_path: Path) -> None:
+def test_loaded_from_files(tmp_path: Path) -> None:
     for name, data in (("ca.crt", PEM_CA), ("tls.crt", PEM_CERT), ("tls.key", PEM_KEY)):
         (tmp_path / name).write_bytes(data)
     from_files = EtcdTarget.from_files(["https://e:2379"], ca_file=tmp_path / "ca.crt",
                                        cert_file=tmp_path / "tls.crt",
                                        key_file=tmp_path / "tls.key")
-    from_secret = EtcdTarget.from_secret_data(["https://e:2379"], {
-        "ca.crt": PEM_CA, "tls.crt": PEM_CERT, "tls.key": PEM_KEY})
-    assert from_files == from_secret
-    with_auth = EtcdTarget.from_secret_data(["e:2379"], {"username": b"kitex",
-                                                          "password": SECRET.encode()})
-    assert (with_auth.username, with_auth.password, with_auth.tls) == ("kitex", SECRET, False)
-    with pytest.raises(ValueError, match="not UTF-8"):
-        EtcdTarget.from_secret_data(["e:2379"], {"username": b"\xff", "password": b"x"})
+    assert from_files == EtcdTarget(("https://e:2379",), ca_pem=PEM_CA, cert_pem=PEM_CERT,
+                                    key_pem=PEM_KEY)
+    assert from_files.tls
 
 
 def test_which_transactions_are_replayed_after_an_ambiguous_failure() -> None:
-    put, delete = PutOp("k", b"v", 7), DeleteOp("k")
+    put, delete = Put("k", b"v", 7), Delete("k")
     assert txn_replay_safe([Compare.absent("k")], [put])
     assert txn_replay_safe([Compare.lease_is("k", 7)], [delete])
     assert txn_replay_safe([Compare.value_is("k", b"old")], [put])

@@ -10,13 +10,8 @@ import pytest
 
 from kitex_devcluster import pki
 from kitex_devcluster.etcd import EtcdCluster
-from kitex_etcd_operator.etcd import (
-    EtcdCertificateExpired,
-    EtcdClient,
-    EtcdTarget,
-    EtcdTLSError,
-    PutOp,
-)
+from kitex_etcd_operator.etcd import EtcdCertificateExpired, EtcdClient, EtcdTarget, EtcdTLSError
+from kitex_etcd_operator.writes import Put
 
 MakeClient = Callable[[EtcdTarget], EtcdClient]
 DIAL = 2.0
@@ -48,7 +43,7 @@ async def test_mutual_tls_with_files_like_registry_etcds_with_tls_opt(
                                    cert_file=etcd_tls.client_cert_path,
                                    key_file=etcd_tls.client_key_path)
     client = make_client(target)
-    assert await client.txn([], [PutOp(prefix + "k", b"v")])
+    assert await client.txn([], [Put(prefix + "k", b"v")])
     assert [kv.value for kv in (await client.get_prefix(prefix))[0]] == [b"v"]
     assert etcd_tls.etcdctl("get", prefix + "k", "--print-value-only").strip() == "v"
 

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from etcd_probe import EtcdProbe
-from helpers import wait_for
-from kube_objects import ANN, PREFIX, deployment, ready_pods
-from operator_process import free_port
+from tests.support.etcd_probe import EtcdProbe
+from tests.support.helpers import wait_for
+from tests.support.kube_objects import ANN, PREFIX, deployment, ready_pods
+from tests.support.operator_process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "localhost/kitex-etcd-operator:test"

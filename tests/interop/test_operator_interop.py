@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,15 +12,15 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from programs import MODULE_DIR, REGISTRY_ETCD_VERSION, Launcher
 
-from etcd_probe import EtcdProbe
-from helpers import pod_is_ready, set_pod_ready, wait_for
 from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget
 from kitex_etcd_operator.model import DEFAULT_PREFIX, Instance, instance_key
 from kitex_etcd_operator.plan import Binding
 from kitex_etcd_operator.registry import TargetRegistry
 from kitex_etcd_operator.resolve import go_resolve
+from tests.interop.programs import MODULE_DIR, REGISTRY_ETCD_VERSION, Launcher
+from tests.support.etcd_probe import EtcdProbe
+from tests.support.helpers import pod_is_ready, set_pod_ready, wait_for
 
 pytestmark = pytest.mark.interop
 GOLDEN = MODULE_DIR / "golden" / f"registry-etcd-{REGISTRY_ETCD_VERSION}.json"
@@ -195,3 +196,58 @@ def test_hertz_resolver_reads_a_hertz_kitexservice(
     assert all(i.weight == 10 for i in result.instances)
     client.CustomObjectsApi(k8s).delete_namespaced_custom_object(
         "kitex.cloudwego.io", "v1alpha1", namespace, "kitexservices", "web")
+
+
+def _host_ipv4() -> str:
+    """This machine's own non-loopback IPv4 address: EndpointSlices refuse loopback ones."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("10.255.255.255", 1))  # UDP: nothing is sent, a route is chosen
+        address = str(probe.getsockname()[0])
+    assert not address.startswith("127."), "this machine has no non-loopback IPv4 address"
+    return address
+
+
+def test_kitex_client_calls_a_service_registered_from_its_endpointslices(
+        k8s: Any, namespace: str, registry_etcd: Any, etcd_probe: EtcdProbe,
+        launcher: Launcher, start_operator: Callable[..., Any]) -> None:
+    """No annotation on any pod: the namespace opts in, the Service's EndpointSlices give
+    the instances, a real Kitex client resolves and calls every one.
+
+    The slices are written as a custom controller would: the API server refuses
+    loopback addresses in slices, so the servers listen on this machine's own
+    address, one per port, one slice per port (tests/e2e/test_services.py covers
+    kube-controller-manager's slices).
+    """
+    core = client.CoreV1Api(k8s)
+    core.patch_namespace(namespace, {"metadata": {"labels": {
+        ANN + "auto-register": "enabled"}}})
+    host = _host_ipv4()
+    base = 20000 + int(uuid.uuid4().int % 20000)
+    ports = [base, base + 1]
+    servers = [launcher.echo_server(f"{host}:{p}", f"svc-ep-{i}") for i, p in enumerate(ports)]
+    assert servers
+    start_operator("--namespace", namespace)
+    service = f"svc-{namespace}"  # a name of its own: etcd outlives the test's namespace
+    core.create_namespaced_service(namespace, {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc", "annotations": {
+            ANN + "service": service}},
+        "spec": {"ports": [{"name": "http", "port": 80}, {"name": "kitex", "port": 8888}]}})
+    for i, port in enumerate(ports):
+        client.DiscoveryV1Api(k8s).create_namespaced_endpoint_slice(namespace, {
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": f"svc-{i}", "labels": {
+                "kubernetes.io/service-name": "svc",
+                "endpointslice.kubernetes.io/managed-by": "interop-test.example.com"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080}, {"name": "kitex", "port": port}],
+            "endpoints": [{"addresses": [host], "conditions": {"ready": True}}]})
+    want = {f"{host}:{port}" for port in ports}
+    wait_for(lambda: set(etcd_probe.values(f"{DEFAULT_PREFIX}/{service}/")) ==
+             {f"{DEFAULT_PREFIX}/{service}/{address}" for address in want}, timeout=60,
+             what="both endpoints registered")
+    resolved = launcher.resolve(registry_etcd.endpoints, service)
+    assert resolved.ok and {i.address for i in resolved.instances} == want, resolved
+    calls, summary = launcher.run_echo_client(registry_etcd.endpoints, service, calls=30,
+                                              interval=0.02, lb="roundrobin")
+    assert summary.errors == 0, calls[:5]
+    assert set(summary.by_server) == {"svc-ep-0", "svc-ep-1"}, summary

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from programs import (
+
+from kitex_devcluster.etcd import EtcdCluster
+from tests.interop.programs import (
     HERTZ_REGISTRY_ETCD_VERSION,
     HERTZ_VERSION,
     KITEX_VERSION,
@@ -32,8 +34,6 @@ from programs import (
     etcdctl_get_json,
     wait_until,
 )
-
-from kitex_devcluster.etcd import EtcdCluster
 
 pytestmark = pytest.mark.interop
 

@@ -16,9 +16,9 @@ import click
 import yaml
 from kubernetes import client
 
-from etcd_probe import EtcdProbe
-from helpers import wait_for
-from kube_objects import ANN, PREFIX, deployment, ready_pods
+from tests.support.etcd_probe import EtcdProbe
+from tests.support.helpers import wait_for
+from tests.support.kube_objects import ANN, PREFIX, deployment, ready_pods
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kitex-etcd-operator"

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from etcd_probe import EtcdProbe
-from helpers import wait_for
-from kube_objects import ANN, PREFIX, custom, deployment, kitexservice, ready_pods
+from tests.support.etcd_probe import EtcdProbe
+from tests.support.helpers import wait_for
+from tests.support.kube_objects import ANN, PREFIX, custom, deployment, kitexservice, ready_pods
 
 ROOT = Path(__file__).resolve().parents[2]
 SA = "system:serviceaccount:kitex-etcd-operator:kitex-etcd-operator"
@@ -44,13 +44,17 @@ def test_examples_validate_against_the_crd(installed: Any) -> None:
 def test_rbac_grants_only_what_is_needed(installed: Any) -> None:
     kube = installed
     for verb, resource in [("list", "pods"), ("watch", "pods"), ("get", "pods"),
+                           ("list", "services"), ("watch", "services"),
+                           ("list", "endpointslices.discovery.k8s.io"),
+                           ("watch", "endpointslices.discovery.k8s.io"),
                            ("list", "kitexservices.kitex.cloudwego.io"),
                            ("patch", "kitexservices.kitex.cloudwego.io"),
                            ("patch", "kitexservices.kitex.cloudwego.io/status"),
                            ("create", "events")]:
         assert can_i(kube, verb, resource), f"cannot {verb} {resource}"
     for verb, resource in [("create", "pods"), ("patch", "pods"), ("delete", "pods"),
-                           ("update", "pods/status"),
+                           ("update", "pods/status"), ("patch", "services"),
+                           ("create", "endpointslices.discovery.k8s.io"),
                            ("delete", "kitexservices.kitex.cloudwego.io"),
                            ("get", "secrets"), ("list", "secrets"), ("create", "leases")]:
         assert not can_i(kube, verb, resource), f"may {verb} {resource}"

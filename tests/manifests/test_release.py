@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from kube_objects import custom, kitexservice
+from tests.support.kube_objects import custom, kitexservice
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from etcd_probe import EtcdProbe
-from helpers import async_wait_for
 from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget
 from kitex_etcd_operator.model import Instance, instance_key
 from kitex_etcd_operator.plan import Binding, Policy
 from kitex_etcd_operator.registry import TargetRegistry
+from tests.support.etcd_probe import EtcdProbe
+from tests.support.helpers import async_wait_for
 
 
 @pytest.fixture

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from etcd_probe import EtcdProbe
-from factories import pod
-from helpers import async_wait_for
 from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.controller import Controller
 from kitex_etcd_operator.plan import Binding
 from kitex_etcd_operator.retry import RetryConfig
 from kitex_etcd_operator.settings import DefaultTarget, Settings
+from tests.support.etcd_probe import EtcdProbe
+from tests.support.factories import pod
+from tests.support.helpers import async_wait_for
 
 OBSERVE, RETRY, ATTEMPTS = 1.0, 0.3, 3
 
@@ -180,3 +180,47 @@ async def test_workers_racing_for_a_new_target_share_one_registry(etcd: Any) -> 
         assert len({id(r) for r in registries}) == 1
     finally:
         await targets.close()
+
+
+async def test_a_lease_whose_revoke_failed_is_never_written_again(
+        etcd: Any, tools: Any) -> None:
+    """The 30-minute soak saw a whole service's keys deleted in one revision the
+    moment etcd came back from an outage, while their pods stayed ready: the last
+    pod had gone, the service's removal revoked its lease as etcd went down (the
+    call failed, but etcd may still apply such a request when its members return),
+    a new pod came, and its key was written on that same lease, which the late
+    revoke then took away. A lease once asked to be revoked is given up for good."""
+    from kitex_etcd_operator.etcd import EtcdClient, EtcdError, EtcdTarget
+    from kitex_etcd_operator.model import Instance, instance_key
+    from kitex_etcd_operator.registry import TargetRegistry
+
+    probe = EtcdProbe(tools.etcdctl, etcd.endpoints)
+    prefix, service = "kitex/registry-etcd", "late-revoke"
+    binding = Binding("default", prefix, service)
+    address = Instance.make("10.3.0.1", 8888)
+    want = {instance_key(prefix, service, address.address): address.encode()}
+    client = EtcdClient(EtcdTarget(tuple(etcd.endpoints), dial_timeout=0.5,
+                                   request_timeout=1.0))
+    registry = TargetRegistry(client, cluster_id=f"c-{uuid.uuid4().hex[:6]}")
+    try:
+        await registry.load_ownership()
+        await registry.sync(binding, want, ttl=60)
+        (old,) = {kv.lease for kv in probe.get_prefix(f"{prefix}/{service}/").values()}
+
+        etcd.stop_member(0)
+        with pytest.raises(EtcdError):
+            await registry.remove(binding)  # the last pod gone; etcd answers nothing
+        etcd.start_member(0)
+
+        await registry.sync(binding, want, ttl=60)  # a pod of the service again
+        (new,) = {kv.lease for kv in probe.get_prefix(f"{prefix}/{service}/").values()}
+        assert new != old, "the entry was written on the lease being revoked"
+        try:  # the lost revoke, applied late (unless the sync revoked the drained lease)
+            probe.run("lease", "revoke", f"{old:x}")
+        except RuntimeError as exc:
+            assert "lease not found" in str(exc)
+        assert set(probe.values(f"{prefix}/{service}/")) == set(want)
+        assert old not in registry.owned_leases(), "the old lease is still kept as ours"
+    finally:
+        await registry.close()
+        await client.close()

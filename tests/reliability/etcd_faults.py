@@ -17,9 +17,17 @@ from typing import Any
 
 from kubernetes import client
 
-from etcd_probe import EtcdProbe
-from helpers import wait_for
-from kube_objects import PREFIX, condition, custom, deployment, expected, kitexservice, ready_pods
+from tests.support.etcd_probe import EtcdProbe
+from tests.support.helpers import wait_for
+from tests.support.kube_objects import (
+    PREFIX,
+    condition,
+    custom,
+    deployment,
+    expected,
+    kitexservice,
+    ready_pods,
+)
 
 # The brief's short retry rhythm: retryDelay 1 s, observeDelay 3 s, 3 attempts.
 OBSERVE_DELAY = 3.0

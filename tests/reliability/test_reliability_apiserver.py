@@ -17,14 +17,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from etcd_faults import PORT, RETRY_FLAGS, create_revisions, entries_lost, operator_starts, since
 from kubernetes import client
 
-from etcd_probe import EtcdProbe, wait_keys
-from figures import GapSampler
-from helpers import set_pod_ready, wait_for
-from kube_objects import ANN, PREFIX, deployment, expected, ready_pods
-from tcp_proxy import CuttableProxy
+from tests.reliability.etcd_faults import (
+    PORT,
+    RETRY_FLAGS,
+    create_revisions,
+    entries_lost,
+    operator_starts,
+    since,
+)
+from tests.support.etcd_probe import EtcdProbe, wait_keys
+from tests.support.figures import GapSampler
+from tests.support.helpers import set_pod_ready, wait_for
+from tests.support.kube_objects import ANN, PREFIX, deployment, expected, ready_pods
+from tests.support.tcp_proxy import CuttableProxy
 
 WATCH_ERRORS = "kitex_etcd_operator_pod_watch_errors_total"
 

@@ -25,8 +25,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubernetes import client
 
-from etcd_probe import EtcdProbe
-from helpers import wait_for
 from kitex_etcd_operator.desired import DesiredState
 from kitex_etcd_operator.kube.annotations import spec_from_annotations
 from kitex_etcd_operator.kube.errors import SpecError
@@ -34,7 +32,17 @@ from kitex_etcd_operator.kube.names import ANNOTATION_PREFIX, Annotation
 from kitex_etcd_operator.kube.pods import pod_view
 from kitex_etcd_operator.kube.spec import instance_for, parse_kitexservice
 from kitex_etcd_operator.model import service_range
-from kube_objects import ANN, PREFIX, condition, custom, deployment, kitexservice, ready_pods
+from tests.support.etcd_probe import EtcdProbe
+from tests.support.helpers import wait_for
+from tests.support.kube_objects import (
+    ANN,
+    PREFIX,
+    condition,
+    custom,
+    deployment,
+    kitexservice,
+    ready_pods,
+)
 
 GROUP, VERSION, PLURAL = "kitex.cloudwego.io", "v1alpha1", "kitexservices"
 EXAMPLES = settings(max_examples=30, deadline=None, derandomize=True,

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from etcd_faults import (
+from tests.reliability.etcd_faults import (
     OBSERVE_DELAY,
     RETRY_FLAGS,
     create_revisions,
@@ -24,9 +24,8 @@ from etcd_faults import (
     operator_starts,
     since,
 )
-
-from etcd_probe import EtcdProbe
-from helpers import set_pod_ready, wait_for
+from tests.support.etcd_probe import EtcdProbe
+from tests.support.helpers import set_pod_ready, wait_for
 
 OUTAGE = 120.0  # issue #8: the registry etcd down for 2 minutes
 # How long after etcd answers again the entries must be right: observeDelay, plus

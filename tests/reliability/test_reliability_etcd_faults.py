@@ -16,7 +16,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from etcd_faults import (
+from kubernetes import client
+
+from kitex_devcluster import pki
+from kitex_etcd_operator.kubeapi import CREDENTIALS_TYPE as CREDENTIALS
+from tests.reliability.etcd_faults import (
     RETRY_FLAGS,
     Service,
     create_revisions,
@@ -25,13 +29,9 @@ from etcd_faults import (
     operator_starts,
     since,
 )
-from kubernetes import client
-
-from etcd_probe import EtcdProbe
-from figures import GapSampler
-from helpers import wait_for
-from kitex_devcluster import pki
-from kitex_etcd_operator.kubeapi import CREDENTIALS_TYPE as CREDENTIALS
+from tests.support.etcd_probe import EtcdProbe
+from tests.support.figures import GapSampler
+from tests.support.helpers import wait_for
 
 QUOTA = 2 * 1024 * 1024  # bytes: small, so that junk writes soon pass it
 

@@ -17,13 +17,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from etcd_faults import PORT, create_revisions, entries_lost, since
 from kubernetes import client
 
-from etcd_probe import EtcdProbe, wait_keys
-from figures import GapSampler
-from helpers import wait_for
-from kube_objects import ANN, PREFIX, deployment, expected, ready_pods
+from tests.reliability.etcd_faults import PORT, create_revisions, entries_lost, since
+from tests.support.etcd_probe import EtcdProbe, wait_keys
+from tests.support.figures import GapSampler
+from tests.support.helpers import wait_for
+from tests.support.kube_objects import ANN, PREFIX, deployment, expected, ready_pods
 
 FLAGS = ("--retry-delay", "1s", "--observe-delay", "3s", "--max-attempt-times", "3")
 

@@ -16,13 +16,13 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from etcd_faults import PORT, create_service, since
 from kubernetes import client
 
-from etcd_probe import EtcdProbe, wait_keys
-from figures import GapSampler
-from helpers import set_pod_ready, wait_for
-from kube_objects import ANN, PREFIX, deployment, expected, ready_pods
+from tests.reliability.etcd_faults import PORT, create_service, since
+from tests.support.etcd_probe import EtcdProbe, wait_keys
+from tests.support.figures import GapSampler
+from tests.support.helpers import set_pod_ready, wait_for
+from tests.support.kube_objects import ANN, PREFIX, deployment, expected, ready_pods
 
 FLAGS = ("--retry-delay", "1s", "--observe-delay", "3s", "--max-attempt-times", "3")
 FULL_SYNCS = 'kitex_etcd_operator_sync_duration_seconds_count'

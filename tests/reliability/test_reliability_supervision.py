@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from etcd_faults import RETRY_FLAGS, create_service
 from kubernetes import client
 
-from etcd_probe import EtcdProbe
-from helpers import wait_for
-from kube_objects import custom
+from tests.reliability.etcd_faults import RETRY_FLAGS, create_service
+from tests.support.etcd_probe import EtcdProbe
+from tests.support.helpers import wait_for
+from tests.support.kube_objects import custom
 
 INJECT = "KITEX_ETCD_OPERATOR_INJECT_CRASH"
 CRASHES = "kitex_etcd_operator_task_crashes_total"

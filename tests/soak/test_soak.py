@@ -3,11 +3,11 @@
 Two operator replicas (leader election) register four services in two
 namespaces (two KitexServices, two annotated) into a 3-member etcd, reaching
 the API server through a proxy that can cut their streams. The workload
-creates, readies, unreadies and deletes pods; the nemesis (tests/soak_nemesis.py)
+creates, readies, unreadies and deletes pods; the nemesis (tests/soak/nemesis.py)
 kills and restarts etcd members, takes the whole registry down, restarts the
 API server, cuts the watch streams, SIGKILLs and SIGTERMs replicas (failover),
 revokes a lease by hand and writes foreign keys, on a schedule drawn from the
-seed. The checker (tests/soak_checker.py) judges the invariants all along.
+seed. The checker (tests/soak/checker.py) judges the invariants all along.
 
 ``make test`` runs it for SOAK_SECONDS=180 (every kind of fault at least once);
 ``make soak`` for 30 minutes: ``make soak SOAK_SECONDS=600 SOAK_SEED=7``. The
@@ -29,11 +29,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from etcd_probe import EtcdProbe
-from helpers import create_namespace, wait_for
-from kube_objects import kitexservice
-from soak_checker import PORT, Checker
-from soak_nemesis import (
+from tests.soak.checker import PORT, Checker
+from tests.soak.nemesis import (
     FAULTS,
     Nemesis,
     Service,
@@ -44,7 +41,10 @@ from soak_nemesis import (
     summary_table,
     wait_every_pod_scheduled,
 )
-from tcp_proxy import CuttableProxy
+from tests.support.etcd_probe import EtcdProbe
+from tests.support.helpers import create_namespace, wait_for
+from tests.support.kube_objects import kitexservice
+from tests.support.tcp_proxy import CuttableProxy
 
 SEED = int(os.environ.get("SOAK_SEED", "14"))
 DURATION = float(os.environ.get("SOAK_SECONDS", "180"))

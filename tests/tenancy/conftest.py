@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from teams import GROUP, VERSION, Teams
 
-from etcd_probe import EtcdProbe, WatchRecorder, wait_keys
-from helpers import create_namespace
-from kube_objects import ANN, deployment, expected
+from tests.support.etcd_probe import EtcdProbe, WatchRecorder, wait_keys
+from tests.support.helpers import create_namespace
+from tests.support.kube_objects import ANN, deployment, expected
+from tests.tenancy.teams import GROUP, VERSION, Teams
 
 
 @pytest.fixture

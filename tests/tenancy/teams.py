@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from etcd_probe import KV, EtcdProbe, WatchRecorder
-from helpers import wait_for
-from kube_objects import PREFIX
+from tests.support.etcd_probe import KV, EtcdProbe, WatchRecorder
+from tests.support.helpers import wait_for
+from tests.support.kube_objects import PREFIX
 
 GROUP, VERSION = "kitex.cloudwego.io", "v1alpha1"
 

@@ -11,22 +11,18 @@ code) returns exactly team-a's instances.
 from __future__ import annotations
 
 import base64
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
-from teams import Teams
 
-from etcd_probe import EtcdProbe, wait_keys
-from helpers import wait_for
-from kube_objects import ANN, PREFIX, deployment, expected
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))
-from programs import Launcher
+from tests.interop.programs import Launcher
+from tests.support.etcd_probe import EtcdProbe, wait_keys
+from tests.support.helpers import wait_for
+from tests.support.kube_objects import ANN, PREFIX, deployment, expected
+from tests.tenancy.teams import Teams
 
 pytestmark = pytest.mark.interop
 CREDENTIALS = "kitex.cloudwego.io/etcd-credentials"
@@ -389,3 +385,37 @@ def test_the_owner_keeps_its_name_across_restarts_and_rollouts(
         assert watch.deletes() == []
     finally:
         watch.stop()
+
+
+# --- the Service source ---------------------------------------------------------------------
+
+def test_a_service_of_another_namespace_cannot_join_a_service(
+        k8s: Any, teams: Callable[..., Teams], launcher: Launcher, registry_etcd: Any) -> None:
+    """team-b opts its namespace in and names a Service, and a hand-written slice, after
+    team-a's service: the Service source goes through the same ownership as pods."""
+    t = teams()
+    core = client.CoreV1Api(k8s)
+    core.patch_namespace(t.b, {"metadata": {"labels": {ANN + "auto-register": "enabled"}}})
+    attacker_pods(k8s, t, {})
+    ports = [{"name": "kitex", "port": 8888, "protocol": "TCP"}]
+    core.create_namespaced_service(t.b, {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "intruder", "annotations": {ANN + "service": t.service,
+                                                         ANN + "weight": "2147483647"}},
+        "spec": {"selector": {"app": "intruder"}, "ports": ports}})
+    core.create_namespaced_service(t.b, {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "by-hand", "annotations": {ANN + "service": t.service}},
+        "spec": {"ports": ports}})
+    client.DiscoveryV1Api(k8s).create_namespaced_endpoint_slice(t.b, {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "by-hand-1", "labels": {
+            "kubernetes.io/service-name": "by-hand",
+            "endpointslice.kubernetes.io/managed-by": "attacker.example.com"}},
+        "addressType": "IPv4", "ports": ports,
+        "endpoints": [{"addresses": ["10.66.0.1"], "conditions": {"ready": True}}]})
+    for name in ("intruder", "by-hand"):
+        event = t.wait_event(t.b, "NotOwner", name)
+        assert event.involved_object.kind == "Service" and f"namespace {t.a}" in event.message
+    assert resolved(launcher, registry_etcd, t.service) == team_a_addresses(t)
+    t.assert_untouched()

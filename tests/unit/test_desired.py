@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from factories import ANNOTATED, kitexservice, pod
 from kitex_etcd_operator.desired import DesiredState, Source, TargetRef
 from kitex_etcd_operator.kube import parse_kitexservice, pod_view
 from kitex_etcd_operator.plan import Binding
+from tests.support.factories import ANNOTATED, kitexservice, pod
 
 DEFAULT = Binding("default", "kitex/registry-etcd", "echo")
 

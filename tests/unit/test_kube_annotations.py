@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kitex_etcd_operator.kube.annotations import parse_tags, spec_from_annotations
+from kitex_etcd_operator.kube.annotations import spec_from_annotations
 from kitex_etcd_operator.kube.errors import SpecError
+from kitex_etcd_operator.kube.fields import from_annotations
 from kitex_etcd_operator.kube.names import ANNOTATION_PREFIX, Annotation
 from kitex_etcd_operator.kube.pods import PodView, pod_view
 from kitex_etcd_operator.kube.spec import EtcdRef, ServiceSpec, instance_for
@@ -56,7 +57,8 @@ def test_every_annotation() -> None:
             spec.ip_family, spec.fixed_port, spec.retry) == (
         "rpc", 30, (("env", "prod"), ("zone", "a")), ("version", "track"), True, "IPv6",
         31000, retry)
-    assert set(notes) == {a.value for a in Annotation} - {P + "address-source", P + "host"}
+    assert set(notes) == {a.value for a in Annotation} - {P + "address-source", P + "host",
+                                                          P + "auto-register"}
 
 
 def test_address_source_and_host() -> None:
@@ -113,7 +115,7 @@ def test_missing_family_names_the_annotation() -> None:
     ("{}", ()),
 ])
 def test_tag_formats(text: str, tags: tuple[tuple[str, str], ...]) -> None:
-    assert parse_tags(text) == tags
+    assert from_annotations({Annotation.TAGS.value: text}, "tags") == tags
 
 
 @pytest.mark.parametrize(("notes", "name"), [

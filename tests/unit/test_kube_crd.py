@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from kitex_etcd_operator.kube.selectors import OPERATORS
-from kitex_etcd_operator.kube.spec import ADDRESS_SOURCES, IP_FAMILIES, parse_kitexservice
+from kitex_etcd_operator.kube.checks import ADDRESS_SOURCES, IP_FAMILIES
+from kitex_etcd_operator.kube.fields import FIELDS, Field
+from kitex_etcd_operator.kube.spec import parse_kitexservice
+from kitex_etcd_operator.labels import OPERATORS
 from kitex_etcd_operator.model import Framework
 from kitex_etcd_operator.retry import RetryConfig
 
@@ -161,7 +163,7 @@ def test_documented_examples_pass_schema_and_parser(example: dict[str, Any]) -> 
     {"selector": {"matchLabels": {"a": "b"}}, "port": 1, "serviceName": " echo"},
     {"selector": {"matchLabels": {"a": "b"}}, "port": 1, "etcd": {"endpoints": []}},
     {"selector": {"matchLabels": {"a": "b"}}, "port": 1, "address": {"source": "node"}},
-    {"port": 1},
+    # Neither selector nor serviceRef: CEL refuses it (tests/e2e/test_services.py).
     # Gaps the bad-input property found (tests/reliability/test_reliability_bad_input.py):
     # the API server admitted these and the operator then refused them.
     {"selector": {"matchLabels": {"a": "b"}}, "port": 1, "tagsFromLabels": ["Bad Key"]},
@@ -213,3 +215,34 @@ def test_cel_covers_what_the_schema_cannot_say() -> None:
                    r"\p{Z}]|[", r"\x7f-\x{9f}\p{Z}", "self.all(k, k.matches(",
                    "duration(self) > duration('0s')", "isIP(self)"):
         assert needle in rules, needle
+
+
+# --- the field table: one source of types, defaults and limits for every parser --------
+
+_TYPE_OF_KIND = {"int": "integer", "bool": "boolean", "choice": "string", "framework": "string",
+                 "network": "string", "host": "string", "tags": "object",
+                 "label-keys": "array"}
+
+
+@pytest.mark.parametrize("setting", FIELDS, ids=lambda f: f.path)
+def test_the_crd_schema_agrees_with_the_field_table(setting: Field) -> None:
+    """Each setting of kube/fields.py has the CRD type, bounds, choices and default the
+    parsers apply: the schema and the two parsers cannot drift apart unnoticed."""
+    schema: dict[str, Any] = SPEC
+    for part in setting.path.split("."):
+        schema = schema["properties"][part]
+    assert schema["type"] == _TYPE_OF_KIND[setting.kind]
+    if setting.bounds is not None:
+        assert (schema.get("minimum"), schema.get("maximum")) == setting.bounds
+    if setting.choices:
+        assert tuple(schema["enum"]) == setting.choices
+    if "default" in schema:
+        assert schema["default"] == setting.default
+    elif "." not in setting.path and setting.default not in (None, {}, []):
+        # (Inside spec.address no default can be in the schema: it would set
+        # address.source next to an address.host, which excludes it.)
+        pytest.fail(f"the parsers default {setting.path} to {setting.default!r}, the CRD "
+                    "does not: kubectl get would show no value where one applies")
+    if setting.kind == "network":
+        assert re.fullmatch(schema["pattern"], "tcp") and not re.fullmatch(schema["pattern"],
+                                                                           "TCP")

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kitex_etcd_operator.kube.errors import SpecError
-from kitex_etcd_operator.kube.selectors import matches, validate_selector
+from kitex_etcd_operator.kube.selectors import validate_selector
+from kitex_etcd_operator.labels import matches
 
 LABELS = {"app": "echo", "tier": "backend"}
 

@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from kitex_etcd_operator.plan import (
-    MAX_TXN_OPS,
-    Delete,
-    Observed,
-    Policy,
-    Put,
-    batches,
-    make_plan,
-)
+from kitex_etcd_operator.plan import MAX_TXN_OPS, Observed, Policy, batches, make_plan
+from kitex_etcd_operator.writes import Delete, Put
 
 OURS, OLD, FOREIGN = 0x10, 0x11, 0x99
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 
-from factories import pod
 from kitex_etcd_operator.controller import Controller
 from kitex_etcd_operator.settings import Settings
+from tests.support.factories import pod
 
 
 def controller() -> Controller:

@@ -13,8 +13,15 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from factories import ANNOTATED, pod
-from kitex_etcd_operator.kube.podwire import decode_event, decode_page, versioned
+from kitex_etcd_operator.kube.pods import pod_view
+from kitex_etcd_operator.kube.podwire import decode_event, decode_page
+from kitex_etcd_operator.kube.wire import Item, item_of
+from tests.support.factories import ANNOTATED, pod
+
+
+def versioned(body: dict[str, Any]) -> Item:
+    return item_of(body, pod_view)
+
 
 ANNOTATIONS = {**ANNOTATED, "kubectl.kubernetes.io/last-applied-configuration": "{}"}
 
@@ -49,7 +56,7 @@ def test_a_page_decodes_as_pod_view_reads_it(ready: bool, deleting: bool, versio
     items, resource_version, token = decode_page(page(*bodies, token="next"))
     assert items == [versioned(body) for body in bodies]
     assert (resource_version, token) == ("77", "next")
-    assert items[0][0].pod_ips == ("10.0.0.0", "fd00::1") and items[0][0].host_network
+    assert items[0].value.pod_ips == ("10.0.0.0", "fd00::1") and items[0].value.host_network
 
 
 def test_a_field_of_the_wrong_type_is_read_leniently() -> None:
@@ -57,20 +64,20 @@ def test_a_field_of_the_wrong_type_is_read_leniently() -> None:
     odd["spec"]["containers"][0]["ports"][0]["containerPort"] = "8888"  # a string
     odd["metadata"]["labels"] = {"app": 7}
     items, _, _ = decode_page(page(odd, pod("fine")))
-    assert [view.uid for view, _ in items] == ["odd", "fine"]
+    assert [item.uid for item in items] == ["odd", "fine"]
     assert items[0] == versioned(odd)
-    assert items[0][0].container_ports == () and items[0][0].labels == {}
+    assert items[0].value.container_ports == () and items[0].value.labels == {}
 
 
 def test_watch_events() -> None:
     body = full(pod("w", version=12))
     event = decode_event(json.dumps({"type": "MODIFIED", "object": body}).encode())
-    assert (event.type, event.pod, event.resource_version) == ("MODIFIED", versioned(body), "12")
+    assert (event.type, event.item, event.resource_version) == ("MODIFIED", versioned(body), "12")
     bookmark = decode_event(b'{"type":"BOOKMARK","object":{"kind":"Pod","metadata":'
                             b'{"resourceVersion":"99","annotations":{"k8s.io/initial-events-end":'
                             b'"true"}}}}')
     assert (bookmark.type, bookmark.resource_version) == ("BOOKMARK", "99")
     gone = decode_event(b'{"type":"ERROR","object":{"kind":"Status","code":410,'
                         b'"message":"too old resource version"}}')
-    assert gone.pod is None and gone.status is not None
+    assert gone.item is None and gone.status is not None
     assert (gone.status.code, gone.status.message) == (410, "too old resource version")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from factories import pod
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -11,6 +10,7 @@ from kitex_etcd_operator.kube import pod_view
 from kitex_etcd_operator.plan import Binding
 from kitex_etcd_operator.policy import ranges_nest
 from kitex_etcd_operator.ranges import RangeIndex
+from tests.support.factories import pod
 
 _part = st.sampled_from(["a", "b", "a/b", "ab", "a/", "/b", "kitex"])
 _bindings = st.builds(Binding, st.sampled_from(["etcd-1", "etcd-2"]), _part, _part)

@@ -16,11 +16,11 @@ import kubernetes
 import pytest
 from prometheus_client import REGISTRY
 
-from helpers import async_wait_for
 from kitex_etcd_operator.desired import Defaults, DesiredState
 from kitex_etcd_operator.kubeapi import KubeApi, ObjectRef
 from kitex_etcd_operator.status import StatusReporter
 from kitex_etcd_operator.supervisor import InjectedCrash, Supervisor, _injections
+from tests.support.helpers import async_wait_for
 
 FAST = {"backoff_initial": 0.01, "backoff_max": 0.02}
 

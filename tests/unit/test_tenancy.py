@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from factories import ANNOTATED, kitexservice, pod
 from kitex_etcd_operator.desired import DesiredState, PolicyError, Source
 from kitex_etcd_operator.endpoints import InvalidEndpoint, check_endpoint, identity
 from kitex_etcd_operator.kube import SpecError, parse_kitexservice, pod_view
-from kitex_etcd_operator.kube.spec import MAX_VALUE_BYTES
+from kitex_etcd_operator.kube.checks import MAX_VALUE_BYTES
 from kitex_etcd_operator.kube.tenancy import parse_policy, parse_registry
-from kitex_etcd_operator.plan import Binding, Delete, Put, batches
+from kitex_etcd_operator.plan import Binding, batches
 from kitex_etcd_operator.policy import (
     Admitted,
     Claim,
@@ -26,6 +25,8 @@ from kitex_etcd_operator.policy import (
     nesting_winner,
     ranges_nest,
 )
+from kitex_etcd_operator.writes import Delete, Put
+from tests.support.factories import ANNOTATED, kitexservice, pod
 
 PAYMENT = Binding("default", "kitex/registry-etcd", "payment")
 ANNOTATED_PAYMENT = {"kitex.cloudwego.io/service": "payment", "kitex.cloudwego.io/port": "8888"}

@@ -19,11 +19,10 @@ from .errors import (
     EtcdTLSError,
     EtcdUnavailable,
 )
-from .ops import Compare, DeleteOp, KeyValue, PutOp, WatchEvent, txn_replay_safe
+from .ops import Compare, KeyValue, WatchEvent, txn_replay_safe
 
 __all__ = [
     "Compare",
-    "DeleteOp",
     "EtcdAuthError",
     "EtcdCertificateExpired",
     "EtcdClient",
@@ -36,7 +35,6 @@ __all__ = [
     "EtcdTarget",
     "EtcdUnavailable",
     "KeyValue",
-    "PutOp",
     "WatchEvent",
     "txn_replay_safe",
 ]

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import grpc
 from aetcd import rpc, utils
 
+from ..writes import Write
 from .channel import MAX_MESSAGE, Channel
 from .config import EtcdTarget
 from .errors import (
@@ -44,10 +45,10 @@ from .errors import (
     never_sent,
     translate,
 )
-from .ops import Compare, DeleteOp, KeyValue, PutOp, WatchEvent, request_op, txn_replay_safe
+from .ops import Compare, KeyValue, WatchEvent, compares_of, request_op, txn_replay_safe
 from .tls import check_client_certificate
 
-__all__ = ["MAX_MESSAGE", "Compare", "DeleteOp", "EtcdClient", "KeyValue", "PutOp", "WatchEvent"]
+__all__ = ["MAX_MESSAGE", "Compare", "EtcdClient", "KeyValue", "WatchEvent"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -204,38 +205,39 @@ class EtcdClient:
         key = prefix.encode()
         request = rpc.RangeRequest(key=key, range_end=utils.prefix_range_end(key))
 
-        async def go(c: Channel) -> Any:
+        async def get_prefix_on(c: Channel) -> Any:
             return await c.kv.Range(request, timeout=self.target.request_timeout,
                                     metadata=c.metadata)
 
-        response = await self._call(go, replay_safe=True)
+        response = await self._call(get_prefix_on, replay_safe=True)
         kvs = [KeyValue(kv.key.decode(), bytes(kv.value), kv.lease, kv.create_revision,
                         kv.mod_revision) for kv in response.kvs]
         return kvs, int(response.header.revision)
 
-    async def txn(self, compares: Sequence[Compare], ops: Sequence[PutOp | DeleteOp]) -> bool:
-        """Apply ``ops`` if every compare holds; False (nothing applied) if one does not."""
-        request = rpc.TxnRequest(compare=[c.message() for c in compares],
+    async def txn(self, compares: Sequence[Compare], ops: Sequence[Write]) -> bool:
+        """Apply ``ops`` if every compare, and every op's own guard, holds; False
+        (nothing applied) if one does not."""
+        request = rpc.TxnRequest(compare=[c.message() for c in compares_of(compares, ops)],
                                  success=[request_op(op) for op in ops])
 
-        async def go(c: Channel) -> Any:
+        async def txn_on(c: Channel) -> Any:
             return await c.kv.Txn(request, timeout=self.target.request_timeout,
                                   metadata=c.metadata)
 
-        response = await self._call(go, replay_safe=txn_replay_safe(compares, ops))
+        response = await self._call(txn_on, replay_safe=txn_replay_safe(compares, ops))
         return bool(response.succeeded)
 
     async def grant(self, ttl: int) -> int:
-        async def go(c: Channel) -> Any:
+        async def grant_on(c: Channel) -> Any:
             return await c.lease.LeaseGrant(rpc.LeaseGrantRequest(TTL=ttl),
                                             timeout=self.target.request_timeout,
                                             metadata=c.metadata)
 
-        return int((await self._call(go, replay_safe=True)).ID)
+        return int((await self._call(grant_on, replay_safe=True)).ID)
 
     async def revoke(self, lease_id: int) -> None:
         """Revoke a lease and with it every key on it; a missing lease is not an error."""
-        async def go(c: Channel) -> None:
+        async def revoke_on(c: Channel) -> None:
             try:
                 await c.lease.LeaseRevoke(rpc.LeaseRevokeRequest(ID=lease_id),
                                           timeout=self.target.request_timeout,
@@ -244,11 +246,11 @@ class EtcdClient:
                 if "lease not found" not in (exc.details() or ""):
                     raise
 
-        await self._call(go, replay_safe=True)
+        await self._call(revoke_on, replay_safe=True)
 
     async def keepalive(self, lease_id: int) -> int:
         """Refresh a lease; the remaining TTL, 0 when the lease no longer exists."""
-        async def go(c: Channel) -> int:
+        async def keepalive_on(c: Channel) -> int:
             stream = c.lease.LeaseKeepAlive(iter([rpc.LeaseKeepAliveRequest(ID=lease_id)]),
                                             timeout=self.target.request_timeout,
                                             metadata=c.metadata)
@@ -256,25 +258,25 @@ class EtcdClient:
                 return int(reply.TTL)
             return 0
 
-        return await self._call(go, replay_safe=True)
+        return await self._call(keepalive_on, replay_safe=True)
 
     async def lease_ttl(self, lease_id: int) -> int:
         """Seconds left on a lease; -1 when it does not exist."""
-        async def go(c: Channel) -> Any:
+        async def lease_ttl_on(c: Channel) -> Any:
             return await c.lease.LeaseTimeToLive(rpc.LeaseTimeToLiveRequest(ID=lease_id),
                                                  timeout=self.target.request_timeout,
                                                  metadata=c.metadata)
 
-        return int((await self._call(go, replay_safe=True)).TTL)
+        return int((await self._call(lease_ttl_on, replay_safe=True)).TTL)
 
     async def status(self) -> dict[str, Any]:
         """The answering member's version, leader and size, for readiness checks."""
-        async def go(c: Channel) -> Any:
+        async def status_on(c: Channel) -> Any:
             return await c.maintenance.Status(rpc.StatusRequest(),
                                               timeout=self.target.request_timeout,
                                               metadata=c.metadata)
 
-        response = await self._call(go, replay_safe=True)
+        response = await self._call(status_on, replay_safe=True)
         return {"version": response.version, "endpoint": self.current_endpoint,
                 "member_id": response.header.member_id, "leader": response.leader,
                 "cluster_id": response.header.cluster_id,
@@ -312,21 +314,12 @@ class EtcdClient:
             try:
                 async for response in call:
                     if response.canceled:
-                        reason = response.cancel_reason or "no reason given"
-                        if response.compact_revision:
-                            raise EtcdCompacted(
-                                f"etcd at {channel.address} compacted the history of {prefix} "
-                                f"past revision {next_revision} (oldest kept: "
-                                f"{response.compact_revision}); list again",
-                                int(response.compact_revision))
-                        if self.target.username is not None and not renewed and (
-                                "permission denied" in reason or "auth token" in reason):
-                            renew = True  # most likely our token expired: retry once
-                            break
-                        kind = EtcdPermissionDenied if "permission denied" in reason \
-                            else EtcdRequestError
-                        raise kind(f"etcd at {channel.address} cancelled the watch of "
-                                   f"{prefix}: {reason}")
+                        error = self._watch_cancelled(response, channel.address, prefix,
+                                                      next_revision, renewed)
+                        if error is not None:
+                            raise error
+                        renew = True  # most likely our token expired: retry once
+                        break
                     if response.created:
                         failures.clear()
                         if next_revision == 0:
@@ -366,6 +359,21 @@ class EtcdClient:
                 if rounds >= _WATCH_ROUNDS:
                     raise _combine(failures)
                 await asyncio.sleep(_WATCH_BACKOFF * 2 ** (rounds - 1))
+
+    def _watch_cancelled(self, response: Any, address: str, prefix: str, next_revision: int,
+                         renewed: bool) -> EtcdError | None:
+        """What a watch etcd cancelled ends with; ``None``: renew the token and watch again."""
+        reason = response.cancel_reason or "no reason given"
+        if response.compact_revision:
+            return EtcdCompacted(
+                f"etcd at {address} compacted the history of {prefix} past revision "
+                f"{next_revision} (oldest kept: {response.compact_revision}); list again",
+                int(response.compact_revision))
+        if self.target.username is not None and not renewed and (
+                "permission denied" in reason or "auth token" in reason):
+            return None
+        kind = EtcdPermissionDenied if "permission denied" in reason else EtcdRequestError
+        return kind(f"etcd at {address} cancelled the watch of {prefix}: {reason}")
 
     async def close(self) -> None:
         channel, self._channel = self._channel, None

@@ -7,7 +7,7 @@ different target, hence a new client.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,27 +69,6 @@ class EtcdTarget:
         return cls(tuple(endpoints), username=username, password=password,
                    ca_pem=_read(ca_file), cert_pem=_read(cert_file), key_pem=_read(key_file),
                    dial_timeout=dial_timeout, request_timeout=request_timeout)
-
-    @classmethod
-    def from_secret_data(
-        cls,
-        endpoints: Sequence[str],
-        data: Mapping[str, bytes],
-        *,
-        dial_timeout: float = DEFAULT_DIAL_TIMEOUT,
-        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
-    ) -> EtcdTarget:
-        """From a Secret's decoded ``data``: ``ca.crt``, ``tls.crt``/``tls.key``,
-        ``username``/``password``, each optional."""
-        try:
-            username = data[SECRET_USERNAME].decode() if SECRET_USERNAME in data else None
-            password = data[SECRET_PASSWORD].decode() if SECRET_PASSWORD in data else None
-        except UnicodeDecodeError:
-            raise ValueError("the Secret's username or password is not UTF-8 text") from None
-        return cls(tuple(endpoints), username=username, password=password,
-                   ca_pem=data.get(SECRET_CA), cert_pem=data.get(SECRET_CERT),
-                   key_pem=data.get(SECRET_KEY), dial_timeout=dial_timeout,
-                   request_timeout=request_timeout)
 
     @property
     def tls(self) -> bool:

@@ -1,7 +1,8 @@
 """Plain values for etcd requests and results, and their protobuf messages.
 
-The registry works with these frozen dataclasses, never with protobuf, so
-that its plans can be compared, hashed and printed in tests.
+The registry works with frozen dataclasses, never with protobuf, so that its
+plans can be compared, hashed and printed in tests. Writes are the package's
+``writes.Put`` and ``writes.Delete``: the plan's vocabulary is the wire's.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any, Literal
 
 from aetcd import rpc
 
+from ..writes import Put, Write
+
 
 @dataclass(frozen=True, slots=True)
 class KeyValue:
@@ -20,18 +23,6 @@ class KeyValue:
     lease: int
     create_revision: int
     mod_revision: int
-
-
-@dataclass(frozen=True, slots=True)
-class PutOp:
-    key: str
-    value: bytes
-    lease: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class DeleteOp:
-    key: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,24 +74,38 @@ class WatchEvent:
     revision: int
 
 
-def request_op(op: PutOp | DeleteOp) -> Any:
-    if isinstance(op, PutOp):
+def request_op(op: Write) -> Any:
+    if isinstance(op, Put):
         return rpc.RequestOp(request_put=rpc.PutRequest(key=op.key.encode(), value=op.value,
                                                         lease=op.lease))
     return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=op.key.encode()))
 
 
-def txn_replay_safe(compares: Sequence[Compare], ops: Sequence[PutOp | DeleteOp]) -> bool:
+def guard(op: Write) -> Compare | None:
+    """The compare a write carries: its key absent (``expect_lease=0``) or on that lease."""
+    if op.expect_lease is None:
+        return None
+    if op.expect_lease == 0 and isinstance(op, Put):
+        return Compare.absent(op.key)
+    return Compare.lease_is(op.key, op.expect_lease)
+
+
+def compares_of(compares: Sequence[Compare], ops: Sequence[Write]) -> list[Compare]:
+    """The transaction's compares: those given, then each write's own guard."""
+    return [*compares, *(g for g in map(guard, ops) if g is not None)]
+
+
+def txn_replay_safe(compares: Sequence[Compare], ops: Sequence[Write]) -> bool:
     """Whether sending a transaction twice can do no harm.
 
     When an endpoint dies mid-request nobody knows whether etcd applied it.
     A transaction in which every written key is guarded by a compare on that
-    same key is safe to send again: if the first copy landed, the replay
-    either fails its compare (``absent``, ``lease_is`` of a deleted key,
-    ``value_is`` of a changed value) and reports False, which makes the
-    caller read and re-plan, or it writes the very same value again. An
-    unguarded write could instead overwrite whatever another writer put
-    there in between, so it is never replayed.
+    same key (its own guard, or one given) is safe to send again: if the
+    first copy landed, the replay either fails its compare (``absent``,
+    ``lease_is`` of a deleted key, ``value_is`` of a changed value) and
+    reports False, which makes the caller read and re-plan, or it writes
+    the very same value again. An unguarded write could instead overwrite
+    whatever another writer put there in between, so it is never replayed.
     """
-    guarded = {c.key for c in compares}
+    guarded = {c.key for c in compares_of(compares, ops)}
     return all(op.key in guarded for op in ops)

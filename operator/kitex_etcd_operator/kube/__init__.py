@@ -8,11 +8,12 @@ names the field at fault.
 
 from __future__ import annotations
 
+from ..labels import matches
 from .annotations import spec_from_annotations
 from .errors import SpecError
 from .names import ANNOTATION_PREFIX, Annotation
 from .pods import PodView, is_eligible, pod_view
-from .selectors import matches, validate_selector
+from .selectors import validate_selector
 from .spec import EtcdRef, ServiceSpec, instance_for, parse_kitexservice
 
 __all__ = [

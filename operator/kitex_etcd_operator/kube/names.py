@@ -13,7 +13,7 @@ ANNOTATION_PREFIX = GROUP + "/"
 
 
 class Annotation(StrEnum):
-    """Every pod annotation of annotation mode (see docs/reference.md)."""
+    """Every annotation of annotation mode and of Services (see docs/reference.md)."""
 
     SERVICE = ANNOTATION_PREFIX + "service"
     PORT = ANNOTATION_PREFIX + "port"
@@ -27,6 +27,16 @@ class Annotation(StrEnum):
     IP_FAMILY = ANNOTATION_PREFIX + "ip-family"
     HOST = ANNOTATION_PREFIX + "host"
     FIXED_PORT = ANNOTATION_PREFIX + "fixed-port"
+    AUTO_REGISTER = ANNOTATION_PREFIX + "auto-register"  # Services: "disabled" opts out
+
+
+# Only a Service reads these; and the namespace label that opts a namespace in.
+SERVICE_ONLY = frozenset({Annotation.AUTO_REGISTER.value})
+# Only a pod's: a Service's endpoints bring their own addresses and target port.
+POD_ONLY = frozenset({Annotation.HOST.value, Annotation.FIXED_PORT.value,
+                      Annotation.ADDRESS_SOURCE.value})
+AUTO_REGISTER_LABEL = Annotation.AUTO_REGISTER.value
+AUTO_REGISTER_ON = "enabled"
 
 
 def annotation_field(name: str) -> str:

@@ -88,6 +88,15 @@ def _shared(value: S) -> S:
     return value
 
 
+def _interned(labels: Iterable[tuple[str, str]]) -> dict[str, str]:
+    return _shared({sys.intern(k): sys.intern(v) for k, v in labels})
+
+
+def _labels(value: Any) -> dict[str, str]:
+    """The labels of any object's metadata, interned and shared (``_shared``)."""
+    return _interned(_strings(value))
+
+
 def assemble(*, uid: str, namespace: str, name: str, labels: Iterable[tuple[str, str]],
              annotations: Iterable[tuple[str, str]], pod_ip: str, pod_ips: Iterable[str],
              host_ip: str, conditions: Mapping[str, object], gates: Iterable[str],
@@ -116,7 +125,7 @@ def assemble(*, uid: str, namespace: str, name: str, labels: Iterable[tuple[str,
         uid=uid,
         namespace=sys.intern(namespace),
         name=name,
-        labels=_shared({sys.intern(k): sys.intern(v) for k, v in labels}),
+        labels=_interned(labels),
         annotations=_shared({sys.intern(k): v for k, v in annotations
                              if k.startswith(ANNOTATION_PREFIX)}),
         pod_ips=tuple(ips),

@@ -10,20 +10,17 @@ docs/dependencies.md for the measurement against ``orjson``).
 
 The structs are strict where ``pod_view`` is lenient: a field of an unexpected
 type fails the whole page or event. The API server validates pods, so that
-never happens with a real one; if it does, the caller falls back to ``json``
-and ``pod_view``, which read odd fields as absent, for that page alone.
+never happens with a real one; if it does, that page or event alone is read
+again with ``json`` and ``pod_view``, which read odd fields as absent.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
-
 import msgspec
 
+from . import wire
 from .pods import ContainerPort, PodView, assemble, pod_view
+from .wire import json_codec
 
 
 class _Meta(msgspec.Struct):
@@ -81,10 +78,6 @@ class Pod(msgspec.Struct):
     spec: _Spec = msgspec.field(default_factory=_Spec)
     status: _Status = msgspec.field(default_factory=_Status)
 
-    @property
-    def version(self) -> int | None:
-        return _number(self.metadata.resourceVersion)
-
     def view(self) -> PodView:
         meta, spec, status = self.metadata, self.spec, self.status
         return assemble(
@@ -124,79 +117,36 @@ class WatchEvent(msgspec.Struct):
     object: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))
 
 
-class Status(msgspec.Struct):
-    """The object of an ERROR watch event."""
-
-    code: int = 0
-    message: str = ""
-
-
-Versioned = tuple[PodView, int | None]
-"""A pod's view and its metadata.resourceVersion as a number (None if opaque): the
-version orders copies of one pod that a list and a watch deliver out of order."""
-
 _lists = msgspec.json.Decoder(PodList)
 _events = msgspec.json.Decoder(WatchEvent)
 _pods = msgspec.json.Decoder(Pod)
-_statuses = msgspec.json.Decoder(Status)
+_lenient = json_codec(pod_view)  # bodies of unexpected types: read as pod_view reads them
 
 
-def decode_page(data: bytes) -> tuple[list[Versioned], str, str]:
-    """(pods, the list's resourceVersion, its continue token) of one page of a pod list."""
+def decode_page(data: bytes) -> wire.Page:
+    """One page of a pod list: each pod's view, the list's resourceVersion, its token."""
     try:
         page = _lists.decode(data)
-    except msgspec.DecodeError:  # a field of an unexpected type: read it leniently
-        raw = json.loads(data)
-        meta = raw.get("metadata") or {}
-        return ([versioned(body) for body in raw.get("items") or []],
-                str(meta.get("resourceVersion", "")), str(meta.get("continue") or ""))
-    return ([(pod.view(), pod.version) for pod in page.items or ()],
+    except msgspec.DecodeError:  # a field of an unexpected type: read the page leniently
+        return _lenient.page(data)
+    return ([_item(pod) for pod in page.items or ()],
             page.metadata.resourceVersion, page.metadata.continue_)
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One watch event: a pod's view, or for ERROR the API server's ``Status``."""
-
-    type: str
-    pod: Versioned | None
-    resource_version: str  # as sent (opaque to clients): where a new watch resumes
-    status: Status | None = None
-
-
-def decode_event(line: bytes) -> Event:
+def decode_event(line: bytes) -> wire.Event:
     """One line of a pod watch stream."""
-    event = _events.decode(line)  # type and raw object: no field here can mistype
-    if event.type == "ERROR":
-        try:
-            return Event(event.type, None, "", _statuses.decode(event.object))
-        except msgspec.DecodeError:
-            return Event(event.type, None, "",
-                         Status(message=bytes(event.object).decode(errors="replace")))
     try:
+        event = _events.decode(line)  # type and raw object: no field here can mistype
+        if event.type == "ERROR":
+            return _lenient.event(line)
         pod = _pods.decode(event.object)
     except msgspec.DecodeError:
-        body = json.loads(bytes(event.object))
-        return Event(event.type, versioned(body), _text(_meta(body).get("resourceVersion")))
-    return Event(event.type, (pod.view(), pod.version), pod.metadata.resourceVersion)
+        return _lenient.event(line)
+    return wire.Event(event.type, _item(pod), pod.metadata.resourceVersion)
 
 
-def versioned(body: Mapping[str, Any]) -> Versioned:
-    """A parsed pod body's view and version, read leniently (``pod_view``)."""
-    return pod_view(body), _number(_text(_meta(body).get("resourceVersion")))
+def _item(pod: Pod) -> wire.Item:
+    return wire.Item(pod.metadata.uid, wire.number(pod.metadata.resourceVersion), pod.view())
 
 
-def _meta(body: object) -> Mapping[str, Any]:
-    meta = body.get("metadata") if isinstance(body, Mapping) else None
-    return meta if isinstance(meta, Mapping) else {}
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _number(version: str) -> int | None:
-    try:
-        return int(version)
-    except ValueError:
-        return None
+CODEC = wire.Codec(decode_page, decode_event)

@@ -14,10 +14,18 @@ from typing import Any
 from ..durations import DIAL_TIMEOUT
 from ..endpoints import InvalidEndpoint, check_endpoint, identity
 from ..model import InvalidInstance, validate_prefix
-from ..policy.rules import ANY, MAX_WEIGHT, SOURCES, Rule
+from ..policy.rules import ANY, MAX_WEIGHT, SOURCES, AutoRegister, Rule
+from .checks import (
+    MAX_ENDPOINTS,
+    as_object,
+    check_bool,
+    check_duration,
+    check_int,
+    check_service_port,
+    secret_ref,
+)
 from .errors import SpecError
 from .selectors import validate_selector
-from .spec import MAX_ENDPOINTS, as_object, check_bool, check_duration, check_int, secret_ref
 
 MAX_PATTERNS = 64
 
@@ -85,7 +93,27 @@ def parse_policy(body: Mapping[str, Any]) -> Rule:
         allow_host_ip=check_bool(spec.get("allowHostIP", False), "spec.allowHostIP"),
         allow_custom_endpoints=check_bool(spec.get("allowCustomEndpoints", False),
                                           "spec.allowCustomEndpoints"),
+        auto_register=_auto_register(spec.get("autoRegister")),
     )
+
+
+def _auto_register(value: Any) -> AutoRegister | None:
+    if value is None:
+        return None
+    auto = as_object(value, "spec.autoRegister")
+    template = auto.get("nameTemplate", "{name}")
+    if not isinstance(template, str) or not template or len(template) > 253:
+        raise SpecError("spec.autoRegister.nameTemplate", f"{template!r} is not a name "
+                        "template like {name} or {name}.{namespace}")
+    port = auto.get("portName", "")
+    if port != "":
+        port = check_service_port(port if isinstance(port, str) else repr(port),
+                                  "spec.autoRegister.portName")
+    return AutoRegister(
+        enabled=check_bool(auto.get("enabled", False), "spec.autoRegister.enabled"),
+        name_template=template, port_name=port,
+        publish_not_ready=check_bool(auto.get("publishNotReady", False),
+                                     "spec.autoRegister.publishNotReady"))
 
 
 def parse_registry(body: Mapping[str, Any]) -> RegistryDef:

@@ -12,7 +12,9 @@ from .rules import (
     ANNOTATIONS,
     DEFAULT_REGISTRY,
     KITEXSERVICE,
+    SERVICE,
     Admitted,
+    AutoRegister,
     PolicySet,
     Refused,
     Request,
@@ -24,7 +26,8 @@ from .rules import (
 )
 
 __all__ = [
-    "ANNOTATIONS", "DEFAULT_REGISTRY", "KITEXSERVICE", "Admitted", "Claim", "PolicySet",
+    "ANNOTATIONS", "DEFAULT_REGISTRY", "KITEXSERVICE", "SERVICE", "Admitted",
+    "AutoRegister", "Claim", "PolicySet",
     "RangeClaim", "Refused", "Request", "Rule", "decide_owner", "describe_group",
     "namespace_group", "nesting_winner", "policy_group", "ranges_nest", "single_team_rule",
 ]

@@ -16,17 +16,37 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
-from ..kube.selectors import matches
+from ..labels import matches
 
 ANNOTATIONS = "annotations"
 KITEXSERVICE = "KitexService"
-SOURCES = (ANNOTATIONS, KITEXSERVICE)
+SERVICE = "Service"  # a Kubernetes Service registered automatically, from its EndpointSlices
+SOURCES = (ANNOTATIONS, KITEXSERVICE, SERVICE)
+_SOURCE_WORDS = {ANNOTATIONS: "annotated pods", KITEXSERVICE: "KitexServices",
+                 SERVICE: "Services"}
 DEFAULT_REGISTRY = "default"
 ANY = "*"
 MAX_WEIGHT = 2**31 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class AutoRegister:
+    """How a namespace's Services are registered without an annotation each.
+
+    ``enabled`` comes from the namespace label or a policy's
+    ``autoRegister.enabled``; the rest from the policy (or these defaults):
+    the name template (``{name}``, ``{namespace}``), the Service port's
+    name ("": the port named ``kitex``, else the only one), and whether
+    serving-but-not-ready endpoints are published.
+    """
+
+    enabled: bool = False
+    name_template: str = "{name}"
+    port_name: int | str = ""  # a Service port name or number
+    publish_not_ready: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +64,7 @@ class Rule:
     allow_fixed_host: bool = False
     allow_host_ip: bool = False
     allow_custom_endpoints: bool = False
+    auto_register: AutoRegister | None = None  # None: the policy says nothing about it
 
     @property
     def label(self) -> str:
@@ -130,6 +151,15 @@ class PolicySet:
             return []
         return [r for r in self.rules if matches(r.namespace_selector, labels)]
 
+    def auto_register(self, labels: Mapping[str, str] | None, labelled: bool) -> AutoRegister:
+        """A namespace's auto-registration: the first selecting rule (by name) that says
+        anything about it gives the settings; the namespace label alone enables it too."""
+        said = [r.auto_register for r in self.selecting(labels) if r.auto_register is not None]
+        if said:
+            first = said[0]
+            return first if first.enabled or not labelled else replace(first, enabled=True)
+        return AutoRegister(enabled=labelled)
+
     def admit(self, request: Request, labels: Mapping[str, str] | None) -> Admitted | Refused:
         """Admitted by a rule that allows everything, else the first refusal.
 
@@ -163,7 +193,7 @@ def check(rule: Rule, req: Request) -> Admitted | Refused:
     """One rule against one request: the first thing it does not allow, or its grant."""
     by = rule.label
     if req.source not in rule.sources:
-        what = "annotated pods" if req.source == ANNOTATIONS else "KitexServices"
+        what = _SOURCE_WORDS.get(req.source, req.source)
         return Refused("source", f"{by} does not allow {what} in namespace {req.namespace} "
                                  f"(sources: {', '.join(sorted(rule.sources)) or 'none'})")
     shared = name_matches(rule.shared_service_names, req.service, req.namespace)

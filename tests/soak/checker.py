@@ -35,7 +35,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from etcd_probe import EtcdProbe, watch_events
+from tests.support.etcd_probe import EtcdProbe, watch_events
 
 PORT = 8888
 

@@ -7,8 +7,10 @@ with a deadline, and fail saying what they were waiting for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -103,3 +105,23 @@ def create_namespace(core: Any, name: str, labels: dict[str, str] | None = None)
         if exc.status != 409:
             raise
     return name
+
+
+@contextlib.contextmanager
+def sampled(measure: Callable[[], T]) -> Iterator[list[T]]:
+    """Call ``measure`` over and over in a thread while the block runs; the values taken
+    (a rolling update's instance counts, say: never zero)."""
+    values: list[T] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            values.append(measure())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield values
+    finally:
+        stop.set()
+        sampler.join()

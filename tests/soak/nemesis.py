@@ -30,9 +30,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from etcd_probe import EtcdProbe
-from helpers import set_pod_ready, wait_for
-from soak_checker import PORT, Checker
+from tests.soak.checker import PORT, Checker
+from tests.support.etcd_probe import EtcdProbe
+from tests.support.helpers import set_pod_ready, wait_for
 
 ANN = "kitex.cloudwego.io/"
 FAULTS = ("etcd-member-kill", "etcd-outage", "apiserver-restart", "watch-cut",

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from etcd_probe import EtcdProbe
+from tests.support.etcd_probe import EtcdProbe
 
 
 def record(test: str, **values: Any) -> None:

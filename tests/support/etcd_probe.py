@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from helpers import wait_for
+from tests.support.helpers import wait_for
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,18 @@
-"""Pods, listed a page at a time and then watched, without kopf.
+"""Pods, Services and EndpointSlices, listed a page at a time and then watched, without kopf.
 
 kopf lists a resource in one unpaginated request and keeps a worker per
 object: with 10,000 pods that held every pod body at once (560 MiB peak). Here
-a list is read 500 pods at a time and each pod is reduced to a ``PodView`` as
-it arrives; the watch then resumes from the list's resourceVersion, with
+a list is read 500 objects at a time and each is reduced (``PodView``,
+``SliceView``...) as it arrives; the watch then resumes from the list's resourceVersion, with
 bookmarks, so a dropped connection (an API server restart, a load balancer
 timeout) costs a reconnect and no relist. Only a 410 Gone (the API server no
 longer has that history) or the periodic resync costs a relist.
 
-A complete list is the only evidence that a pod we know is gone without a
-delete event: ``PodSink.pods_listed`` receives the full set of uids, and an
-error anywhere in the list raises before it is called, so a failed or partial
-list is never read as "these pods vanished".
+A complete list is the only evidence that an object we know is gone without
+a delete event: ``Sink.listed`` receives the full set of uids, and an error
+anywhere in the list raises before it is called, so a failed or partial list
+is never read as "these pods vanished". One class serves every resource, so
+that the relist, 410 and no-delete-before-the-list rules are written once.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import kubernetes
 
 from . import metrics
-from .kube.podwire import Event, Status, Versioned, decode_event
+from .kube import podwire
+from .kube.wire import JSON, Codec, Event, Item, Status
 from .kubeapi import API_ERRORS, KubeApi
 
 log = logging.getLogger(__name__)
@@ -49,22 +52,35 @@ class WatchFailed(Exception):
 RETRIED: tuple[type[Exception], ...] = (*API_ERRORS, WatchFailed)
 
 
-class PodSink(Protocol):
-    """Where pods go: the controller's desired state."""
+class Sink(Protocol):
+    """Where one resource's objects go: the controller's desired state."""
 
-    def on_pod_view(self, event_type: str | None, pod: Versioned) -> None: ...
+    def on_item(self, event_type: str | None, item: Item) -> None: ...
 
-    def pods_listed(self, namespace: str | None, uids: set[str], started: float) -> None: ...
+    def listed(self, namespace: str | None, uids: set[str], started: float) -> None: ...
 
 
-class PodWatch:
-    """One list+watch loop over the pods of one namespace, or of all of them."""
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """What is watched: its name in logs and metrics, and the client call listing it
+    (in one namespace, or all of them for ``None``)."""
 
-    def __init__(self, kube: KubeApi, namespace: str | None, sink: PodSink, *,
-                 resync_period: float, watch_timeout: int = WATCH_TIMEOUT) -> None:
+    name: str  # plural: pods, services, endpointslices
+    lister: Callable[[KubeApi, str | None], Callable[..., Any]]
+    task: str  # the supervisor's task kind of its watch
+    codec: Codec = JSON  # how its pages and watch lines are read
+
+
+class ListWatch:
+    """One list+watch loop over one resource in one namespace, or in all of them."""
+
+    def __init__(self, kube: KubeApi, namespace: str | None, sink: Sink, *,
+                 resource: Resource, resync_period: float,
+                 watch_timeout: int = WATCH_TIMEOUT) -> None:
         self.kube = kube
         self.namespace = namespace
         self.sink = sink
+        self.resource = resource
         self.resync_period = resync_period
         self.watch_timeout = watch_timeout
         self.listed = asyncio.Event()  # set once the first complete list was delivered
@@ -72,7 +88,8 @@ class PodWatch:
 
     @property
     def scope(self) -> str:
-        return f"namespace {self.namespace}" if self.namespace else "all namespaces"
+        where = f"namespace {self.namespace}" if self.namespace else "all namespaces"
+        return f"{self.resource.name} in {where}"
 
     async def run(self) -> None:
         """List, then watch from where the list ended; forever, whatever the API does."""
@@ -89,30 +106,31 @@ class PodWatch:
                 version = await self._watch(version, timeout)
                 backoff = 1.0
             except Gone:
-                log.info("Pod watch of %s expired (410 Gone); relisting", self.scope)
+                log.info("Watch of %s expired (410 Gone); relisting", self.scope)
                 version = None
             except RETRIED as exc:  # the rest is a bug: the supervisor's to see
-                metrics.pod_watch_errors.inc()
-                log.warning("Pod watch of %s failed, retrying in %.0fs (pods known so far are "
+                metrics.watch_errors(self.resource.name).inc()
+                log.warning("Watch of %s failed, retrying in %.0fs (objects known so far are "
                             "kept): %s", self.scope, backoff, _describe(exc))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
     async def _relist(self, reason: str) -> str:
-        """Every pod in scope, a page at a time; the list's resourceVersion to watch from."""
+        """Every object in scope, a page at a time; the list's resourceVersion to watch from."""
         started = time.monotonic()
         uids: set[str] = set()
         version = ""
-        async for page in self.kube.pod_list_pages(self.namespace):
+        async for page in self.kube.list_pages(self.resource.lister(self.kube, self.namespace),
+                                               self.resource.codec.page):
             version = version or page.resource_version
-            for pod in page.items:
-                uids.add(pod[0].uid)
-                self.sink.on_pod_view(None, pod)
-        self.sink.pods_listed(self.namespace, uids, started)
+            for item in page.items:
+                uids.add(item.uid)
+                self.sink.on_item(None, item)
+        self.sink.listed(self.namespace, uids, started)
         self.relists += 1
-        metrics.pod_relists.labels(reason).inc()
+        metrics.relists(self.resource.name, reason).inc()
         if reason != "resync":
-            log.info("Listed %d pod(s) in %s in %.1f s (%s)", len(uids), self.scope,
+            log.info("Listed %d object(s) of %s in %.1f s (%s)", len(uids), self.scope,
                      time.monotonic() - started, reason)
         self.listed.set()
         return version
@@ -121,7 +139,8 @@ class PodWatch:
         """Apply one watch stream's events; the last resourceVersion seen when it ends."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
-        stream = _Stream(self.kube.pod_lister(self.namespace), version, seconds,
+        stream = _Stream(self.resource.lister(self.kube, self.namespace), version, seconds,
+                         self.resource.codec.event,
                          lambda item: loop.call_soon_threadsafe(queue.put_nowait, item))
         stream.start()
         try:
@@ -132,14 +151,14 @@ class PodWatch:
                 if isinstance(item, BaseException):
                     raise _translate(item)
                 assert isinstance(item, Event)
-                if item.pod is None:  # an ERROR
+                if item.item is None:  # an ERROR
                     status = item.status or Status()
                     if status.code == 410:
                         raise Gone(status.message)
                     raise WatchFailed(f"watch error: {status.message or status.code}")
                 version = item.resource_version or version
                 if item.type != "BOOKMARK":
-                    self.sink.on_pod_view(item.type, item.pod)
+                    self.sink.on_item(item.type, item.item)
         finally:
             stream.stop()
 
@@ -147,15 +166,16 @@ class PodWatch:
 class _Stream(threading.Thread):
     """One watch request, read in a thread: the ``kubernetes`` client blocks.
 
-    Each event line is decoded here (``podwire``: straight into the pod's view)
-    and handed to the event loop, so the loop never waits on the socket nor
-    parses; ``stop`` interrupts a blocked read.
+    Each event line is decoded here (the resource's codec: pods straight into
+    their views) and handed to the event loop, so the loop never waits on the
+    socket nor parses; ``stop`` interrupts a blocked read.
     """
 
     def __init__(self, lister: Callable[..., Any], version: str, timeout: int,
-                 deliver: Callable[[object], object]) -> None:
-        super().__init__(name="pod watch", daemon=True)
+                 decode: Callable[[bytes], Event], deliver: Callable[[object], object]) -> None:
+        super().__init__(name="list-watch", daemon=True)
         self.lister = lister
+        self.decode = decode
         self.version = version
         self.timeout = timeout
         self.deliver = deliver
@@ -176,7 +196,7 @@ class _Stream(threading.Thread):
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
                     if line.strip():
-                        self._send(decode_event(line))
+                        self._send(self.decode(line))
             self._send(_END)
         except BaseException as exc:
             if not self.stopped.is_set():
@@ -210,3 +230,9 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, kubernetes.client.ApiException):
         return f"HTTP {exc.status} {exc.reason}"
     return f"{type(exc).__name__}: {exc}"
+
+
+PODS = Resource("pods", lambda kube, ns: kube.pod_lister(ns), "pod-watch", podwire.CODEC)
+SERVICES = Resource("services", lambda kube, ns: kube.service_lister(ns), "service-watch")
+ENDPOINT_SLICES = Resource("endpointslices", lambda kube, ns: kube.endpointslice_lister(ns),
+                           "endpointslice-watch")

@@ -6,7 +6,7 @@ from typing import Any
 
 from kubernetes import client
 
-from helpers import pod_is_ready
+from tests.support.helpers import pod_is_ready
 
 PREFIX = "kitex/registry-etcd"
 ANN = "kitex.cloudwego.io/"

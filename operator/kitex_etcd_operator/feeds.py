@@ -1,0 +1,81 @@
+"""One watched resource's events into the desired state, in order, with deletions unseen.
+
+Pods, Services and EndpointSlices obey the same rules, written once here:
+an older copy than the one held is ignored (a relist racing the watch), a
+deleted object leaves a tombstone so that a relist whose snapshot predates
+the deletion cannot bring it back, and only a complete list removes what
+it lacks, and only what no event mentioned since that list began.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from .kube.wire import Item, item_of
+
+log = logging.getLogger(__name__)
+
+Held = Iterable[tuple[str, str, str]]  # (uid, namespace, name) of every object held
+
+
+class Feed:
+    """The ``listwatch.Sink`` of one resource; ``upsert``/``remove`` change the state."""
+
+    def __init__(self, kind: str, *, upsert: Callable[[Any], None],
+                 remove: Callable[[str], None], held: Callable[[], Held],
+                 changed: Callable[[], None], resync_period: float,
+                 read: Callable[[Mapping[str, Any]], Any] = lambda body: body) -> None:
+        self.kind = kind
+        self.upsert = upsert  # takes an item's value: what the resource's codec made of it
+        self.read = read  # a parsed body into such a value (``on_event``)
+        self.remove = remove
+        self.held = held
+        self.changed = changed
+        self.resync_period = resync_period
+        self._versions: dict[str, int] = {}  # uid -> resourceVersion seen
+        self._tombstones: dict[str, float] = {}  # uid -> when it was deleted
+        self._seen_at: dict[str, float] = {}
+
+    def on_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """An object as a parsed body (tests, and a deletion found by a list)."""
+        self.on_item(event_type, item_of(body, self.read))
+
+    def on_item(self, event_type: str | None, item: Item) -> None:
+        uid = item.uid
+        if not uid:
+            return
+        if event_type == "DELETED":
+            self._tombstones[uid] = time.monotonic()
+            self._versions.pop(uid, None)
+            self._seen_at.pop(uid, None)
+            self.remove(uid)
+        else:
+            if uid in self._tombstones:
+                return
+            version = item.version
+            if version is not None and version < self._versions.get(uid, -1):
+                return  # an older copy than one we already hold (list vs watch)
+            if version is not None:
+                self._versions[uid] = version
+            self._seen_at[uid] = time.monotonic()
+            self.upsert(item.value)
+        self.changed()
+
+    def listed(self, namespace: str | None, uids: set[str], started: float) -> None:
+        """A complete list: what we hold that it lacks was deleted unseen.
+
+        An object heard of after the list began (a watch event racing the
+        list) is kept: its absence may only mean the list's snapshot predates it.
+        """
+        gone = [(uid, ns, name) for uid, ns, name in self.held()
+                if uid not in uids and (namespace is None or ns == namespace)
+                and self._seen_at.get(uid, 0) < started]
+        for uid, ns, name in gone:
+            log.info("%s %s/%s vanished without a delete event; removing it", self.kind, ns, name)
+            self.on_event("DELETED", {"metadata": {"uid": uid}})
+        cutoff = started - self.resync_period
+        self._tombstones = {u: t for u, t in self._tombstones.items() if t > cutoff}
+

@@ -1,0 +1,1 @@
+"""The demo the README offers, run as a user would."""

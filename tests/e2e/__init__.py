@@ -1,0 +1,3 @@
+"""The operator as a process against the real cluster: pods, KitexServices,
+Services, Secrets, day-2 operations.
+"""

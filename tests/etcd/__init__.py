@@ -1,0 +1,1 @@
+"""The etcd connection layer against real etcd: failover, TLS, auth, quotas, replays."""

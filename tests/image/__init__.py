@@ -1,0 +1,1 @@
+"""The image built with buildah, run as it ships."""

@@ -1,0 +1,1 @@
+"""Real Kitex clients and servers (Go) against the operator's entries."""

@@ -1,0 +1,1 @@
+"""CRDs, kustomize manifests, the Helm chart and the release workflow."""

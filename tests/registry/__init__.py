@@ -1,0 +1,3 @@
+"""The registry core (leases, ownership, plans) against a real etcd, with the
+controller in process.
+"""

@@ -1,0 +1,1 @@
+"""Faults one at a time: etcd, the API server, bad input, leader failover."""

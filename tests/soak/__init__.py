@@ -1,0 +1,1 @@
+"""The randomized fault soak: a workload, a nemesis and an independent checker."""

@@ -1,0 +1,1 @@
+"""Teams sharing one cluster, and what a hostile tenant cannot do."""
