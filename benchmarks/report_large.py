@@ -17,6 +17,8 @@ LIMIT_RATIO = 1.5
 RSS_TARGET_MIB = 300.0
 SLOPE_TARGET_KIB = 1.5
 OWN_P99_TARGET_MS = 20.0
+READY_TARGET_S = 1.0
+BASELINE_TARGET_MIB = 90.0
 FLEET = 500_000
 
 
@@ -70,8 +72,9 @@ def _leases(large: dict[str, Any]) -> list[str]:
 
 
 def _slope(large: dict[str, Any]) -> tuple[int, int, float]:
+    """(from, to, KiB per pod) of the peak RSS between the two largest sizes."""
     sizes = sorted(int(n) for n in large["sizes"])
-    lo, hi = sizes[0], sizes[-1]
+    lo, hi = sizes[-2], sizes[-1]
     rss = {n: large["sizes"][str(n)]["peak_rss_mib"] for n in (lo, hi)}
     return lo, hi, (rss[hi] - rss[lo]) * 1024 / max(hi - lo, 1)
 
@@ -91,6 +94,13 @@ def _targets(large: dict[str, Any]) -> list[str]:
              f"{r['peak_rss_mib']:.0f} MiB | {_verdict(r['peak_rss_mib'] < RSS_TARGET_MIB)} |",
              f"| RSS slope < {SLOPE_TARGET_KIB} KiB per pod ({lo:,} to {top:,}) | "
              f"{slope:.2f} KiB | {_verdict(slope < SLOPE_TARGET_KIB)} |"]
+    small = large["sizes"].get("100")
+    if small is not None:
+        lines += [f"| start-up: process start to /readyz with 100 pods < {READY_TARGET_S:.0f} s | "
+                  f"{small['readyz_s']:.2f} s | {_verdict(small['readyz_s'] < READY_TARGET_S)} |",
+                  f"| baseline: peak RSS at 100 pods < {BASELINE_TARGET_MIB:.0f} MiB | "
+                  f"{small['peak_rss_mib']:.0f} MiB | "
+                  f"{_verdict(small['peak_rss_mib'] < BASELINE_TARGET_MIB)} |"]
     if large["churn"]:
         rate, c = max(((int(k), v) for k, v in large["churn"].items()
                        if v["achieved_rate"] >= 0.95 * int(k) and not v["errors"]),
@@ -100,6 +110,9 @@ def _targets(large: dict[str, Any]) -> list[str]:
                          f"rate sustained | <= {c['own_p99_ms']:.0f} ms at {rate}/s "
                          f"({c['achieved_rate']:.0f}/s achieved) | "
                          f"{_verdict(c['own_p99_ms'] < OWN_P99_TARGET_MS)} |")
+            cpu = large["cpu"][str(rate)]["operator"]
+            lines.append(f"| CPU per 1,000 events (reported) | "
+                         f"{cpu / 100 / c['achieved_rate'] * 1000:.2f} s at {rate}/s | - |")
     return lines
 
 
@@ -170,5 +183,29 @@ def section(large: dict[str, Any]) -> list[str]:
                   "no key and onto one holding 10,000. etcd applies a revocation as one "
                   "entry deleting all its keys, so the writer waits behind it once.", "",
                   *_leases(large)]
+    if large.get("imports"):
+        lines += ["", "### What the process holds before the first pod", "",
+                  "A fresh interpreter importing what the operator imports, one step at a "
+                  "time (`large.import_costs`): the resident memory after each step and the "
+                  "time it took (no bytecode cache for the operator's own modules when "
+                  "PYTHONDONTWRITEBYTECODE is set, as on this machine).", "",
+                  "| step | seconds | RSS after (MiB) |", "| --- | ---: | ---: |",
+                  *[f"| {name} | {seconds:.2f} | {rss:.0f} |"
+                    for name, seconds, rss in large["imports"]]]
+    lines += ["", "### What changed for these figures", "",
+              "- Pods are decoded straight into their views (`kube/podwire.py`, msgspec "
+              "structs naming only the fields read): 5x less CPU than `json` per page "
+              "(docs/dependencies.md has the measurement against orjson).",
+              "- List pages are prefetched: the API server encodes the next page while the "
+              "operator applies the current one.",
+              "- With 1,000 services, three scans of every service per sync made the "
+              "initial sync O(services^2): nesting ranges now come from an index "
+              "(`ranges.py`), ownership records are indexed by service (`LeaseRecords`), "
+              "and healthy services re-check etcd at a random point of the last quarter "
+              "of observeDelay instead of all in one instant.",
+              "- Pods of one Deployment share their label, annotation and port objects "
+              "(2.2 -> 1.65 KB of Python heap per pod); `cryptography` is imported only "
+              "when a client certificate is checked (11 MiB less at start).",
+              "- `change_to_etcd_seconds` has buckets every 1 to 2 ms up to 20 ms."]
     lines += ["", "### Scale-out, on paper", "", *_fleet(large)]
     return lines
