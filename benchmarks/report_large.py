@@ -9,6 +9,7 @@ the figures, never written by hand.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,11 @@ def _verdict(met: bool) -> str:
     return "met" if met else "**missed**"
 
 
+def _seconds(value: float | None) -> str:
+    """A duration, or "-" where the run did not record it (NaN in older files)."""
+    return "-" if value is None or math.isnan(value) else f"{value:.2f}"
+
+
 def load(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -39,7 +45,7 @@ def _sizes(large: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {int(n):,} | {r['keys']:,} | {r['create_s']:.0f} | {r['ready_s']:.0f} | "
             f"{r['go_list_s']:.2f} | {r['seconds']:.1f} | {r['seconds'] / r['go_list_s']:.1f}x "
-            f"| {r['readyz_s']:.1f} | {r['cpu_s']:.1f} | {r['peak_rss_mib']:.0f} | "
+            f"| {_seconds(r.get('readyz_s'))} | {r['cpu_s']:.1f} | {r['peak_rss_mib']:.0f} | "
             f"{r['etcd_requests']:,.0f} |")
     return lines
 
