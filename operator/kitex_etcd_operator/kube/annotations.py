@@ -25,65 +25,66 @@ from .spec import ServiceSpec, address_source, ip_family
 POD_ANNOTATIONS = frozenset(a.value for a in Annotation) - SERVICE_ONLY
 
 
-def _at(name: Annotation) -> str:
+def _field_of(name: Annotation) -> str:
     return annotation_field(name.value)
 
 
-def check_known(notes: Mapping[str, str], known: frozenset[str], what: str) -> None:
+def check_known(annotations: Mapping[str, str], known: frozenset[str], what: str) -> None:
     """Refuse any annotation under the prefix that ``known`` lacks: a typo must show."""
-    for key in sorted(notes):
+    for key in sorted(annotations):
         if key.startswith(ANNOTATION_PREFIX) and key not in known:
             raise SpecError(annotation_field(key),
                             f"unknown annotation on {what}; known ones are {ANNOTATION_PREFIX}"
                             + ", ".join(sorted(k[len(ANNOTATION_PREFIX):] for k in known)))
 
 
-def common_settings(notes: Mapping[str, str], service: str, retry: RetryConfig) -> ServiceSpec:
+def common_settings(annotations: Mapping[str, str], service: str,
+                    retry: RetryConfig) -> ServiceSpec:
     """What pods and Services annotate alike: name, framework, weight, tags, network,
     publish-not-ready. ``port`` is left 0 for the caller, which knows what a port is."""
-    framework = from_annotations(notes, "framework")
+    framework = from_annotations(annotations, "framework")
     return ServiceSpec(
-        service_name=check_service_name(service, framework, _at(Annotation.SERVICE)),
+        service_name=check_service_name(service, framework, _field_of(Annotation.SERVICE)),
         port=0,
         framework=framework,
-        network=from_annotations(notes, "network"),
-        weight=from_annotations(notes, "weight"),
-        tags=from_annotations(notes, "tags"),
-        tags_from_labels=from_annotations(notes, "tagsFromLabels"),
+        network=from_annotations(annotations, "network"),
+        weight=from_annotations(annotations, "weight"),
+        tags=from_annotations(annotations, "tags"),
+        tags_from_labels=from_annotations(annotations, "tagsFromLabels"),
         retry=retry,
-        publish_not_ready=from_annotations(notes, "publishNotReadyAddresses"),
-        ip_family=ip_family(from_annotations(notes, "address.ipFamily")),
+        publish_not_ready=from_annotations(annotations, "publishNotReadyAddresses"),
+        ip_family=ip_family(from_annotations(annotations, "address.ipFamily")),
         origin="annotations",
     )
 
 
 @lru_cache(maxsize=1024)
 def _parse(items: tuple[tuple[str, str], ...], retry: RetryConfig) -> ServiceSpec | None:
-    notes = dict(items)
-    if Annotation.SERVICE.value not in notes:
+    annotations = dict(items)
+    if Annotation.SERVICE.value not in annotations:
         return None
-    check_known(notes, POD_ANNOTATIONS, "a pod")
+    check_known(annotations, POD_ANNOTATIONS, "a pod")
 
     def get(name: Annotation) -> str | None:
-        return notes.get(name.value)
+        return annotations.get(name.value)
 
-    base = common_settings(notes, notes[Annotation.SERVICE.value], retry)
-    fixed_port = from_annotations(notes, "address.port")
+    base = common_settings(annotations, annotations[Annotation.SERVICE.value], retry)
+    fixed_port = from_annotations(annotations, "address.port")
     port: int | str
     if (text := get(Annotation.PORT)) is not None:
-        port = check_port(text.strip(), _at(Annotation.PORT))
+        port = check_port(text.strip(), _field_of(Annotation.PORT))
     elif fixed_port is not None:
         port = fixed_port
     else:
-        raise SpecError(_at(Annotation.PORT), "is required (a number or a container port "
+        raise SpecError(_field_of(Annotation.PORT), "is required (a number or a container port "
                         f"name), unless {Annotation.FIXED_PORT.value} is set")
     if get(Annotation.HOST) is not None and get(Annotation.ADDRESS_SOURCE) is not None:
-        raise SpecError(_at(Annotation.HOST),
+        raise SpecError(_field_of(Annotation.HOST),
                         f"cannot be set together with {Annotation.ADDRESS_SOURCE.value}")
     return replace(
         base, port=port,
-        address_source=address_source(from_annotations(notes, "address.source")),
-        fixed_host=from_annotations(notes, "address.host"),
+        address_source=address_source(from_annotations(annotations, "address.source")),
+        fixed_host=from_annotations(annotations, "address.host"),
         fixed_port=fixed_port)
 
 
@@ -96,10 +97,10 @@ def spec_from_annotations(pod: PodView | Mapping[str, str], *,
     Go defaults when not given. Malformed annotations raise ``SpecError``
     naming the annotation.
     """
-    notes = pod.annotations if isinstance(pod, PodView) else pod
-    if Annotation.SERVICE.value not in notes:
+    annotations = pod.annotations if isinstance(pod, PodView) else pod
+    if Annotation.SERVICE.value not in annotations:
         return None
-    items = tuple(sorted((k, v) for k, v in notes.items() if k.startswith(ANNOTATION_PREFIX)))
+    items = tuple(sorted((k, v) for k, v in annotations.items() if k.startswith(ANNOTATION_PREFIX)))
     try:
         return _parse(items, retry or RetryConfig())
     except SpecError as err:

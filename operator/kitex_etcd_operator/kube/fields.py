@@ -80,11 +80,11 @@ def from_spec(spec: Mapping[str, Any], path: str) -> Any:
     return _checked(setting, setting.default if raw is None else raw, f"spec.{path}")
 
 
-def from_annotations(notes: Mapping[str, str], path: str) -> Any:
+def from_annotations(annotations: Mapping[str, str], path: str) -> Any:
     """The setting's checked value in annotations (strings), or its default."""
     setting = BY_PATH[path]
     assert setting.annotation is not None, path
-    text = notes.get(setting.annotation.value)
+    text = annotations.get(setting.annotation.value)
     at = annotation_field(setting.annotation.value)
     if text is None or (not text.strip() and setting.kind in ("choice", "network")):
         return _checked(setting, setting.default, at)

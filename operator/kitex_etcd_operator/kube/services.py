@@ -164,12 +164,12 @@ def service_spec(service: ServiceView, auto: AutoRegister, retry: RetryConfig
     selects the Service port ("" for the default rule), resolved per Service
     by ``service_port``.
     """
-    notes = service.annotations
+    annotations = service.annotations
     if opted_out(service):
         return None
-    if Annotation.SERVICE.value not in notes and not auto.enabled:
+    if Annotation.SERVICE.value not in annotations and not auto.enabled:
         return None
-    items = tuple(sorted(notes.items()))
+    items = tuple(sorted(annotations.items()))
     return _parse(items, name_from_template(auto.name_template, service), tuple(
         sorted(service.labels.items())), auto, retry)
 
@@ -178,14 +178,15 @@ def service_spec(service: ServiceView, auto: AutoRegister, retry: RetryConfig
 def _parse(items: tuple[tuple[str, str], ...], default_name: str,
            labels: tuple[tuple[str, str], ...], auto: AutoRegister, retry: RetryConfig
            ) -> ServiceSpec:
-    notes = dict(items)
-    check_known(notes, SERVICE_ANNOTATIONS, "a Service")
-    base = common_settings(notes, notes.get(Annotation.SERVICE.value, default_name), retry)
+    annotations = dict(items)
+    check_known(annotations, SERVICE_ANNOTATIONS, "a Service")
+    base = common_settings(annotations,
+                           annotations.get(Annotation.SERVICE.value, default_name), retry)
     port: int | str = auto.port_name
-    if (text := notes.get(Annotation.PORT.value)) is not None:
+    if (text := annotations.get(Annotation.PORT.value)) is not None:
         port = check_service_port(text.strip(), annotation_field(Annotation.PORT.value))
     publish = base.publish_not_ready
-    if Annotation.PUBLISH_NOT_READY.value not in notes:
+    if Annotation.PUBLISH_NOT_READY.value not in annotations:
         publish = auto.publish_not_ready
     # A Service's endpoints carry no labels: tags-from-labels reads the Service's own.
     by_label = dict(labels)
