@@ -30,9 +30,8 @@ from kitex_devcluster.etcd import EtcdCluster
 from kitex_devcluster.kube import KubeCluster
 from kitex_devcluster.processes import free_port, wait_until
 from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget
-from kitex_etcd_operator.writes import Put
 
-from . import generator, sources
+from . import generator, leases, sources
 from .report import Results, report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +46,8 @@ class Operator:
     def __init__(self, kube: KubeCluster, etcd: EtcdCluster, workdir: Path) -> None:
         self.port = free_port()
         self.log = (workdir / f"operator-{self.port}.log").open("wb")
+        self.started = time.monotonic()
+        self.readyz_s = float("nan")  # from the process start to /readyz answering 200
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kitex_etcd_operator", "run", "--kubeconfig",
              str(kube.kubeconfig), "--etcd-endpoints", ",".join(etcd.endpoints),
@@ -59,11 +60,28 @@ class Operator:
 
     def _sample(self) -> None:
         process = psutil.Process(self.proc.pid)
-        while not self._stop.wait(0.2):
+        while not self._stop.wait(0.02 if self.readyz_s != self.readyz_s else 0.2):
             try:
                 self.peak_rss = max(self.peak_rss, process.memory_info().rss)
             except psutil.Error:
                 return
+            if self.readyz_s != self.readyz_s and self._ready():
+                self.readyz_s = time.monotonic() - self.started
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz",
+                                        timeout=1) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def cpu_seconds(self) -> float:
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return float(times.user + times.system)
+
+    def rss(self) -> int:
+        return int(psutil.Process(self.proc.pid).memory_info().rss)
 
     def alive(self) -> bool:
         if self.proc.poll() is not None:
@@ -255,16 +273,22 @@ def initial_sync(kube: KubeCluster, etcd: EtcdCluster, workdir: Path, n: int, ke
         return operator
     first, last = puts.first_put - t0_unix, puts.last_put - t0_unix
     write_phase = max(last - first, 1e-3)
-    ops = operator.metric("kitex_etcd_operator_etcd_operations_total")
-    results.initial[n] = {"seconds": seconds, "etcd_requests": ops,
-                          "peak_rss_mib": operator.peak_rss / 2**20,
-                          "keys_per_s": n / seconds, "write_phase_s": write_phase,
-                          "write_keys_per_s": keys / write_phase,
-                          "first_put_s": first}
+    figures = initial_sync_figures(operator, n, seconds)
+    results.initial[n] = {**figures, "write_phase_s": write_phase,
+                          "write_keys_per_s": keys / write_phase, "first_put_s": first}
     print(f"  initial sync of {n}: {seconds:.1f}s (first put after {first:.1f}s, "
-          f"writes {write_phase:.2f}s), {ops:.0f} etcd requests, "
+          f"writes {write_phase:.2f}s), {figures['etcd_requests']:.0f} etcd requests, "
+          f"/readyz after {figures['readyz_s']:.2f}s, "
           f"peak RSS {operator.peak_rss / 2**20:.0f} MiB", flush=True)
     return operator
+
+
+def initial_sync_figures(operator: Operator, n: int, seconds: float) -> dict[str, float]:
+    """What every initial sync reports, once etcd holds all keys ``seconds`` after start."""
+    return {"seconds": seconds,
+            "etcd_requests": operator.metric("kitex_etcd_operator_etcd_operations_total"),
+            "peak_rss_mib": operator.peak_rss / 2**20, "keys_per_s": n / seconds,
+            "readyz_s": operator.readyz_s, "cpu_s": operator.cpu_seconds()}
 
 
 class EtcdEvents:
@@ -274,7 +298,8 @@ class EtcdEvents:
     clock the Go load generator stamps its changes with.
     """
 
-    def __init__(self, etcd: EtcdCluster) -> None:
+    def __init__(self, etcd: EtcdCluster, prefix: str = f"{PREFIX}/{SERVICE}/") -> None:
+        self.prefix = prefix
         self.seen: dict[str, list[float]] = {}
         self.first_put = self.last_put = 0.0
         self._loop = asyncio.new_event_loop()
@@ -294,8 +319,9 @@ class EtcdEvents:
     async def _watch(self, etcd: EtcdCluster) -> None:
         c = EtcdClient(EtcdTarget(tuple(etcd.endpoints)))
         try:
-            _, revision = await c.get_prefix(f"{PREFIX}/{SERVICE}/")
-            stream = c.watch_prefix(f"{PREFIX}/{SERVICE}/", revision + 1)
+            # The revision to watch from, read where no key lives: the prefix may hold 100,000.
+            _, revision = await c.get_prefix("bench-revision-only/")
+            stream = c.watch_prefix(self.prefix, revision + 1)
             self._ready.set()
             async for event in stream:
                 now = time.time()
@@ -314,7 +340,8 @@ class EtcdEvents:
 
 
 def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, seconds: float,
-          results: Results, operator: Operator, workdir: Path, profile: bool = False) -> None:
+          results: Results, operator: Operator, workdir: Path, profile: bool = False, *,
+          selector: str = "app=bench", every_service: bool = False) -> None:
     """Pods turn ready, not ready, or are deleted at ``rate`` events per second.
 
     With ``profile`` it is a profiling run: only the py-spy profile is kept.
@@ -329,7 +356,7 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
     flip readiness. The changes come from a Go program (see ``generator``), so
     that the load generator is not what limits the rate.
     """
-    events = EtcdEvents(etcd)
+    events = EtcdEvents(etcd, f"{PREFIX}/" if every_service else f"{PREFIX}/{SERVICE}/")
     profiler = Profiler(operator.proc.pid, workdir / f"profile-churn-{rate}.txt") \
         if profile else None
     procs = processes(kube, etcd, operator)
@@ -343,7 +370,8 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
         window["cpu_after"] = cpu_seconds(procs)
 
     run = generator.run(kube.kubeconfig, namespace, rate, int(rate * seconds),
-                        f"{PREFIX}/{SERVICE}/", 8888, started, finished)
+                        f"{PREFIX}/{SERVICE}/", 8888, started, finished, selector=selector,
+                        registry_prefix=PREFIX if every_service else "")
     events_sent = sum(map(len, run.changes.values()))
     achieved = events_sent / run.wall
     wait_until(lambda: all(len(events.seen.get(k, [])) >= len(v)
@@ -439,19 +467,11 @@ def go_library_cost(workdir: Path, n: int, window: float, results: Results) -> N
 
 
 async def raw_etcd(etcd: EtcdCluster, n: int) -> float:
+    """Keys a second etcd takes on this machine, batched as fast as it goes."""
     c = EtcdClient(EtcdTarget(tuple(etcd.endpoints)))
     try:
-        lease = await c.grant(60)
-        value = b'{"network":"tcp","address":"10.0.0.1:8888","weight":10,"tags":null}'
         started = time.monotonic()
-        batch: list[Put] = []
-        for i in range(n):
-            batch.append(Put(f"raw/{i}", value, lease))
-            if len(batch) == 128:
-                await c.txn([], batch)
-                batch = []
-        if batch:
-            await c.txn([], batch)
+        [lease] = await leases.fill(c, "raw/", n, n, 60)
         seconds = time.monotonic() - started
         await c.revoke(lease)
         return n / seconds
@@ -512,10 +532,19 @@ def main() -> None:
                         help="pods vs EndpointSlices only, merged into the last run's report")
     parser.add_argument("--render", action="store_true",
                         help="write docs/benchmarks.md again from docs/benchmarks.json")
+    parser.add_argument("--large", action="store_true",
+                        help="10,000 then 100,000 pods over 1,000 services (make bench-large); "
+                             "writes docs/benchmarks-large.json and its section of the page")
     args = parser.parse_args()
     out = ROOT / "docs" / "benchmarks.md"
+    if args.large:
+        from . import large
+
+        large.run(out.with_name("benchmarks-large.json"))
+        args.render = True
     if args.render:
         report(Results.load(out.with_suffix(".json")), out)
+        print(out.read_text())
         return
     if args.churn_only:
         churn_only(not args.no_profile)

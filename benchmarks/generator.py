@@ -34,17 +34,21 @@ class ChurnRun:
 
 
 def run(kubeconfig: Path, namespace: str, rate: int, events: int, key_prefix: str,
-        port: int, on_start: Callable[[], None], on_sent: Callable[[], None]) -> ChurnRun:
+        port: int, on_start: Callable[[], None], on_sent: Callable[[], None], *,
+        selector: str = "app=bench", registry_prefix: str = "") -> ChurnRun:
     """Send ``events`` changes at ``rate``/s; returns once they are answered and undone.
 
     ``on_start`` and ``on_sent`` run as the first change goes out and once the
-    last is answered: the caller's measurement window.
+    last is answered: the caller's measurement window. With ``registry_prefix``
+    the pods belong to many services: a key is <registry_prefix>/<the pod's
+    service annotation>/ip:port instead of ``key_prefix`` + ip:port.
     """
     binary = ensure_go_program("kitex-churn", SOURCE)
     with tempfile.TemporaryFile("w+") as stderr, subprocess.Popen(
             [str(binary), "--kubeconfig", str(kubeconfig), "--namespace", namespace,
              "--rate", str(rate), "--events", str(events), "--key-prefix", key_prefix,
-             "--port", str(port)],
+             "--port", str(port), "--selector", selector,
+             "--registry-prefix", registry_prefix],
             stdout=subprocess.PIPE, stderr=stderr, text=True) as proc:
         assert proc.stdout is not None
         changes: dict[str, list[tuple[float, float]]] = {}

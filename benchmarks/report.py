@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import report_large
+
 # Issue 7's targets.
 SYNC_TARGET_S = 20.0
 CHURN_TARGET_RATE = 200
@@ -275,6 +277,9 @@ def report(results: Results, path: Path) -> None:
         sections.append(_etcd_cost(results))
     if results.initial and results.raw_etcd_keys_per_s:
         sections.append(_limit(results))
+    large = report_large.load(path.with_name("benchmarks-large.json"))
+    if large is not None:
+        sections.append(report_large.section(large))
     if results.profiles:
         sections.append(_profiles(results))
     path.write_text("\n\n".join("\n".join(s) for s in sections) + "\n")

@@ -29,14 +29,14 @@ import (
 	"os"
 	"sort"
 	"sync"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
+
+	"kitexchurn/kubeclient"
 )
 
 type record struct {
@@ -55,25 +55,17 @@ func main() {
 	events := flag.Int("events", 2000, "changes in all")
 	workers := flag.Int("workers", 48, "changes in flight at most")
 	keyPrefix := flag.String("key-prefix", "", "etcd key of an instance without ip:port, e.g. kitex/bench/")
+	registryPrefix := flag.String("registry-prefix", "", "instead of --key-prefix: <this>/<the pod's "+
+		"kitex.cloudwego.io/service annotation>/ip:port, for pods of many services")
 	port := flag.Int("port", 8888, "the instances' port")
 	maxFlip := flag.Int("max-flip", 2000, "pods whose readiness flips, at most")
 	flag.Parse()
 
-	config, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
-	if err != nil {
-		fail("kubeconfig: %v", err)
-	}
-	config.QPS, config.Burst = 5000, 5000 // pacing is ours, not client-go's
-	config.ContentType = "application/vnd.kubernetes.protobuf"
-	config.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-	client, err := kubernetes.NewForConfig(config)
-	if err != nil {
-		fail("client: %v", err)
-	}
+	client := kubeclient.New(*kubeconfig) // pacing is ours, not client-go's
 	ctx := context.Background()
 	list, err := client.CoreV1().Pods(*namespace).List(ctx, metav1.ListOptions{LabelSelector: *selector})
 	if err != nil {
-		fail("list: %v", err)
+		kubeclient.Fail("list: %v", err)
 	}
 	var pods []corev1.Pod
 	for _, pod := range list.Items {
@@ -84,7 +76,7 @@ func main() {
 	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
 	deletes := *events / 10
 	if len(pods) <= deletes {
-		fail("%d pods with an IP, %d deletions asked", len(pods), deletes)
+		kubeclient.Fail("%d pods with an IP, %d deletions asked", len(pods), deletes)
 	}
 	deletable := pods[len(pods)-deletes:]
 	flippable := pods[:len(pods)-deletes]
@@ -92,7 +84,11 @@ func main() {
 		flippable = flippable[:*maxFlip]
 	}
 	key := func(pod corev1.Pod, kind string) string {
-		return fmt.Sprintf("%s%s:%d|%s", *keyPrefix, pod.Status.PodIP, *port, kind)
+		prefix := *keyPrefix
+		if *registryPrefix != "" {
+			prefix = *registryPrefix + "/" + pod.Annotations["kitex.cloudwego.io/service"] + "/"
+		}
+		return fmt.Sprintf("%s%s:%d|%s", prefix, pod.Status.PodIP, *port, kind)
 	}
 
 	change := func(i int) (string, error) {
@@ -144,7 +140,7 @@ func main() {
 	}
 	out := json.NewEncoder(os.Stdout)
 	_ = out.Encode(map[string]any{"event": "start"})
-	cpuBefore := cpuSeconds()
+	cpuBefore := kubeclient.CPUSeconds()
 	interval := time.Duration(float64(time.Second) / *rate)
 	start := time.Now()
 	for i := 0; i < *events; i++ {
@@ -154,7 +150,7 @@ func main() {
 	close(work)
 	wg.Wait()
 	wall := time.Since(start).Seconds()
-	cpu := cpuSeconds() - cpuBefore
+	cpu := kubeclient.CPUSeconds() - cpuBefore
 	_ = out.Encode(map[string]any{"event": "sent", "wall": wall, "errors": errs, "cpu": cpu})
 	restore(client, *namespace, flippable, *workers)
 	for _, r := range records {
@@ -163,11 +159,6 @@ func main() {
 		}
 	}
 	_ = out.Encode(map[string]any{"event": "done"})
-}
-
-func fail(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "kitex-churn: "+format+"\n", args...)
-	os.Exit(1)
 }
 
 // restore makes every flipped pod Ready again, workers at a time.
@@ -194,11 +185,4 @@ func restore(client *kubernetes.Clientset, namespace string, pods []corev1.Pod, 
 		}()
 	}
 	wg.Wait()
-}
-
-// cpuSeconds is the CPU time this process used so far, user and system.
-func cpuSeconds() float64 {
-	var usage syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &usage)
-	return time.Duration(usage.Utime.Nano() + usage.Stime.Nano()).Seconds()
 }

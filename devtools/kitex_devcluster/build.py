@@ -203,12 +203,15 @@ def _build_module(
     return bindir
 
 
-def ensure_go_program(name: str, source: Path, progress: Progress = _stderr) -> Path:
-    """The binary of the Go module in ``source`` (a ``main`` package at its root),
-    built once and cached under a hash of its go.mod, go.sum and .go files."""
-    digest = hashlib.sha256()
-    for path in sorted([source / "go.mod", source / "go.sum", *source.glob("*.go")]):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+def ensure_go_program(name: str, source: Path, progress: Progress = _stderr, *,
+                      package: str = ".") -> Path:
+    """The binary of ``package`` (a ``main`` package; the module's root by default)
+    of the Go module in ``source``, built once and cached under a hash of its
+    go.mod, go.sum and every .go file of the module, so that a change to a
+    package it shares with another program rebuilds both."""
+    digest = hashlib.sha256(package.encode() + b"\0")
+    for path in sorted([source / "go.mod", source / "go.sum", *source.rglob("*.go")]):
+        digest.update(str(path.relative_to(source)).encode() + b"\0" + path.read_bytes())
     root = component_dir(name, f"src-{digest.hexdigest()[:16]}")
     binary = root / "bin" / name
     if os.access(binary, os.X_OK):
@@ -217,7 +220,8 @@ def ensure_go_program(name: str, source: Path, progress: Progress = _stderr) -> 
         if not os.access(binary, os.X_OK):
             binary.parent.mkdir(parents=True, exist_ok=True)
             staging = binary.with_suffix(".tmp")
-            _run(["go", "build", "-o", str(staging), "."], cwd=source, log=root / "build.log",
+            _run(["go", "build", "-o", str(staging), package], cwd=source,
+                 log=root / "build.log",
                  progress=progress, what=name)
             staging.replace(binary)
     return binary

@@ -41,7 +41,8 @@ from .processes import (
 # picks them, so a stray real node would never be faked.
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 SERVICE_CIDR = "10.96.0.0/16"
-POD_CIDR = "10.244.0.1/16"
+# Room for a million pod IPs: the large benchmark runs 100,000 pods, beyond a /16.
+POD_CIDR = "10.240.0.1/12"
 DEFAULT_TIMEOUT = 120.0
 
 

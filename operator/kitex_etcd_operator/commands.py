@@ -17,7 +17,7 @@ import click
 from .desired import Defaults, DesiredState, TargetRef
 from .etcd.client import EtcdClient
 from .etcd.errors import EtcdError
-from .kube import parse_kitexservice, pod_view
+from .kube import parse_kitexservice
 from .kube.errors import SpecError
 from .model import DEFAULT_OWNER_PREFIX
 from .options import default_target, etcd_options
@@ -120,8 +120,8 @@ def diff(kubeconfig: str | None, namespaces: tuple[str, ...], **kw: Any) -> None
                 click.echo(f"KitexService {key[0]}/{key[1]}: {err}", err=True)
             if key in state.spec_errors:
                 click.echo(f"KitexService {key[0]}/{key[1]}: {state.spec_errors[key]}", err=True)
-        for body in await kube.list_pods(namespaces):
-            state.upsert_pod(pod_view(body))
+        for view in await kube.list_pods(namespaces):
+            state.upsert_pod(view)
         targets = Targets(settings, kube, registries=lambda: state.registries)
         changes = 0
         try:

@@ -12,8 +12,9 @@ no I/O: the controller drains the dirty keys and writes them.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .endpoints import identity
 from .kube import PodView, ServiceSpec, SpecError, instance_for, matches, spec_from_annotations
@@ -34,6 +35,7 @@ from .policy import (
     PolicySet,
     Request,
 )
+from .ranges import RangeIndex
 from .retry import RetryConfig
 
 SpecKey = tuple[str, str]  # (namespace, name) of a KitexService
@@ -162,6 +164,21 @@ class Defaults:
     endpoints: tuple[str, ...] = ("127.0.0.1:2379",)  # the default registry's
 
 
+V = TypeVar("V")
+
+
+class _Indexed(defaultdict[Binding, V]):
+    """A defaultdict that adds every binding it creates an entry for to a ``RangeIndex``."""
+
+    def __init__(self, factory: Callable[[], V], index: RangeIndex) -> None:
+        super().__init__(factory)
+        self._index = index
+
+    def __missing__(self, key: Binding) -> V:
+        self._index.add(key)
+        return super().__missing__(key)
+
+
 class DesiredState:
     """Pods and specs in, desired values and claims per binding out, with dirty tracking."""
 
@@ -182,10 +199,14 @@ class DesiredState:
         self._by_namespace: dict[str, set[str]] = defaultdict(set)
         self._contrib: dict[str, list[_Contribution]] = {}
         # binding -> namespace -> key -> pod uid -> value
+        # A binding is present while one of these three holds something for it; each
+        # adds a binding it has not seen to the range index (``nesting``).
+        self._ranges = RangeIndex()
         self._values: dict[Binding, dict[str, dict[str, dict[str, bytes]]]] = \
-            defaultdict(lambda: defaultdict(dict))
-        self._spec_claims: dict[Binding, dict[SpecKey, _SpecClaim]] = defaultdict(dict)
-        self._pod_claims: dict[Binding, dict[str, _PodClaims]] = defaultdict(dict)
+            _Indexed(lambda: defaultdict(dict), self._ranges)
+        self._spec_claims: dict[Binding, dict[SpecKey, _SpecClaim]] = \
+            _Indexed(dict, self._ranges)
+        self._pod_claims: dict[Binding, dict[str, _PodClaims]] = _Indexed(dict, self._ranges)
         self._pod_binding: dict[str, Binding] = {}  # uid -> the binding its annotations claim
         self._source_keys: dict[Source, Counter[tuple[Binding, str]]] = defaultdict(Counter)
         self._annotation_admissions: dict[tuple[str, ServiceSpec], _Admission | SpecError] = {}
@@ -279,6 +300,17 @@ class DesiredState:
                 | {b for b, c in self._pod_claims.items() if c}
                 | {b for b, c in self._service_claims.items() if c}
                 | {b for b, by_ns in self._values.items() if any(by_ns.values())})
+
+    def present(self, binding: Binding) -> bool:
+        """Whether ``binding`` is among ``bindings()``, without building them all."""
+        return bool(self._spec_claims.get(binding) or self._pod_claims.get(binding)
+                    or any(self._values.get(binding, {}).values()))
+
+    def nesting(self, binding: Binding) -> list[Binding]:
+        """The bindings of ``binding``'s target whose range lies inside or around its
+        own: ``[b for b in bindings() if b.target == binding.target and
+        ranges_nest(b.range, binding.range)]``, in O(depth of the range)."""
+        return [b for b in self._ranges.nesting(binding) if self.present(b)]
 
     def claims(self, binding: Binding) -> list[Claim]:
         """Each owner group's claim, dated by its oldest claiming object."""

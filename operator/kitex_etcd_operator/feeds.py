@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from .kube.wire import Item, item_of
+
 log = logging.getLogger(__name__)
 
 Held = Iterable[tuple[str, str, str]]  # (uid, namespace, name) of every object held
@@ -22,11 +24,13 @@ Held = Iterable[tuple[str, str, str]]  # (uid, namespace, name) of every object 
 class Feed:
     """The ``listwatch.Sink`` of one resource; ``upsert``/``remove`` change the state."""
 
-    def __init__(self, kind: str, *, upsert: Callable[[Mapping[str, Any]], None],
+    def __init__(self, kind: str, *, upsert: Callable[[Any], None],
                  remove: Callable[[str], None], held: Callable[[], Held],
-                 changed: Callable[[], None], resync_period: float) -> None:
+                 changed: Callable[[], None], resync_period: float,
+                 read: Callable[[Mapping[str, Any]], Any] = lambda body: body) -> None:
         self.kind = kind
-        self.upsert = upsert
+        self.upsert = upsert  # takes an item's value: what the resource's codec made of it
+        self.read = read  # a parsed body into such a value (``on_event``)
         self.remove = remove
         self.held = held
         self.changed = changed
@@ -36,7 +40,11 @@ class Feed:
         self._seen_at: dict[str, float] = {}
 
     def on_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        uid = str(body.get("metadata", {}).get("uid", ""))
+        """An object as a parsed body (tests, and a deletion found by a list)."""
+        self.on_item(event_type, item_of(body, self.read))
+
+    def on_item(self, event_type: str | None, item: Item) -> None:
+        uid = item.uid
         if not uid:
             return
         if event_type == "DELETED":
@@ -47,13 +55,13 @@ class Feed:
         else:
             if uid in self._tombstones:
                 return
-            version = _version(body)
+            version = item.version
             if version is not None and version < self._versions.get(uid, -1):
                 return  # an older copy than one we already hold (list vs watch)
             if version is not None:
                 self._versions[uid] = version
             self._seen_at[uid] = time.monotonic()
-            self.upsert(body)
+            self.upsert(item.value)
         self.changed()
 
     def listed(self, namespace: str | None, uids: set[str], started: float) -> None:
@@ -71,9 +79,3 @@ class Feed:
         cutoff = started - self.resync_period
         self._tombstones = {u: t for u, t in self._tombstones.items() if t > cutoff}
 
-
-def _version(body: Mapping[str, Any]) -> int | None:
-    try:
-        return int(body.get("metadata", {}).get("resourceVersion", ""))
-    except ValueError:
-        return None

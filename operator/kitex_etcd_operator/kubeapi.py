@@ -2,8 +2,9 @@
 
 The plain ``kubernetes`` client is synchronous; every call runs in a small
 thread pool so that no watch stream ever waits for it. Lists are paginated
-and kept as raw JSON, because 10,000 pods as client model objects would cost
-hundreds of MiB.
+and read from the raw answer, because 10,000 pods as client model objects
+would cost hundreds of MiB; pods are decoded straight into their views
+(``kube.podwire``).
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import kubernetes
 import urllib3
 
 from . import metrics
+from .kube import podwire, wire
 from .kube.names import GROUP
+from .kube.pods import PodView
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ REGISTRY_KIND = "KitexEtcdRegistry"
 EVENTS_NAMESPACE = "default"  # where Events about cluster-scoped objects go, as kubectl looks
 PAGE = 500
 T = TypeVar("T")
+Item = TypeVar("Item")
 
 API_ERRORS: tuple[type[Exception], ...] = (
     kubernetes.client.ApiException, urllib3.exceptions.HTTPError, http.client.HTTPException,
@@ -77,11 +81,28 @@ CREDENTIALS_TYPE = "kitex.cloudwego.io/etcd-credentials"
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
+class Page(Generic[Item]):
     """One page of a list; every page of a list carries the same snapshot's version."""
 
-    items: list[dict[str, Any]]
+    items: list[Item]
     resource_version: str
+
+
+Decode = Callable[[bytes], tuple[list[Item], str, str]]
+"""Reads one page of a list: (its items, the list's resourceVersion, the continue token)."""
+
+
+def _fetch_page(decode: Decode[Item], fn: Callable[..., Any], args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> tuple[list[Item], str, str]:
+    return decode(fn(*args, **kwargs).data)
+
+
+def json_page(data: bytes) -> tuple[list[dict[str, Any]], str, str]:
+    """A page of any kind, as parsed JSON."""
+    page = json.loads(data)
+    meta = page.get("metadata") or {}
+    return page.get("items") or [], str(meta.get("resourceVersion", "")), \
+        str(meta.get("continue") or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +176,8 @@ class KubeApi:
 
     # --- lists ---------------------------------------------------------------
 
-    async def list_pods(self, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-        return [item for ns in (namespaces or (None,))
+    async def list_pods(self, namespaces: tuple[str, ...] = ()) -> list[PodView]:
+        return [item.value for ns in (namespaces or (None,))
                 async for page in self.pod_list_pages(ns) for item in page.items]
 
     def pod_lister(self, namespace: str | None) -> Callable[..., Any]:
@@ -165,9 +186,10 @@ class KubeApi:
             return self.core.list_pod_for_all_namespaces
         return functools.partial(self.core.list_namespaced_pod, namespace)
 
-    def pod_list_pages(self, namespace: str | None) -> AsyncIterator[Page]:
-        """Pods a page at a time, so 10,000 pod bodies never sit in memory at once."""
-        return self._pages(self.pod_lister(namespace))
+    def pod_list_pages(self, namespace: str | None) -> AsyncIterator[Page[wire.Item]]:
+        """Pods a page at a time, each reduced to its view as the page is decoded (in
+        the pool's thread), so that no pod body is ever held whole."""
+        return self._pages(self.pod_lister(namespace), decode=podwire.decode_page)
 
     def service_lister(self, namespace: str | None) -> Callable[..., Any]:
         if namespace is None:
@@ -180,9 +202,10 @@ class KubeApi:
             return self.discovery.list_endpoint_slice_for_all_namespaces
         return functools.partial(self.discovery.list_namespaced_endpoint_slice, namespace)
 
-    def list_pages(self, lister: Callable[..., Any]) -> AsyncIterator[Page]:
-        """Any list call's pages (a lister from above)."""
-        return self._pages(lister)
+    def list_pages(self, lister: Callable[..., Any],
+                   decode: Decode[Item]) -> AsyncIterator[Page[Item]]:
+        """Any list call's pages (a lister from above), each read by ``decode``."""
+        return self._pages(lister, decode=decode)
 
     async def list_kitexservices(self, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         try:
@@ -216,27 +239,41 @@ class KubeApi:
         return items
 
     async def _list_all(self, fn: Callable[..., Any], *args: Any) -> list[dict[str, Any]]:
-        return [item async for page in self._pages(fn, *args) for item in page.items]
+        return [item async for page in self._pages(fn, *args, decode=json_page)
+                for item in page.items]
 
-    async def _pages(self, fn: Callable[..., Any], *args: Any) -> AsyncIterator[Page]:
-        """Every page of a list; an error anywhere raises: a list is never cut short."""
-        token: str | None = None
-        count = 0
-        while True:
+    async def _pages(self, fn: Callable[..., Any], *args: Any,
+                     decode: Decode[Item]) -> AsyncIterator[Page[Item]]:
+        """Every page of a list; an error anywhere raises: a list is never cut short.
+
+        The request and the decoding of its answer run together in the pool's
+        thread: the event loop gets the page ready to use. The next page is
+        asked for as soon as its token is known, before this one is handed
+        over: the API server encodes it (another process, another core) while
+        the caller works through this one.
+        """
+
+        def fetch(token: str) -> asyncio.Future[tuple[list[Item], str, str]]:
             kwargs: dict[str, Any] = {"limit": PAGE, "_preload_content": False}
             if token:
                 kwargs["_continue"] = token
-            response = await self.call(fn, *args, **kwargs)
-            page = json.loads(response.data)
-            items = page.get("items") or []
-            meta = page.get("metadata") or {}
-            count += len(items)
-            yield Page(items, str(meta.get("resourceVersion", "")))
-            token = meta.get("continue")
-            if not token:
-                return
-            if count % (PAGE * 10) == 0:
-                log.info("Listing: %d objects so far", count)
+            return asyncio.ensure_future(self.call(_fetch_page, decode, fn, args, kwargs))
+
+        count = 0
+        pending = fetch("")
+        try:
+            while True:
+                items, version, token = await pending
+                if token:
+                    pending = fetch(token)
+                count += len(items)
+                yield Page(items, version)
+                if not token:
+                    return
+                if count % (PAGE * 10) == 0:
+                    log.info("Listing: %d objects so far", count)
+        finally:
+            pending.cancel()  # the caller stopped early: that page is not wanted
 
     # --- secrets, status, events ---------------------------------------------
 

@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import kubernetes
 
 from . import metrics
+from .kube import podwire
+from .kube.wire import JSON, Codec, Event, Item, Status
 from .kubeapi import API_ERRORS, KubeApi
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ RETRIED: tuple[type[Exception], ...] = (*API_ERRORS, WatchFailed)
 class Sink(Protocol):
     """Where one resource's objects go: the controller's desired state."""
 
-    def on_event(self, event_type: str | None, body: Mapping[str, Any]) -> None: ...
+    def on_item(self, event_type: str | None, item: Item) -> None: ...
 
     def listed(self, namespace: str | None, uids: set[str], started: float) -> None: ...
 
@@ -67,6 +68,7 @@ class Resource:
     name: str  # plural: pods, services, endpointslices
     lister: Callable[[KubeApi, str | None], Callable[..., Any]]
     task: str  # the supervisor's task kind of its watch
+    codec: Codec = JSON  # how its pages and watch lines are read
 
 
 class ListWatch:
@@ -118,11 +120,12 @@ class ListWatch:
         started = time.monotonic()
         uids: set[str] = set()
         version = ""
-        async for page in self.kube.list_pages(self.resource.lister(self.kube, self.namespace)):
+        async for page in self.kube.list_pages(self.resource.lister(self.kube, self.namespace),
+                                               self.resource.codec.page):
             version = version or page.resource_version
-            for body in page.items:
-                uids.add(str(body.get("metadata", {}).get("uid", "")))
-                self.sink.on_event(None, body)
+            for item in page.items:
+                uids.add(item.uid)
+                self.sink.on_item(None, item)
         self.sink.listed(self.namespace, uids, started)
         self.relists += 1
         metrics.relists(self.resource.name, reason).inc()
@@ -137,6 +140,7 @@ class ListWatch:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         stream = _Stream(self.resource.lister(self.kube, self.namespace), version, seconds,
+                         self.resource.codec.event,
                          lambda item: loop.call_soon_threadsafe(queue.put_nowait, item))
         stream.start()
         try:
@@ -146,16 +150,15 @@ class ListWatch:
                     return version
                 if isinstance(item, BaseException):
                     raise _translate(item)
-                assert isinstance(item, dict)
-                kind = item.get("type")
-                body = item.get("object") or {}
-                if kind == "ERROR":
-                    if body.get("code") == 410:
-                        raise Gone(body.get("message", ""))
-                    raise WatchFailed(f"watch error: {body.get('message', body)}")
-                version = str(body.get("metadata", {}).get("resourceVersion") or version)
-                if kind != "BOOKMARK":
-                    self.sink.on_event(kind, body)
+                assert isinstance(item, Event)
+                if item.item is None:  # an ERROR
+                    status = item.status or Status()
+                    if status.code == 410:
+                        raise Gone(status.message)
+                    raise WatchFailed(f"watch error: {status.message or status.code}")
+                version = item.resource_version or version
+                if item.type != "BOOKMARK":
+                    self.sink.on_item(item.type, item.item)
         finally:
             stream.stop()
 
@@ -163,14 +166,16 @@ class ListWatch:
 class _Stream(threading.Thread):
     """One watch request, read in a thread: the ``kubernetes`` client blocks.
 
-    Each event line is parsed here and handed to the event loop, so the loop
-    never waits on the socket; ``stop`` interrupts a blocked read.
+    Each event line is decoded here (the resource's codec: pods straight into
+    their views) and handed to the event loop, so the loop never waits on the
+    socket nor parses; ``stop`` interrupts a blocked read.
     """
 
     def __init__(self, lister: Callable[..., Any], version: str, timeout: int,
-                 deliver: Callable[[object], object]) -> None:
+                 decode: Callable[[bytes], Event], deliver: Callable[[object], object]) -> None:
         super().__init__(name="list-watch", daemon=True)
         self.lister = lister
+        self.decode = decode
         self.version = version
         self.timeout = timeout
         self.deliver = deliver
@@ -191,7 +196,7 @@ class _Stream(threading.Thread):
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
                     if line.strip():
-                        self._send(json.loads(line))
+                        self._send(self.decode(line))
             self._send(_END)
         except BaseException as exc:
             if not self.stopped.is_set():
@@ -227,7 +232,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-PODS = Resource("pods", lambda kube, ns: kube.pod_lister(ns), "pod-watch")
+PODS = Resource("pods", lambda kube, ns: kube.pod_lister(ns), "pod-watch", podwire.CODEC)
 SERVICES = Resource("services", lambda kube, ns: kube.service_lister(ns), "service-watch")
 ENDPOINT_SLICES = Resource("endpointslices", lambda kube, ns: kube.endpointslice_lister(ns),
                            "endpointslice-watch")

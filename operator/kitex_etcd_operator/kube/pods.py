@@ -9,9 +9,9 @@ can weigh kilobytes), addresses, readiness and ports.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .names import ANNOTATION_PREFIX
 
@@ -49,47 +49,94 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _labels(value: Any) -> dict[str, str]:
-    # Interned: ten thousand pods of one Deployment share the same few keys
-    # and values, and selectors compare them constantly.
-    return {sys.intern(k): sys.intern(v) for k, v in _mapping(value).items()
-            if isinstance(k, str) and isinstance(v, str)}
+def _strings(value: Any) -> Iterator[tuple[str, str]]:
+    return ((k, v) for k, v in _mapping(value).items() if isinstance(k, str) and isinstance(v, str))
 
 
-def _ips(status: Mapping[str, Any]) -> tuple[str, ...]:
-    ips = [_text(_mapping(item).get("ip")) for item in _list(status.get("podIPs"))]
-    ips = [ip for ip in ips if ip]
-    primary = _text(status.get("podIP"))
-    if primary and primary not in ips:
-        ips.insert(0, primary)  # an API server older than dual stack, or a partial body
-    return tuple(ips)
-
-
-def _ready(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
-    """Ready True, and every readiness gate True as well.
-
-    The kubelet folds the gates into Ready already; checking them again costs
-    nothing and keeps a pod out during the instant between a gate turning
-    False and the kubelet updating Ready.
-    """
-    conditions = {_text(_mapping(c).get("type")): _mapping(c).get("status")
-                  for c in _list(status.get("conditions"))}
-    if conditions.get("Ready") != "True":
-        return False
-    gates = [_text(_mapping(g).get("conditionType")) for g in _list(spec.get("readinessGates"))]
-    return all(conditions.get(gate) == "True" for gate in gates if gate)
-
-
-def _ports(spec: Mapping[str, Any]) -> tuple[ContainerPort, ...]:
-    ports: list[ContainerPort] = []
+def _ports(spec: Mapping[str, Any]) -> Iterator[ContainerPort]:
     for container in _list(spec.get("containers")):
         for port in _list(_mapping(container).get("ports")):
             port = _mapping(port)
             number = port.get("containerPort")
             if isinstance(number, int) and not isinstance(number, bool):
-                ports.append((_text(port.get("name")), number,
-                              _text(port.get("protocol")) or "TCP"))
-    return tuple(ports)
+                yield _text(port.get("name")), number, _text(port.get("protocol")) or "TCP"
+
+
+_SHARED: dict[object, Any] = {}
+_SHARED_MAX = 100_000
+S = TypeVar("S", dict[str, str], tuple[ContainerPort, ...])
+
+
+def _shared(value: S) -> S:
+    """One copy of each distinct label set, annotation set and port list.
+
+    The operator holds every pod in scope (100,000 and more) and the pods of
+    one Deployment carry the same labels, annotations and ports: one dict per
+    pod cost ~330 bytes of a pod's ~2 KB. Views never change what they hold
+    (``PodView`` is frozen, its mappings read-only by contract), so equal values
+    can be the same object. Keys and values are interned too: selectors
+    compare them constantly. The table is emptied when it grows past
+    ``_SHARED_MAX`` distinct values, so it cannot grow without bound.
+    """
+    key = ("labels", *value.items()) if isinstance(value, dict) else ("ports", *value)
+    found = _SHARED.get(key)
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    if len(_SHARED) >= _SHARED_MAX:
+        _SHARED.clear()
+    _SHARED[key] = value
+    return value
+
+
+def _interned(labels: Iterable[tuple[str, str]]) -> dict[str, str]:
+    return _shared({sys.intern(k): sys.intern(v) for k, v in labels})
+
+
+def _labels(value: Any) -> dict[str, str]:
+    """The labels of any object's metadata, interned and shared (``_shared``)."""
+    return _interned(_strings(value))
+
+
+def assemble(*, uid: str, namespace: str, name: str, labels: Iterable[tuple[str, str]],
+             annotations: Iterable[tuple[str, str]], pod_ip: str, pod_ips: Iterable[str],
+             host_ip: str, conditions: Mapping[str, object], gates: Iterable[str],
+             ports: Iterable[ContainerPort], host_network: bool, phase: str, deleting: bool,
+             created: str) -> PodView:
+    """The rules that make a ``PodView`` out of a pod's fields, however they were decoded.
+
+    Two readers feed it: ``pod_view`` over a parsed JSON body, lenient about
+    every field, and ``podwire``, which decodes list pages and watch events
+    straight into typed structs. Both go through here so that they cannot
+    disagree on readiness, address order or which annotations are kept.
+
+    ``ready``: Ready True, and every readiness gate True as well. The kubelet
+    folds the gates into Ready already; checking them again costs nothing and
+    keeps a pod out during the instant between a gate turning False and the
+    kubelet updating Ready. Addresses: status.podIPs in order, the primary
+    first even when only status.podIP carries it (an API server older than
+    dual stack, or a partial body).
+    """
+    ips = [ip for ip in pod_ips if ip]
+    if pod_ip and pod_ip not in ips:
+        ips.insert(0, pod_ip)
+    ready = conditions.get("Ready") == "True" and all(
+        conditions.get(gate) == "True" for gate in gates if gate)
+    return PodView(
+        uid=uid,
+        namespace=sys.intern(namespace),
+        name=name,
+        labels=_interned(labels),
+        annotations=_shared({sys.intern(k): v for k, v in annotations
+                             if k.startswith(ANNOTATION_PREFIX)}),
+        pod_ips=tuple(ips),
+        host_ip=sys.intern(host_ip) if host_ip else None,
+        ready=ready,
+        terminating=deleting,
+        container_ports=_shared(tuple(ports)),
+        host_network=host_network,
+        finished=phase in ("Succeeded", "Failed"),
+        created=sys.intern(created),
+    )
 
 
 def pod_view(body: Mapping[str, Any]) -> PodView:
@@ -102,22 +149,22 @@ def pod_view(body: Mapping[str, Any]) -> PodView:
     meta = _mapping(body.get("metadata"))
     spec = _mapping(body.get("spec"))
     status = _mapping(body.get("status"))
-    annotations = {k: v for k, v in _mapping(meta.get("annotations")).items()
-                   if isinstance(k, str) and k.startswith(ANNOTATION_PREFIX)
-                   and isinstance(v, str)}
-    return PodView(
+    return assemble(
         uid=_text(meta.get("uid")),
-        namespace=sys.intern(_text(meta.get("namespace"))),
+        namespace=_text(meta.get("namespace")),
         name=_text(meta.get("name")),
-        labels=_labels(meta.get("labels")),
-        annotations=annotations,
-        pod_ips=_ips(status),
-        host_ip=_text(status.get("hostIP")) or None,
-        ready=_ready(spec, status),
-        terminating=meta.get("deletionTimestamp") is not None,
-        container_ports=_ports(spec),
+        labels=_strings(meta.get("labels")),
+        annotations=_strings(meta.get("annotations")),
+        pod_ip=_text(status.get("podIP")),
+        pod_ips=(_text(_mapping(item).get("ip")) for item in _list(status.get("podIPs"))),
+        host_ip=_text(status.get("hostIP")),
+        conditions={_text(_mapping(c).get("type")): _mapping(c).get("status")
+                    for c in _list(status.get("conditions"))},
+        gates=(_text(_mapping(g).get("conditionType")) for g in _list(spec.get("readinessGates"))),
+        ports=_ports(spec),
         host_network=spec.get("hostNetwork") is True,
-        finished=status.get("phase") in ("Succeeded", "Failed"),
+        phase=_text(status.get("phase")),
+        deleting=meta.get("deletionTimestamp") is not None,
         created=_text(meta.get("creationTimestamp")),
     )
 

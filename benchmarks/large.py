@@ -1,0 +1,148 @@
+"""``make bench-large``: the operator at 100, 10,000 and 100,000 pods over 1,000 services.
+
+Its figures go to docs/benchmarks-large.json and its own section of
+docs/benchmarks.md; ``make bench`` keeps the rest of the page. Pods are
+written by ``kitex-pods`` (Go) and the same program's list is the yardstick:
+the fastest a client reads the same pods, measured just before each sync.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from kitex_devcluster.build import ensure_tools
+from kitex_devcluster.etcd import EtcdCluster
+from kitex_devcluster.kube import KubeCluster
+from kitex_devcluster.processes import wait_until
+
+from . import kubepods, leases
+from .__main__ import PREFIX, Operator, churn, initial_sync_figures
+from .report import Results
+
+NAMESPACE = "bench-large"
+SERVICES = 1000
+NODES = 10
+
+
+def _keys(etcd: EtcdCluster) -> int:
+    """Keys under the registry prefix, counted by etcd (nothing sent back but the count)."""
+    out = etcd.etcdctl("get", "--prefix", f"{PREFIX}/", "--count-only", "-w", "fields")
+    return next(int(line.split(":")[1]) for line in out.splitlines()
+                if line.startswith('"Count"'))
+
+
+def grow(kube: KubeCluster, have: int, want: int) -> dict[str, float]:
+    """Pods ``have`` .. ``want``-1, then until every one is Ready: how long each took."""
+    started = time.monotonic()
+    created = kubepods.create(kube.kubeconfig, NAMESPACE, want - have, SERVICES, first=have)
+    if created["errors"]:
+        raise RuntimeError(f"kitex-pods create: {created['errors']} pods refused")
+    wait_until(lambda: kubepods.list_all(kube.kubeconfig)["ready"] >= want, timeout=3600,
+               interval=10, what=f"{want} ready pods")
+    figures = {"create_s": created["seconds"], "ready_s": time.monotonic() - started}
+    print(f"  {want} pods: created {want - have} in {created['seconds']:.0f}s, all ready "
+          f"after {figures['ready_s']:.0f}s", flush=True)
+    return figures
+
+
+def sync(kube: KubeCluster, workdir: Path, n: int) -> tuple[dict[str, float], Operator,
+                                                            EtcdCluster]:
+    """The yardstick list (best of three), then the operator's sync into a fresh etcd."""
+    lists = [kubepods.list_all(kube.kubeconfig) for _ in range(3)]
+    go = min(lists, key=lambda r: r["seconds"])
+    etcd = EtcdCluster.start(workdir / f"etcd-large-{n}")
+    keys = go["keys"]
+    operator = Operator(kube, etcd, workdir)
+    t0 = time.monotonic()
+    wait_until(lambda: operator.alive() and _keys(etcd) >= keys, timeout=900, interval=0.25,
+               what=f"{keys} keys in etcd")
+    seconds = time.monotonic() - t0
+    # /readyz may come a moment after the last key (it waits for the first status round)
+    wait_until(lambda: not math.isnan(operator.readyz_s), timeout=30, interval=0.1,
+               what="/readyz")
+    figures = {"go_list_s": go["seconds"], "go_list_cpu_s": go["cpu"], "keys": keys,
+               "go_list_all_s": statistics.mean(r["seconds"] for r in lists),
+               **initial_sync_figures(operator, n, seconds)}
+    print(f"  {n} pods: the Go list takes {go['seconds']:.2f}s (best of 3), the operator "
+          f"{seconds:.1f}s = {seconds / go['seconds']:.1f}x, peak RSS "
+          f"{figures['peak_rss_mib']:.0f} MiB", flush=True)
+    return figures, operator, etcd
+
+
+# What the operator process holds before it has read a single pod, step by step:
+# each line imports more (or builds the client object the operator builds).
+IMPORT_STEPS = (
+    ("interpreter and asyncio", "import asyncio"),
+    ("grpc, aetcd (etcd client)", "import grpc, aetcd"),
+    ("kubernetes client (and pydantic, urllib3, yaml, oauthlib)",
+     "import kubernetes.client, kubernetes.config"),
+    ("aiohttp, kopf", "import aiohttp, kopf"),
+    ("prometheus_client, msgspec, the operator's modules",
+     "import kitex_etcd_operator.cli, kitex_etcd_operator.runner"),
+    ("kubernetes.client.CoreV1Api(...) (built by KubeApi)",
+     "kubernetes.client.CoreV1Api(kubernetes.client.ApiClient())"),
+)
+_MEASURE = """
+import json, resource, sys, time
+steps, out, t0 = json.loads(sys.argv[1]), [], time.perf_counter()
+for name, code in steps:
+    started = time.perf_counter()
+    exec(code)
+    rss = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
+    out.append([name, time.perf_counter() - started, rss / 2**20])
+print(json.dumps(out))
+"""
+
+
+def import_costs() -> list[list[Any]]:
+    """[step, seconds, RSS MiB after it] of a fresh interpreter importing what the
+    operator imports: where the baseline memory and the start-up time go."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _MEASURE, json.dumps(IMPORT_STEPS)],
+                          capture_output=True, text=True, check=True)
+    steps: list[list[Any]] = json.loads(done.stdout)
+    return steps
+
+
+def run(out: Path, sizes: tuple[int, ...] = (100, 10_000, 100_000),
+        rates: tuple[int, ...] = (100, 200, 400)) -> dict[str, Any]:
+    import tempfile
+
+    large: dict[str, Any] = {"sizes": {}, "churn": {}, "cpu": {}, "leases": {},
+                             "imports": import_costs()}
+    tools = ensure_tools()
+    with tempfile.TemporaryDirectory(prefix="kitex-bench-large-") as tmp:
+        workdir = Path(tmp)
+        print("etcd under one big lease:", flush=True)
+        large["leases"] = leases.run(workdir)
+        kube = KubeCluster.start(tools, workdir=workdir / "kube", nodes=NODES)
+        try:
+            kube.kubectl("create", "namespace", NAMESPACE)
+            have = 0
+            for n in sizes:
+                figures = grow(kube, have, n)
+                have = n
+                results, operator, etcd = sync(kube, workdir, n)
+                try:
+                    if n == sizes[-1]:
+                        churned = Results()
+                        for rate in rates:
+                            churn(kube, etcd, NAMESPACE, rate, 20, churned, operator, workdir,
+                                  selector="app=bench-large", every_service=True)
+                        large["churn"], large["cpu"] = churned.churn, churned.cpu
+                        results["rss_after_churn_mib"] = operator.rss() / 2**20
+                finally:
+                    operator.stop()
+                    etcd.stop()
+                large["sizes"][n] = {**figures, **results}
+                out.write_text(json.dumps(large, indent=1) + "\n")  # kept if a later step fails
+        finally:
+            kube.stop()
+    return large

@@ -1,0 +1,39 @@
+"""The range index finds exactly the nesting bindings that a scan of all of them finds."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kitex_etcd_operator.desired import DesiredState
+from kitex_etcd_operator.kube import pod_view
+from kitex_etcd_operator.plan import Binding
+from kitex_etcd_operator.policy import ranges_nest
+from kitex_etcd_operator.ranges import RangeIndex
+from tests.support.factories import pod
+
+_part = st.sampled_from(["a", "b", "a/b", "ab", "a/", "/b", "kitex"])
+_bindings = st.builds(Binding, st.sampled_from(["etcd-1", "etcd-2"]), _part, _part)
+
+
+@given(st.lists(_bindings, max_size=12))
+def test_index_matches_a_scan(bindings: list[Binding]) -> None:
+    index = RangeIndex()
+    for b in bindings:
+        index.add(b)
+    for b in bindings:
+        assert index.nesting(b) == {o for o in bindings if o.target == b.target
+                                    and ranges_nest(o.range, b.range)}
+
+
+def test_desired_state_nesting_counts_present_bindings_only() -> None:
+    state = DesiredState()
+    ann = {"kitex.cloudwego.io/port": "8888"}
+    for uid, service in (("a", "echo"), ("b", "echo2")):
+        state.upsert_pod(pod_view(pod(uid, f"10.0.0.{len(uid)}", annotations={
+            **ann, "kitex.cloudwego.io/service": service})))
+    echo, echo2 = sorted(state.bindings(), key=lambda b: b.service)
+    assert state.nesting(echo) == [] and state.nesting(echo2) == []  # siblings: no nesting
+    outer = Binding(echo.target, "kitex", "registry-etcd")  # its range holds echo's
+    state._ranges.add(outer)
+    assert state.nesting(echo) == []  # known to the index, but nothing claims it
