@@ -21,7 +21,9 @@ from kitex_devcluster.kube import KubeCluster
 from kitex_devcluster.processes import wait_until
 
 from . import kubepods, leases
-from .__main__ import PREFIX, Operator, churn, initial_sync_figures
+from .churn_rates import churn
+from .harness import PREFIX, Operator
+from .initial import initial_sync_figures
 from .report import Results
 
 NAMESPACE = "bench-large"

@@ -1,0 +1,103 @@
+"""Pod churn at a fixed rate: the time from a readiness change to etcd, and the
+operator's own share of it."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+from kitex_devcluster.etcd import EtcdCluster
+from kitex_devcluster.kube import KubeCluster
+from kitex_devcluster.processes import wait_until
+
+from . import generator
+from .harness import (
+    PREFIX,
+    SERVICE,
+    EtcdEvents,
+    Operator,
+    Profiler,
+    bucket_quantile,
+    cpu_seconds,
+    histogram,
+    processes,
+)
+from .report import Results
+
+
+def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, seconds: float,
+          results: Results, operator: Operator, workdir: Path, profile: bool = False, *,
+          selector: str = "app=bench", every_service: bool = False) -> None:
+    """Pods turn ready, not ready, or are deleted at ``rate`` events per second.
+
+    With ``profile`` it is a profiling run: only the py-spy profile is kept.
+
+    Latency: from the request for the change (the patch or delete) going out
+    to etcd's watch event for the key, both on this machine's clock. The change
+    itself happens in the API server a little later, so this is an upper bound;
+    measuring from the API server's answer instead would be a lower one, below
+    zero at times, since a loaded API server may deliver its watch event (and
+    the operator write etcd) before the client reads the answer. Every tenth
+    event deletes a pod (it starts terminating: its key must go); the others
+    flip readiness. The changes come from a Go program (see ``generator``), so
+    that the load generator is not what limits the rate.
+    """
+    events = EtcdEvents(etcd, f"{PREFIX}/" if every_service else f"{PREFIX}/{SERVICE}/")
+    profiler = Profiler(operator.proc.pid, workdir / f"profile-churn-{rate}.txt") \
+        if profile else None
+    procs = processes(kube, etcd, operator)
+    window: dict[str, Any] = {}
+
+    def started() -> None:
+        window["cpu"] = cpu_seconds(procs)
+        window["hist"] = histogram(operator, "kitex_etcd_operator_change_to_etcd_seconds")
+
+    def finished() -> None:
+        window["cpu_after"] = cpu_seconds(procs)
+
+    run = generator.run(kube.kubeconfig, namespace, rate, int(rate * seconds),
+                        f"{PREFIX}/{SERVICE}/", 8888, started, finished, selector=selector,
+                        registry_prefix=PREFIX if every_service else "")
+    events_sent = sum(map(len, run.changes.values()))
+    achieved = events_sent / run.wall
+    wait_until(lambda: all(len(events.seen.get(k, [])) >= len(v)
+                           for k, v in run.changes.items()) or None,
+               timeout=120, interval=0.5, what="every change seen in etcd")
+    events.stop()
+    if profiler is not None:
+        results.profiles[f"churn at {rate}/s"] = profiler.stop()
+        return
+    pairs = [(change, seen) for k, times in run.changes.items()
+             for change, seen in zip(times, events.seen[k], strict=False)]
+    # From the request going out: an upper bound, the API server's own handling included.
+    q = statistics.quantiles([(seen - sent) * 1000 for (sent, _), seen in pairs], n=100)
+    api = statistics.quantiles([(t - sent) * 1000 for (sent, t), _ in pairs], n=100)
+    hist_after = histogram(operator, "kitex_etcd_operator_change_to_etcd_seconds")
+    own_p50, own_p99 = (bucket_quantile(window["hist"], hist_after, x) * 1000
+                        for x in (.5, .99))
+    cpu = {name: 100 * (window["cpu_after"][name] - window["cpu"][name]) / run.wall
+           for name in procs}
+    cpu["load generator (Go)"] = 100 * run.cpu_seconds / run.wall
+    results.churn[rate] = {"events": events_sent,
+                           "achieved_rate": achieved, "p50_ms": q[49], "p95_ms": q[94],
+                           "p99_ms": q[98], "own_p50_ms": own_p50, "own_p99_ms": own_p99,
+                           "api_p50_ms": api[49], "api_p99_ms": api[98],
+                           "errors": run.errors}
+    results.cpu[rate] = cpu
+    print(f"  churn {rate}/s (achieved {achieved:.0f}/s, {run.errors} refused): "
+          f"p50 {q[49]:.0f} ms, p95 {q[94]:.0f} ms, p99 {q[98]:.0f} ms; the API server's "
+          f"answer p50 {api[49]:.0f} ms, p99 {api[98]:.0f} ms; the operator's own "
+          f"share: p50 <= {own_p50:.0f} ms, p99 <= {own_p99:.0f} ms; CPU % of one core: "
+          + ", ".join(f"{name} {share:.0f}" for name, share in
+                      sorted(cpu.items(), key=lambda kv: -kv[1])), flush=True)
+
+
+def churn_scenarios(kube: KubeCluster, etcd: EtcdCluster, rates: list[int], seconds: float,
+                    results: Results, operator: Operator, workdir: Path, profile: bool) -> None:
+    """The measured churn runs over bench-1000, then a profiled one at the top rate."""
+    for rate in rates:
+        churn(kube, etcd, "bench-1000", rate, seconds, results, operator, workdir)
+    if profile:
+        churn(kube, etcd, "bench-1000", rates[-1], 10, results, operator, workdir,
+              profile=True)

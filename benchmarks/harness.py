@@ -1,0 +1,290 @@
+"""What every benchmark stands on: the operator as a measured process, profiles,
+CPU and memory readings, Prometheus histograms, pods created and counted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psutil
+from kubernetes import client
+
+from kitex_devcluster.etcd import EtcdCluster
+from kitex_devcluster.kube import KubeCluster
+from kitex_devcluster.processes import free_port, wait_until
+from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget
+
+ROOT = Path(__file__).resolve().parents[1]
+PREFIX = "kitex/registry-etcd"
+SERVICE = "bench"
+ANN = {"kitex.cloudwego.io/service": SERVICE, "kitex.cloudwego.io/port": "8888"}
+
+
+class Operator:
+    """The operator as a process, with its peak RSS sampled."""
+
+    def __init__(self, kube: KubeCluster, etcd: EtcdCluster, workdir: Path) -> None:
+        self.port = free_port()
+        self.log = (workdir / f"operator-{self.port}.log").open("wb")
+        self.started = time.monotonic()
+        self.readyz_s = float("nan")  # from the process start to /readyz answering 200
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kitex_etcd_operator", "run", "--kubeconfig",
+             str(kube.kubeconfig), "--etcd-endpoints", ",".join(etcd.endpoints),
+             "--health-port", str(self.port), "--log-level", "warning"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self.peak_rss = 0
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+
+    def _sample(self) -> None:
+        process = psutil.Process(self.proc.pid)
+        while not self._stop.wait(0.02 if self.readyz_s != self.readyz_s else 0.2):
+            try:
+                self.peak_rss = max(self.peak_rss, process.memory_info().rss)
+            except psutil.Error:
+                return
+            if self.readyz_s != self.readyz_s and self._ready():
+                self.readyz_s = time.monotonic() - self.started
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz",
+                                        timeout=1) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def cpu_seconds(self) -> float:
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return float(times.user + times.system)
+
+    def rss(self) -> int:
+        return int(psutil.Process(self.proc.pid).memory_info().rss)
+
+    def alive(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the operator exited with {self.proc.returncode}; "
+                               f"see {self.log.name}")
+        return True
+
+    def metric(self, name: str, **labels: str) -> float:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def etcd_messages(etcd: EtcdCluster, method: str) -> float:
+    """gRPC messages etcd received for ``method``, from etcd's own /metrics: the same
+    yardstick for the operator and for the Go library."""
+    total = 0.0
+    for endpoint in etcd.endpoints:
+        with urllib.request.urlopen(f"{endpoint}/metrics", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("grpc_server_msg_received_total{") \
+                        and f'grpc_method="{method}"' in line:
+                    total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def lease_count(etcd: EtcdCluster) -> int:
+    return len(json.loads(etcd.etcdctl("lease", "list", "-w", "json")).get("leases") or [])
+
+
+class Profiler:
+    """py-spy sampling the operator; the hottest functions by own time."""
+
+    def __init__(self, pid: int, out: Path) -> None:
+        self.out = out
+        self.proc: subprocess.Popen[bytes] | None = None
+        if shutil.which("py-spy") or (Path(sys.executable).parent / "py-spy").exists():
+            exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+            self.proc = subprocess.Popen(
+                [exe, "record", "--pid", str(pid), "--format", "raw", "--rate", "100",
+                 "--output", str(out), "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self, top: int = 12) -> list[tuple[str, float]]:
+        if self.proc is None:
+            return []
+        self.proc.send_signal(2)  # py-spy writes its output on SIGINT
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return []
+        own: dict[str, int] = {}
+        total = 0
+        for line in self.out.read_text().splitlines() if self.out.exists() else []:
+            stack, _, count = line.rpartition(" ")
+            frame = stack.rsplit(";", 1)[-1]
+            own[frame] = own.get(frame, 0) + int(count)
+            total += int(count)
+        ranked = sorted(own.items(), key=lambda kv: -kv[1])[:top]
+        return [(frame, 100 * n / total) for frame, n in ranked] if total else []
+
+
+def cpu_seconds(procs: dict[str, psutil.Process]) -> dict[str, float]:
+    out = {}
+    for name, proc in procs.items():
+        try:
+            times = proc.cpu_times()
+            out[name] = times.user + times.system
+        except psutil.Error:
+            out[name] = 0.0
+    return out
+
+
+def processes(kube: KubeCluster, etcd: EtcdCluster,
+              operator: Operator) -> dict[str, psutil.Process]:
+    """Every process of the run, by role: where the CPU goes during churn."""
+    procs = {"operator": psutil.Process(operator.proc.pid),
+             "benchmark process (its etcd watch)": psutil.Process()}
+    for proc in kube.processes:
+        procs[proc.name] = psutil.Process(proc.pid)
+    if kube.etcd is not None:
+        for member in kube.etcd.members:
+            if member.process is not None:
+                procs["etcd of kube-apiserver"] = psutil.Process(member.process.pid)
+    for member in etcd.members:
+        if member.process is not None:
+            procs["registry etcd"] = psutil.Process(member.process.pid)
+    return procs
+
+
+def histogram(operator: Operator, name: str) -> dict[float, float]:
+    """Cumulative bucket counts of one histogram of the operator (le -> count)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{operator.port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    buckets = {}
+    for line in text.splitlines():
+        if line.startswith(f"{name}_bucket{{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The upper bound of the bucket holding quantile ``q`` of what was observed in between."""
+    delta = {le: after.get(le, 0) - before.get(le, 0) for le in after}
+    total = delta.get(float("inf"), 0)
+    for le in sorted(delta):
+        if total and delta[le] >= q * total:
+            return le
+    return float("nan")
+
+
+def create_pods(core: Any, namespace: str, nodes: list[str], count: int) -> None:
+    def one(i: int) -> None:
+        core.create_namespaced_pod(namespace, {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"p{i}", "labels": {"app": "bench"}, "annotations": ANN},
+            "spec": {"nodeName": nodes[i % len(nodes)],
+                     "containers": [{"name": "c", "image": "bench/kitex"}]}})
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(count)))
+
+
+def ready_ips(core: Any, namespace: str) -> tuple[int, int]:
+    """(ready pods, distinct IPs among them): kwok may hand one IP to two pods."""
+    pods = core.list_namespaced_pod(namespace, label_selector="app=bench", limit=20000).items
+    ips = [p.status.pod_ip for p in pods if p.status.pod_ip and any(
+        c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+    return len(ips), len(set(ips))
+
+
+async def etcd_count(etcd: EtcdCluster) -> int:
+    c = EtcdClient(EtcdTarget(tuple(etcd.endpoints)))
+    try:
+        kvs, _ = await c.get_prefix(f"{PREFIX}/{SERVICE}/")
+        return len(kvs)
+    finally:
+        await c.close()
+
+
+def ready_pods(kube: KubeCluster, n: int) -> int:
+    """N ready annotated pods in namespace bench-N; returns their distinct IPs."""
+    core = client.CoreV1Api(kube.api_client())
+    namespace = f"bench-{n}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    started = time.monotonic()
+    create_pods(core, namespace, kube.node_names, n)
+    wait_until(lambda: ready_ips(core, namespace)[0] == n, timeout=900, interval=2,
+               what=f"{n} ready pods")
+    keys = ready_ips(core, namespace)[1]
+    print(f"  {n} ready pods ({keys} distinct IPs) created in "
+          f"{time.monotonic() - started:.0f}s", flush=True)
+    return keys
+
+
+class EtcdEvents:
+    """Every event under the bench prefix, as etcd's watch delivers it.
+
+    ``seen`` maps "<key>|PUT or DELETE" to the unix times of its events: the
+    clock the Go load generator stamps its changes with.
+    """
+
+    def __init__(self, etcd: EtcdCluster, prefix: str = f"{PREFIX}/{SERVICE}/") -> None:
+        self.prefix = prefix
+        self.seen: dict[str, list[float]] = {}
+        self.first_put = self.last_put = 0.0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._task = self._loop.create_task(self._watch(etcd))
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    def _run(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            self._loop.run_until_complete(self._task)
+        # Let gRPC finish the cancelled call. The loop is left open: grpcio's poller
+        # may still post to it, and a closed loop makes that a traceback.
+        self._loop.run_until_complete(asyncio.sleep(0.2))
+
+    async def _watch(self, etcd: EtcdCluster) -> None:
+        c = EtcdClient(EtcdTarget(tuple(etcd.endpoints)))
+        try:
+            # The revision to watch from, read where no key lives: the prefix may hold 100,000.
+            _, revision = await c.get_prefix("bench-revision-only/")
+            stream = c.watch_prefix(self.prefix, revision + 1)
+            self._ready.set()
+            async for event in stream:
+                now = time.time()
+                self.seen.setdefault(f"{event.key}|{event.kind}", []).append(now)
+                if event.kind == "PUT":
+                    self.first_put = self.first_put or now
+                    self.last_put = now
+        finally:
+            await c.close()
+
+    def stop(self) -> None:
+        """End the watch now, before its etcd goes away."""
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(10)
