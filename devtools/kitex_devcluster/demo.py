@@ -88,7 +88,7 @@ async def resolved(endpoints: list[str]) -> list[tuple[str, int, Any]]:
         result = go_resolve(SERVICE, [(kv.key, kv.value, kv.lease) for kv in kvs])
     except NoInstance:
         return []
-    return [(i.address, i.weight, i.tags) for i in result.instances]
+    return [(i.address, i.weight, i.tag_map()) for i in result.instances]
 
 
 def show(endpoints: list[str], ready_pods: int) -> list[tuple[str, int, Any]]:

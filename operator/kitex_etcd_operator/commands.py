@@ -19,12 +19,12 @@ from .etcd.client import EtcdClient
 from .etcd.errors import EtcdError
 from .kube import parse_kitexservice
 from .kube.errors import SpecError
-from .model import DEFAULT_OWNER_PREFIX
+from .model import DEFAULT_OWNER_PREFIX, service_range
 from .options import default_target, etcd_options
 from .plan import Binding, Observed, make_plan
 from .policy import PolicySet, decide_owner
 from .registry import TargetRegistry
-from .resolve import NoInstance, go_resolve, service_prefix
+from .resolve import NoInstance, go_resolve
 from .settings import Settings
 from .targets import TargetError, Targets
 
@@ -61,7 +61,7 @@ def resolve(service: str, as_json: bool, **kw: Any) -> None:
         targets = Targets(settings, None)
         client = EtcdClient(await targets.resolve(TargetRef()))
         try:
-            kvs, _ = await client.get_prefix(service_prefix(settings.prefix, service))
+            kvs, _ = await client.get_prefix(service_range(settings.prefix, service))
         finally:
             await client.close()
         try:
@@ -70,15 +70,16 @@ def resolve(service: str, as_json: bool, **kw: Any) -> None:
             raise click.ClickException(f"{exc} (a Kitex client keeps its last good list)"
                                        ) from None
         if as_json:
-            click.echo(json.dumps([{"network": i.network, "address": i.address,
-                                    "weight": i.weight, "tags": i.tags, "key": i.key,
-                                    "lease": f"{i.lease:x}"} for i in result.instances],
-                                  indent=2))
+            click.echo(json.dumps([{"network": e.instance.network, "address": e.instance.address,
+                                    "weight": e.instance.weight, "tags": e.instance.tag_map(),
+                                    "key": e.key, "lease": f"{e.lease:x}"}
+                                   for e in result.entries], indent=2))
         else:
             click.echo(f"{'ADDRESS':<28} {'NETWORK':<8} {'WEIGHT':>6}  {'LEASE':<17} TAGS")
-            for i in result.instances:
-                click.echo(f"{i.address:<28} {i.network:<8} {i.weight:>6}  {i.lease:<17x} "
-                           f"{json.dumps(i.tags) if i.tags else '-'}")
+            for e in result.entries:
+                i = e.instance
+                click.echo(f"{i.address:<28} {i.network:<8} {i.weight:>6}  {e.lease:<17x} "
+                           f"{json.dumps(i.tag_map()) if i.tags else '-'}")
         for key, why in result.skipped:
             click.echo(f"skipped {key}: {why}", err=True)
 

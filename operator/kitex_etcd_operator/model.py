@@ -11,8 +11,9 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 DEFAULT_PREFIX = "kitex/registry-etcd"
 HERTZ_PREFIX = "hertz/registry-etcd"
@@ -95,38 +96,64 @@ def join_host_port(host: str, port: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Instance:
-    """One Kitex instance: the value of one etcd entry."""
+    """One Kitex instance: the value of one etcd entry, as written or as resolved.
+
+    The one instance type: what the operator writes, what the ``resolve``
+    command emulates the Go resolver returning, and what the interop tests
+    read from the real Go programs.
+
+    ``tags`` keeps Go's difference between a nil map and an empty one: ``None``
+    is a nil map, written ``"tags":null`` (what registry-etcd and the operator
+    write for an instance without tags); ``()`` is an empty non-nil map,
+    ``"tags":{}``, which only a value written by someone else holds (a Go
+    server given an empty map). Go's resolver treats both as no tags, but it
+    hands the map on as it decoded it, so keeping them apart lets ``encode``
+    give back the bytes a Go writer wrote and ``kubectl kitex resolve --json``
+    print what a Go client holds. :meth:`make` never builds ``()``.
+    """
 
     address: str  # host:port, IPv6 bracketed
     network: str = DEFAULT_NETWORK
     weight: int = DEFAULT_WEIGHT
-    tags: tuple[tuple[str, str], ...] = field(default=())
+    tags: tuple[tuple[str, str], ...] | None = None  # sorted; None: nil map, (): empty map
 
     @staticmethod
     def make(host: str, port: int, *, network: str = DEFAULT_NETWORK,
              weight: int = DEFAULT_WEIGHT, tags: Mapping[str, str] | None = None) -> Instance:
-        """Build an instance from its parts, validating them."""
+        """Build an instance from its parts, validating them; no tags is ``null``."""
         if not network:
             raise InvalidInstance("network", "network must not be empty")
         if weight < 0:
             raise InvalidInstance("weight", f"weight {weight} is negative")
         return Instance(address=join_host_port(host, port), network=network, weight=weight,
-                        tags=tuple(sorted((tags or {}).items())))
+                        tags=go_tags(tags) or None)
+
+    def tag_map(self) -> dict[str, str] | None:
+        """The tags as Go holds them: ``None`` for a nil map (JSON ``null``)."""
+        return None if self.tags is None else dict(self.tags)
 
     def encode(self) -> bytes:
         """The value exactly as Go's ``encoding/json`` writes ``instanceInfo``.
 
-        Field order network, address, weight, tags; compact; ``null`` for no
-        tags; map keys sorted (Go sorts map keys); Go's string escaping. A
-        byte-wise comparison with a value a Go server wrote is then meaningful,
-        which is what lets the operator skip puts that would change nothing.
+        Field order network, address, weight, tags; compact; ``null`` for a
+        nil map (``{}`` for an empty one); map keys sorted (Go sorts map keys);
+        Go's string escaping. A byte-wise comparison with a value a Go server
+        wrote is then meaningful, which is what lets the operator skip puts
+        that would change nothing.
         """
-        if self.tags:
-            tags = "{" + ",".join(f"{go_string(k)}:{go_string(v)}" for k, v in self.tags) + "}"
-        else:
+        if self.tags is None:
             tags = "null"
+        else:
+            tags = "{" + ",".join(f"{go_string(k)}:{go_string(v)}" for k, v in self.tags) + "}"
         return (f'{{"network":{go_string(self.network)},"address":{go_string(self.address)},'
                 f'"weight":{self.weight},"tags":{tags}}}').encode()
+
+
+def go_tags(tags: Mapping[Any, Any] | None) -> tuple[tuple[str, str], ...] | None:
+    """Decoded JSON tags as :attr:`Instance.tags`: ``None`` stays ``None``, ``{}`` is ``()``."""
+    if tags is None:
+        return None
+    return tuple(sorted((str(k), str(v)) for k, v in tags.items()))
 
 
 _GO_SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -152,15 +179,19 @@ def instance_key(prefix: str, service: str, address: str) -> str:
 
 
 def decode_value(raw: bytes) -> Instance:
-    """Read a value the way the Go resolver does: unknown fields ignored."""
+    """Read a value the way the Go resolver does: unknown fields ignored.
+
+    ``null`` (or no) tags decode to ``None`` and ``{}`` to ``()``, as Go
+    decodes them, so ``decode_value(raw).encode() == raw`` for any value Go wrote.
+    """
     data = json.loads(raw)
     if not isinstance(data, dict):
         raise ValueError("value is not a JSON object")
-    tags = data.get("tags") or {}
-    if not isinstance(tags, dict):
+    tags = data.get("tags")
+    if tags is not None and not isinstance(tags, dict):
         raise ValueError("tags is not an object")
     weight = data.get("weight", 0)
     if not isinstance(weight, int) or isinstance(weight, bool):
         raise ValueError("weight is not an integer")
     return Instance(address=str(data.get("address", "")), network=str(data.get("network", "")),
-                    weight=weight, tags=tuple(sorted((str(k), str(v)) for k, v in tags.items())))
+                    weight=weight, tags=go_tags(tags))

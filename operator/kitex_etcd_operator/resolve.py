@@ -14,32 +14,40 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .model import DEFAULT_WEIGHT, service_range
+from .model import DEFAULT_WEIGHT, Instance, go_tags
 
 
 class NoInstance(Exception):
     """The Go resolver's error; a Kitex client then keeps its last good list."""
 
 
-@dataclass(slots=True)
-class Resolved:
-    network: str
-    address: str
-    weight: int
-    tags: dict[str, str] | None
-    key: str = ""
-    lease: int = 0
+@dataclass(frozen=True, slots=True)
+class ResolvedEntry:
+    """One entry the resolver kept: its key and lease, and the instance a client gets."""
+
+    key: str
+    lease: int
+    instance: Instance
 
 
 @dataclass(slots=True)
 class Resolution:
-    instances: list[Resolved] = field(default_factory=list)
+    entries: list[ResolvedEntry] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (key, why)
+
+    @property
+    def instances(self) -> list[Instance]:
+        """What a Kitex client holds, in key order."""
+        return [entry.instance for entry in self.entries]
 
 
 def go_resolve(service: str, kvs: Iterable[tuple[str, bytes, int]],
                default_weight: int = DEFAULT_WEIGHT) -> Resolution:
-    """Emulate ``etcdResolver.Resolve`` over (key, value, lease) rows in key order."""
+    """Emulate ``etcdResolver.Resolve`` over (key, value, lease) rows in key order.
+
+    Tags stay as Go decoded them: ``null`` is ``None``, ``{}`` is ``()``
+    (see :class:`~.model.Instance`).
+    """
     result = Resolution()
     for key, value, lease in kvs:
         try:
@@ -53,14 +61,10 @@ def go_resolve(service: str, kvs: Iterable[tuple[str, bytes, int]],
         except (ValueError, TypeError) as exc:
             result.skipped.append((key, f"fail to unmarshal: {exc}"))
             continue
-        result.instances.append(Resolved(
-            str(data.get("network", "")), str(data.get("address", "")),
-            weight if weight > 0 else default_weight,
-            None if tags is None else {str(k): str(v) for k, v in tags.items()}, key, lease))
+        instance = Instance(address=str(data.get("address", "")),
+                            network=str(data.get("network", "")),
+                            weight=weight if weight > 0 else default_weight, tags=go_tags(tags))
+        result.entries.append(ResolvedEntry(key, lease, instance))
     if not result.instances:
         raise NoInstance(f"no instance remains for {service}")
     return result
-
-
-def service_prefix(prefix: str, service: str) -> str:
-    return service_range(prefix, service)

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kitex_etcd_operator.model import Instance, go_tags
+
 MODULE_DIR = Path(__file__).resolve().parent
 PROGRAMS = ("echo-server", "echo-client", "resolve", "hertz-resolve", "go-register")
 # Versions pinned in go.mod; kept here for reports and docs (a test checks they match).
@@ -166,25 +168,14 @@ def ensure_built(progress: Progress = _stderr) -> Path:
 # ---------------------------------------------------------------- parsed output
 
 
-@dataclass(frozen=True)
-class Instance:
-    """One instance as a Go resolver returned it."""
-
-    network: str
-    address: str
-    weight: int
-    tags: dict[str, str] | None
-    """``None`` when the resolver's instance holds a nil map (the value had ``null``)."""
-
-    @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> Instance:
-        tags = obj.get("tags")
-        return cls(
-            network=str(obj["network"]),
-            address=str(obj["address"]),
-            weight=int(obj["weight"]),
-            tags=None if tags is None else {str(k): str(v) for k, v in tags.items()},
-        )
+def instance_from_json(obj: Mapping[str, Any]) -> Instance:
+    """One instance as a Go resolver returned it; a nil tags map (``null``) stays ``None``."""
+    return Instance(
+        network=str(obj["network"]),
+        address=str(obj["address"]),
+        weight=int(obj["weight"]),
+        tags=go_tags(obj.get("tags")),
+    )
 
 
 @dataclass(frozen=True)
@@ -199,7 +190,7 @@ class ResolveResult:
     def from_json(cls, obj: Mapping[str, Any]) -> ResolveResult:
         return cls(
             ok=bool(obj["ok"]),
-            instances=[Instance.from_json(i) for i in obj.get("instances") or []],
+            instances=[instance_from_json(i) for i in obj.get("instances") or []],
             error=obj.get("error"),
             cacheable=obj.get("cacheable"),
             cache_key=obj.get("cache_key"),
@@ -707,7 +698,6 @@ __all__ = [
     "EchoClient",
     "EchoServer",
     "GoRegister",
-    "Instance",
     "Launcher",
     "Program",
     "ProgramError",
@@ -716,6 +706,7 @@ __all__ = [
     "cache_dir",
     "ensure_built",
     "etcdctl_get_json",
+    "instance_from_json",
     "launcher",
     "source_hash",
     "wait_until",

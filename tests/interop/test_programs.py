@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from kitex_devcluster.etcd import EtcdCluster
+from kitex_etcd_operator.model import Instance, go_tags
 from tests.interop.programs import (
     HERTZ_REGISTRY_ETCD_VERSION,
     HERTZ_VERSION,
@@ -27,7 +28,6 @@ from tests.interop.programs import (
     PROGRAMS,
     REGISTRY_ETCD_VERSION,
     EchoServer,
-    Instance,
     Launcher,
     cache_dir,
     ensure_built,
@@ -290,7 +290,8 @@ def test_resolve_returns_what_go_registered(
         assert res.cache_key == service
         expected = {
             _go_address(v["addr"]): Instance(
-                "tcp", _go_address(v["addr"]), v.get("weight", 10) or 10, v.get("tags")
+                network="tcp", address=_go_address(v["addr"]),
+                weight=v.get("weight", 10) or 10, tags=go_tags(v.get("tags"))
             )
             for v in vecs
         }
@@ -357,8 +358,9 @@ def test_hertz_resolve_reads_hertz_prefix(launcher: Launcher, etcd: EtcdCluster)
         res = launcher.hertz_resolve(etcd.endpoints, "hz-svc")
         assert res.ok, res.error
         assert res.by_address() == {
-            "127.0.0.1:8080": Instance("tcp", "127.0.0.1:8080", 10, None),
-            "[fd00::2]:8080": Instance("tcp", "[fd00::2]:8080", 10, {"env": "prod"}),
+            "127.0.0.1:8080": Instance(address="127.0.0.1:8080", weight=10, tags=None),
+            "[fd00::2]:8080": Instance(address="[fd00::2]:8080", weight=10,
+                                       tags=(("env", "prod"),)),
         }
         # Hertz answers an empty list, not an error, when nothing is registered.
         empty = launcher.hertz_resolve(etcd.endpoints, "hz-none")

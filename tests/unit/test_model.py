@@ -20,6 +20,7 @@ from kitex_etcd_operator.model import (
     validate_prefix,
     validate_service_name,
 )
+from kitex_etcd_operator.plan import Observed, make_plan
 
 
 def test_ipv4_without_tags_is_go_bytes() -> None:
@@ -97,4 +98,38 @@ def test_round_trip_through_json(tags: dict[str, str], weight: int) -> None:
 
 def test_decoder_ignores_unknown_fields_like_go() -> None:
     raw = b'{"network":"tcp","address":"1.2.3.4:5","weight":0,"tags":{},"extra":1}'
-    assert decode_value(raw) == Instance(address="1.2.3.4:5", weight=0)
+    assert decode_value(raw) == Instance(address="1.2.3.4:5", weight=0, tags=())
+
+
+def test_the_operator_writes_null_for_no_tags() -> None:
+    """``make`` has no empty map: no tags, ``None`` or ``{}``, is always ``null``."""
+    for tags in (None, {}):
+        inst = Instance.make("10.0.0.1", 1, tags=tags)
+        assert inst.tags is None and inst.tag_map() is None
+        assert inst.encode().endswith(b'"tags":null}')
+
+
+def test_nil_and_empty_tags_stay_apart_as_go_keeps_them() -> None:
+    """A Go server given an empty map writes ``{}``: it decodes to ``()`` and back."""
+    null = b'{"network":"tcp","address":"10.0.0.1:1","weight":10,"tags":null}'
+    empty = b'{"network":"tcp","address":"10.0.0.1:1","weight":10,"tags":{}}'
+    assert decode_value(null).tags is None and decode_value(empty).tags == ()
+    assert decode_value(empty).tag_map() == {}
+    assert (decode_value(null).encode(), decode_value(empty).encode()) == (null, empty)
+    assert not decode_value(null).tags and not decode_value(empty).tags  # both: no tags
+    assert decode_value(empty) != Instance.make("10.0.0.1", 1)
+
+
+def test_a_go_written_empty_map_is_rewritten_as_before() -> None:
+    """The plan compares bytes: the operator's ``null`` differs from a Go ``{}``.
+
+    So a ``{}`` value on the operator's own lease is put again with ``null``
+    (as before the one instance type), and a ``null`` one is left alone.
+    """
+    key, ours = "kitex/registry-etcd/s/10.0.0.1:1", 7
+    want = {key: Instance.make("10.0.0.1", 1).encode()}
+    empty = b'{"network":"tcp","address":"10.0.0.1:1","weight":10,"tags":{}}'
+    plan = make_plan(want, {key: Observed(empty, ours)}, lease=ours, owned_leases={ours})
+    assert [(p.key, p.value) for p in plan.puts] == [(key, want[key])]
+    plan = make_plan(want, {key: Observed(want[key], ours)}, lease=ours, owned_leases={ours})
+    assert not plan and plan.unchanged == 1
