@@ -9,7 +9,7 @@ from pathlib import Path
 
 from kitex_devcluster.etcd import EtcdCluster
 from kitex_devcluster.processes import wait_until
-from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget
+from kitex_etcd_operator.etcd import EtcdClient, EtcdConfig
 
 from . import leases
 from .harness import ROOT, SERVICE, etcd_messages, lease_count
@@ -68,7 +68,7 @@ def go_library_cost(workdir: Path, n: int, window: float, results: Results) -> N
 
 async def raw_etcd(etcd: EtcdCluster, n: int) -> float:
     """Keys a second etcd takes on this machine, batched as fast as it goes."""
-    c = EtcdClient(EtcdTarget(tuple(etcd.endpoints)))
+    c = EtcdClient(EtcdConfig(tuple(etcd.endpoints)))
     try:
         started = time.monotonic()
         [lease] = await leases.fill(c, "raw/", n, n, 60)

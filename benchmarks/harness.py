@@ -22,7 +22,7 @@ from kubernetes import client
 from kitex_devcluster.etcd import EtcdCluster
 from kitex_devcluster.kube import KubeCluster
 from kitex_devcluster.processes import free_port, wait_until
-from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget
+from kitex_etcd_operator.etcd import EtcdClient, EtcdConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "kitex/registry-etcd"
@@ -219,7 +219,7 @@ def ready_ips(core: Any, namespace: str) -> tuple[int, int]:
 
 
 async def etcd_count(etcd: EtcdCluster) -> int:
-    c = EtcdClient(EtcdTarget(tuple(etcd.endpoints)))
+    c = EtcdClient(EtcdConfig(tuple(etcd.endpoints)))
     try:
         kvs, _ = await c.get_prefix(f"{PREFIX}/{SERVICE}/")
         return len(kvs)
@@ -268,7 +268,7 @@ class EtcdEvents:
         self._loop.run_until_complete(asyncio.sleep(0.2))
 
     async def _watch(self, etcd: EtcdCluster) -> None:
-        c = EtcdClient(EtcdTarget(tuple(etcd.endpoints)))
+        c = EtcdClient(EtcdConfig(tuple(etcd.endpoints)))
         try:
             # The revision to watch from, read where no key lives: the prefix may hold 100,000.
             _, revision = await c.get_prefix("bench-revision-only/")

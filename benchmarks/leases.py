@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from kitex_devcluster.etcd import EtcdCluster
-from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget
+from kitex_etcd_operator.etcd import EtcdClient, EtcdConfig
 from kitex_etcd_operator.writes import Put
 
 VALUE = b'{"network":"tcp","address":"10.0.0.1:8888","weight":10,"tags":null}'
@@ -85,8 +85,8 @@ async def _gone(c: EtcdClient, prefix: str, polls: int = 1200) -> None:
 
 async def measure(endpoints: tuple[str, ...], keys: int, caps: list[int],
                   expiry_ttl: int = 3) -> dict[str, dict[str, float]]:
-    writer = EtcdClient(EtcdTarget(endpoints))
-    admin = EtcdClient(EtcdTarget(endpoints))
+    writer = EtcdClient(EtcdConfig(endpoints))
+    admin = EtcdClient(EtcdConfig(endpoints))
     out: dict[str, dict[str, float]] = {}
     try:
         out["baseline (no lease event)"] = _quantiles(

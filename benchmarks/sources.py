@@ -43,7 +43,7 @@ def latency(kube: KubeCluster, etcd: EtcdCluster, operator_cls: Any, workdir: Pa
     etcd, through the pods and through the EndpointSlices, over ``flips`` changes."""
     import asyncio
 
-    from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget
+    from kitex_etcd_operator.etcd import EtcdClient, EtcdConfig
 
     api = kube.api_client()
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
@@ -67,7 +67,7 @@ def latency(kube: KubeCluster, etcd: EtcdCluster, operator_cls: Any, workdir: Pa
     operator = operator_cls(kube, etcd, workdir)
 
     async def keys(service: str) -> set[str]:
-        c = EtcdClient(EtcdTarget(tuple(etcd.endpoints)))
+        c = EtcdClient(EtcdConfig(tuple(etcd.endpoints)))
         try:
             return {kv.key for kv in (await c.get_prefix(f"{PREFIX}/{service}/"))[0]}
         finally:

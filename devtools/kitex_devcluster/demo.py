@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget
+from kitex_etcd_operator.etcd import EtcdClient, EtcdConfig
 from kitex_etcd_operator.model import DEFAULT_PREFIX, service_range
 from kitex_etcd_operator.resolve import NoInstance, go_resolve
 
@@ -79,7 +79,7 @@ def operator_process(cluster: DevCluster, workdir: Path) -> Iterator[subprocess.
 
 
 async def resolved(endpoints: list[str]) -> list[tuple[str, int, Any]]:
-    client = EtcdClient(EtcdTarget(tuple(endpoints)))
+    client = EtcdClient(EtcdConfig(tuple(endpoints)))
     try:
         kvs, _ = await client.get_prefix(service_range(DEFAULT_PREFIX, SERVICE))
     finally:

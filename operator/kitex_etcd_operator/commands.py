@@ -14,19 +14,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .desired import Defaults, DesiredState, TargetRef
+from .connections import EtcdAccessError, EtcdConnections
+from .desired import Defaults, DesiredState, EtcdAccess
 from .etcd.client import EtcdClient
 from .etcd.errors import EtcdError
 from .kube import parse_kitexservice
 from .kube.errors import SpecError
 from .model import DEFAULT_OWNER_PREFIX, service_range
-from .options import default_target, etcd_options
+from .options import default_etcd, etcd_options
 from .plan import Binding, Observed, make_plan
 from .policy import PolicySet, decide_owner
-from .registry import TargetRegistry
+from .registry import BindingRegistry
 from .resolve import NoInstance, go_resolve
 from .settings import Settings
-from .targets import TargetError, Targets
 
 if TYPE_CHECKING:
     from .kubeapi import KubeApi
@@ -44,7 +44,7 @@ def _run(coro: Callable[[], Awaitable[T]]) -> T:
 
 
 def _settings(kw: dict[str, Any]) -> Settings:
-    return Settings(etcd=default_target(kw), prefix=kw["prefix"],
+    return Settings(etcd=default_etcd(kw), prefix=kw["prefix"],
                     cluster_id=kw.get("cluster_id", "default"),
                     owner_prefix=kw.get("owner_prefix", DEFAULT_OWNER_PREFIX))
 
@@ -58,8 +58,8 @@ def resolve(service: str, as_json: bool, **kw: Any) -> None:
     settings = _settings(kw)
 
     async def read_range() -> None:
-        targets = Targets(settings, None)
-        client = EtcdClient(await targets.resolve(TargetRef()))
+        connections = EtcdConnections(settings, None)
+        client = EtcdClient(await connections.resolve(EtcdAccess()))
         try:
             kvs, _ = await client.get_prefix(service_range(settings.prefix, service))
         finally:
@@ -123,7 +123,7 @@ def diff(kubeconfig: str | None, namespaces: tuple[str, ...], **kw: Any) -> None
                 click.echo(f"KitexService {key[0]}/{key[1]}: {state.spec_errors[key]}", err=True)
         for view in await kube.list_pods(namespaces):
             state.upsert_pod(view)
-        targets = Targets(settings, kube, registries=lambda: state.registries)
+        connections = EtcdConnections(settings, kube, registries=lambda: state.registries)
         changes = 0
         try:
             for binding in sorted(state.bindings()):
@@ -131,8 +131,8 @@ def diff(kubeconfig: str | None, namespaces: tuple[str, ...], **kw: Any) -> None
                 if config is None:
                     continue
                 try:
-                    registry = await targets.get(config.target)
-                except TargetError as err:
+                    registry = await connections.get(config.access)
+                except EtcdAccessError as err:
                     click.echo(f"{binding}: {err}", err=True)
                     continue
                 # What the operator would write: the owner's instances only.
@@ -140,7 +140,7 @@ def diff(kubeconfig: str | None, namespaces: tuple[str, ...], **kw: Any) -> None
                 values = state.values(binding, state.namespaces_of(binding, owner))
                 changes += await _print_diff(registry, binding, values)
         finally:
-            await targets.close()
+            await connections.close()
             kube.close()
         return changes
 
@@ -178,13 +178,13 @@ async def _load_tenancy(kube: KubeApi, state: DesiredState) -> None:
                           for ns in await kube.list_namespaces()})
 
 
-async def _print_diff(registry: TargetRegistry, binding: Binding,
+async def _print_diff(registry: BindingRegistry, binding: Binding,
                       desired: dict[str, bytes]) -> int:
     observed: dict[str, Observed] = await registry.observe(binding)
     ours = registry.owned_leases(binding)
     lease = next((o.lease for o in observed.values() if o.lease in ours), 0)
     plan = make_plan(desired, observed, lease=lease, owned_leases=ours)
-    click.echo(f"{binding} (target {binding.target}): {len(desired)} desired, "
+    click.echo(f"{binding} (target {binding.etcd}): {len(desired)} desired, "
                f"{len(observed)} in etcd, {plan.unchanged} unchanged")
     for put in plan.puts:
         click.echo(f"  + {put.key} {put.value.decode()}")
@@ -204,13 +204,13 @@ def purge(yes: bool, **kw: Any) -> None:
     settings = _settings(kw)
 
     async def revoke_all() -> None:
-        targets = Targets(settings, None)
-        registry = await targets.get(TargetRef())
+        connections = EtcdConnections(settings, None)
+        registry = await connections.get(EtcdAccess())
         try:
             records = sorted(registry.records.values(), key=lambda r: (r.prefix, r.service))
             click.echo(f"{len(records)} lease(s) owned by cluster id {settings.cluster_id!r}")
             for done, record in enumerate(records, 1):
-                binding = Binding(TargetRef().id, record.prefix, record.service)
+                binding = Binding(EtcdAccess().id, record.prefix, record.service)
                 keys = [k for k, o in (await registry.observe(binding)).items()
                         if o.lease == record.lease]
                 verb = "revoking" if yes else "would revoke"
@@ -219,7 +219,7 @@ def purge(yes: bool, **kw: Any) -> None:
                 if yes:
                     await registry.remove(binding)
         finally:
-            await targets.close()
+            await connections.close()
         if not yes:
             click.echo("nothing removed: add --yes to purge")
 

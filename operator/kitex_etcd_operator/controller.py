@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import metrics, supervisor
-from .desired import ANNOTATIONS, BindingConfig, Defaults, DesiredState, SpecKey, TargetRef
+from .connections import EtcdAccessError, EtcdConnections
+from .desired import ANNOTATIONS, BindingConfig, Defaults, DesiredState, EtcdAccess, SpecKey
 from .etcd.errors import EtcdAuthError, EtcdError, EtcdTLSError, summary
 from .feeds import Feed, Held
 from .finalizers import Finalizers
@@ -51,21 +52,20 @@ from .policy import (
     ranges_nest,
     single_team_rule,
 )
-from .registry import RegistryError, SyncResult, TargetRegistry
+from .registry import BindingRegistry, RegistryError, SyncResult
 from .report import SyncReport
 from .retry import RetryState
 from .settings import Settings
 from .status import StatusReporter
-from .targets import TargetError, Targets
 
 log = logging.getLogger(__name__)
-RECOVERABLE = (EtcdError, RegistryError, TargetError, OSError)
+RECOVERABLE = (EtcdError, RegistryError, EtcdAccessError, OSError)
 LIST_RETRY = 5.0
 OBSERVE_SPREAD = 0.25  # how much earlier than observeDelay a healthy binding may check etcd
 
 
 class Controller:
-    """Owns the desired state, the etcd targets and the binding workers."""
+    """Owns the desired state, the etcd connections and the binding workers."""
 
     def __init__(self, settings: Settings, kube: KubeApi | None) -> None:
         self.settings = settings
@@ -74,7 +74,7 @@ class Controller:
             Defaults(settings.prefix, settings.lease_ttl, settings.retry, settings.etcd.endpoints),
             policies=PolicySet(default=single_team_rule(
                 allow_custom_endpoints=settings.allow_custom_endpoints)))
-        self.targets = Targets(settings, kube, registries=lambda: self.state.registries,
+        self.connections = EtcdConnections(settings, kube, registries=lambda: self.state.registries,
                                on_lease_lost=self._lease_lost)
         self.rules: dict[str, Rule] = {}
         self.invalid_policies: set[str] = set()
@@ -328,29 +328,29 @@ class Controller:
         for body in specs:
             self.on_kitexservice(None, body)
 
-    async def _connect_default(self) -> TargetRegistry | None:
+    async def _connect_default(self) -> BindingRegistry | None:
         try:
-            return await self.targets.get(TargetRef())
+            return await self.connections.get(EtcdAccess())
         except RECOVERABLE as exc:
             log.warning("Default etcd target not reachable yet: %s", exc)
             return None
 
-    async def _adopt_orphans(self, registry: TargetRegistry | None) -> None:
+    async def _adopt_orphans(self, registry: BindingRegistry | None) -> None:
         """Bindings we own leases for that nothing asks for any more: empty them.
 
-        Only the default target is known without a spec; other targets'
+        Only the default etcd is known without a spec; other etcds'
         orphans are found once a spec names them again.
         """
         if registry is None:
             return
         for prefix, service in registry.bindings_on_record():
-            binding = Binding(TargetRef().id, prefix, service)
+            binding = Binding(EtcdAccess().id, prefix, service)
             if binding not in self.workers:
                 self.workers[binding] = BindingWorker(self, binding)
                 self.workers[binding].poke(set())
 
     def default_config(self) -> BindingConfig:
-        return BindingConfig(TargetRef(), self.settings.lease_ttl, self.settings.retry)
+        return BindingConfig(EtcdAccess(), self.settings.lease_ttl, self.settings.retry)
 
     async def _report_initial_sync(self, started: float) -> None:
         """Progress of the first sync, which takes seconds with thousands of pods."""
@@ -379,11 +379,11 @@ class Controller:
         worker = self.workers.get(binding) if binding is not None else None
         return worker.retry.last_error if worker is not None else None
 
-    async def release_unused_targets(self) -> None:
-        """Close the clients of etcd targets no binding uses any more (never the default)."""
-        in_use = {b.target for b in self.workers} | {b.target for b in self.state.bindings()}
-        for scope in self.targets.scopes() - in_use - {TargetRef().scope}:
-            await self.targets.release(scope)
+    async def release_unused_connections(self) -> None:
+        """Close the connections to etcds no binding uses any more (never the default)."""
+        in_use = {b.etcd for b in self.workers} | {b.etcd for b in self.state.bindings()}
+        for scope in self.connections.scopes() - in_use - {EtcdAccess().scope}:
+            await self.connections.release(scope)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -394,7 +394,7 @@ class Controller:
                              return_exceptions=True)
         await self.status.stop()
         await self.finalizers.stop()
-        await self.targets.close()
+        await self.connections.close()
 
     @property
     def warm(self) -> bool:
@@ -403,7 +403,7 @@ class Controller:
 
     @property
     def ready(self) -> bool:
-        """After the initial lists, once every service was tried: a target that keeps
+        """After the initial lists, once every service was tried: an etcd that keeps
         failing shows as Degraded on its KitexService, it must not hold up a rollout."""
         return self.synced.is_set() and all(w.attempted for w in self.workers.values())
 
@@ -448,7 +448,7 @@ class BindingWorker:
             conflicts=tuple(self.last.conflicts) if self.last else (),
             withheld_deletes=self.capped_deletes,
             max_deletes=self.controller.settings.max_deletes, owner=self.owner,
-            refusal=self.refusal, etcd=self.config.target.describe())
+            refusal=self.refusal, etcd=self.config.access.describe())
 
     @property
     def _log_extra(self) -> dict[str, str]:
@@ -496,7 +496,7 @@ class BindingWorker:
             changed, self._changed_since = self._changed_since, None
             state = self.controller.state
             if not state.claimed(self.binding) and not state.instance_count(self.binding):
-                if await self._remove(self.config.target):
+                if await self._remove(self.config.access):
                     return
                 continue
             if await self._sync(keys):
@@ -529,7 +529,7 @@ class BindingWorker:
 
     # --- ownership ---------------------------------------------------------------
 
-    def _decide_owner(self, registry: TargetRegistry | None) -> str | None:
+    def _decide_owner(self, registry: BindingRegistry | None) -> str | None:
         claims = self.controller.state.claims(self.binding)
         recorded = registry.recorded_owner(self.binding) if registry is not None else None
         now = time.monotonic()
@@ -539,25 +539,25 @@ class BindingWorker:
         return decide_owner(claims, recorded, recorded_absent_for=now - self._owner_claimed_at,
                             grace=self.controller.settings.claim_grace)
 
-    async def _registry_and_owner(self) -> tuple[TargetRegistry, str | None, BindingConfig]:
+    async def _registry_and_owner(self) -> tuple[BindingRegistry, str | None, BindingConfig]:
         """Connect with the settings of the likely owner, then decide with etcd's record.
 
         The record is only known once connected; the owner it names, if other
         than the first guess, must reach this etcd with the same credentials
-        (``Targets.get`` refuses otherwise).
+        (``EtcdConnections.get`` refuses otherwise).
         """
         state = self.controller.state
         owner = self._decide_owner(None)
         config = self.trying = state.config_for(self.binding, owner) or self.config
-        registry = await self.controller.targets.get(config.target)
+        registry = await self.controller.connections.get(config.access)
         recorded_owner = self._decide_owner(registry)
         if recorded_owner != owner:
             owner = recorded_owner
             config = self.trying = state.config_for(self.binding, owner) or config
-            registry = await self.controller.targets.get(config.target)
+            registry = await self.controller.connections.get(config.access)
         return registry, owner, config
 
-    def _nesting_refusal(self, registry: TargetRegistry) -> str | None:
+    def _nesting_refusal(self, registry: BindingRegistry) -> str | None:
         """Why this binding's range may not be written, if another range nests with it.
 
         The Go resolver reads everything under ``{prefix}/{service}/``: a range
@@ -580,7 +580,7 @@ class BindingWorker:
         for other in state.nesting(self.binding):
             others[other] = RangeClaim(registry.recorded(other), created(other), other.range)
         for prefix, service in registry.bindings_on_record():
-            other = Binding(self.binding.target, prefix, service)
+            other = Binding(self.binding.etcd, prefix, service)
             if other != self.binding and other not in others \
                     and ranges_nest(other.range, self.binding.range):
                 others[other] = RangeClaim(True, "", other.range)
@@ -600,7 +600,7 @@ class BindingWorker:
         if owner != self.owner:
             keys = None  # another owner's instances: diff the whole range
         if keys is None:
-            await self.controller.targets.refresh(config.target)
+            await self.controller.connections.refresh(config.access)
             self.refusal = self._nesting_refusal(registry)
         self.config, self.owner = config, owner
         self.namespaces = self.controller.state.namespaces_of(self.binding, owner)
@@ -625,12 +625,12 @@ class BindingWorker:
             except (EtcdAuthError, EtcdTLSError):
                 # Credentials refused: a rotated Secret is read again now, not one
                 # retryDelay later after a failure users would see for nothing.
-                if not await self.controller.targets.refresh(self.trying.target):
+                if not await self.controller.connections.refresh(self.trying.access):
                     raise
                 keys = None
                 result, config = await self._attempt(keys)
         except RECOVERABLE as exc:
-            self.retry = self.retry.failed(public_error(exc, self.trying.target),
+            self.retry = self.retry.failed(public_error(exc, self.trying.access),
                                            failure_reason(exc))
             self.full = True
             self._not_before = time.monotonic() + self.retry.next_delay(config.retry)
@@ -686,31 +686,31 @@ class BindingWorker:
         if self.retry.failures == 0:
             metrics.instances.labels(*labels).set(desired - conflicts)
 
-    async def _remove(self, target: TargetRef) -> bool:
+    async def _remove(self, access: EtcdAccess) -> bool:
         """Take the binding out of etcd; True once it is gone (or cannot be ours any more).
 
-        A target we cannot even connect to (its Secret deleted, unreadable,
+        An etcd we cannot even connect to (its Secret deleted, unreadable,
         or malformed) has had no keepalive from us since: whatever we wrote
         there expires within one lease TTL on its own, so the binding is let
         go rather than holding a KitexService's finalizer forever.
         """
         self.attempted = True
-        if target.scope != self.binding.target:
+        if access.scope != self.binding.etcd:
             # Never connected to its own etcd (refused, unreachable credentials): nothing
             # there is ours, and another scope's leases of the same name are not its own.
             log.info("Letting %s go: it never wrote to its etcd", self.binding,
                      extra=self._log_extra)
             return await self._forget()
         try:
-            registry = await self.controller.targets.get(target)
+            registry = await self.controller.connections.get(access)
             if self.refusal is None:  # a refused binding wrote nothing that is its own
                 await registry.remove(self.binding, policy=self.controller.settings.policy,
                                       dry_run=self.controller.settings.dry_run)
-        except TargetError as exc:
+        except EtcdAccessError as exc:
             log.warning("Letting %s go without removing its entries (they expire within "
                         "their lease TTL): %s", self.binding, exc, extra=self._log_extra)
         except RECOVERABLE as exc:
-            self.retry = self.retry.failed(public_error(exc, target), failure_reason(exc))
+            self.retry = self.retry.failed(public_error(exc, access), failure_reason(exc))
             self._not_before = time.monotonic() + self.retry.next_delay(
                 self.controller.settings.retry)
             self.full = True
@@ -718,7 +718,7 @@ class BindingWorker:
             self.controller.status.removal_failed(
                 [key for key, b in self.controller._spec_bindings.items() if b == self.binding],
                 f"the entries of {self.binding} could not be removed, retrying: "
-                f"{public_error(exc, target)}")
+                f"{public_error(exc, access)}")
             return False
         else:
             log.info("Removed %s", self.binding, extra=self._log_extra)
@@ -729,18 +729,18 @@ class BindingWorker:
         self.done = True
         self._idle.set()
         self.controller.workers.pop(self.binding, None)
-        await self.controller.release_unused_targets()
+        await self.controller.release_unused_connections()
         return True
 
 
-def public_error(exc: BaseException, target: TargetRef) -> str:
+def public_error(exc: BaseException, access: EtcdAccess) -> str:
     """The error as a tenant's status and Events show it.
 
     For endpoints a tenant named, only the operator's own summary: the
     remote side's words would make the operator a scanner of any address.
     """
-    if isinstance(exc, EtcdError) and target.registry is None:
-        return f"{summary(exc)} ({', '.join(target.endpoints)})"
+    if isinstance(exc, EtcdError) and access.registry is None:
+        return f"{summary(exc)} ({', '.join(access.endpoints)})"
     return str(exc)
 
 
@@ -749,7 +749,7 @@ def failure_reason(exc: BaseException) -> str:
     (EtcdOutOfSpace, EtcdPermissionDenied, ClientCertificateExpired, ...)."""
     if isinstance(exc, EtcdError):
         return exc.reason
-    if isinstance(exc, TargetError):
+    if isinstance(exc, EtcdAccessError):
         return "InvalidEtcdTarget"
     return "SyncFailed"
 

@@ -39,7 +39,7 @@ from .ranges import RangeIndex
 from .retry import RetryConfig
 
 SpecKey = tuple[str, str]  # (namespace, name) of a KitexService
-DEFAULT_TARGET = "default"  # the scope id of the operator's own etcd (its flags)
+DEFAULT_SCOPE = "default"  # the scope id of the operator's own etcd (its flags)
 
 
 class PolicyError(SpecError):
@@ -55,17 +55,17 @@ class SourceConflict(SpecError):
 
 
 @dataclass(frozen=True, slots=True)
-class TargetRef:
-    """Which etcd, and who supplies the credentials to reach it.
+class EtcdAccess:
+    """Which etcd a binding writes to, and who supplies the credentials to reach it.
 
-    ``scope`` is the binding's target: one per physical etcd (the default
-    registry is ``default``; others are their canonical endpoints), so that
+    ``scope`` names the physical etcd (``Binding.etcd``): the default
+    registry is ``default``, others are their canonical endpoints, so that
     two specs reaching one etcd share one connection and one set of
-    ownership records. Secrets are named, not resolved: their content is read
-    by ``targets``, which reconnects when it changes.
+    ownership records. Secrets are named, not read: ``connections`` reads
+    them into an ``EtcdConfig``, and reconnects when they change.
     """
 
-    scope: str = DEFAULT_TARGET
+    scope: str = DEFAULT_SCOPE
     registry: str | None = DEFAULT_REGISTRY  # an admin registry; None: the tenant's own endpoints
     endpoints: tuple[str, ...] = ()  # the tenant's own endpoints
     namespace: str = ""  # where the tenant's Secrets are read
@@ -96,7 +96,7 @@ class TargetRef:
 class BindingConfig:
     """How one binding is kept: lease TTL and retry rhythm, and where it writes."""
 
-    target: TargetRef
+    access: EtcdAccess
     ttl: int
     retry: RetryConfig
 
@@ -307,8 +307,8 @@ class DesiredState:
                     or any(self._values.get(binding, {}).values()))
 
     def nesting(self, binding: Binding) -> list[Binding]:
-        """The bindings of ``binding``'s target whose range lies inside or around its
-        own: ``[b for b in bindings() if b.target == binding.target and
+        """The bindings in ``binding``'s etcd whose range lies inside or around its
+        own: ``[b for b in bindings() if b.etcd == binding.etcd and
         ranges_nest(b.range, binding.range)]``, in O(depth of the range)."""
         return [b for b in self._ranges.nesting(binding) if self.present(b)]
 
@@ -406,7 +406,7 @@ class DesiredState:
     def binding_of(self, spec: ServiceSpec, namespace: str) -> tuple[Binding, BindingConfig]:
         """Where a spec's instances go, and how they are kept there; ``SpecError`` if the
         spec names a registry that does not exist or endpoints that alias a registry."""
-        ref = self._target_of(spec, namespace)
+        ref = self._access_of(spec, namespace)
         prefix = spec.etcd.prefix or (HERTZ_PREFIX if spec.framework is Framework.HERTZ
                                       else self.defaults.prefix)
         binding = Binding(ref.scope, prefix, spec.service_name)
@@ -414,7 +414,7 @@ class DesiredState:
 
     # --- admission -----------------------------------------------------------
 
-    def _target_of(self, spec: ServiceSpec, namespace: str) -> TargetRef:
+    def _access_of(self, spec: ServiceSpec, namespace: str) -> EtcdAccess:
         etcd = spec.etcd
         if etcd.endpoints is not None:
             scope = identity(etcd.endpoints)
@@ -423,12 +423,12 @@ class DesiredState:
                     raise SpecError(field_path(spec.origin, "etcd.endpoints"),
                                     f"these endpoints reach registry {name}: name it with "
                                     "spec.etcd.registry instead")
-            return TargetRef(scope=scope, registry=None, endpoints=etcd.endpoints,
+            return EtcdAccess(scope=scope, registry=None, endpoints=etcd.endpoints,
                              namespace=namespace, auth_secret=etcd.auth_secret,
                              tls_secret=etcd.tls_secret, dial_timeout=etcd.dial_timeout)
         name = etcd.registry or DEFAULT_REGISTRY
         if name == DEFAULT_REGISTRY:
-            return TargetRef()
+            return EtcdAccess()
         registry = self.registries.get(name)
         if registry is None:
             raise SpecError(field_path(spec.origin, "etcd.registry"),
@@ -437,13 +437,13 @@ class DesiredState:
             raise SpecError(field_path(spec.origin, "etcd.registry"),
                             f"registry {name} reaches the same etcd as another registry; "
                             "the cluster admin must keep one")
-        return TargetRef(scope=registry.identity, registry=name)
+        return EtcdAccess(scope=registry.identity, registry=name)
 
     def _scopes(self) -> dict[str, tuple[str, str]]:
         """Registry name -> (scope, identity); of two registries reaching one etcd only
         the first (``default``, then by name) has one, so no etcd gets two scopes."""
         default = identity(self.defaults.endpoints)
-        scopes = {DEFAULT_REGISTRY: (DEFAULT_TARGET, default)}
+        scopes = {DEFAULT_REGISTRY: (DEFAULT_SCOPE, default)}
         taken = {default}
         for name in sorted(self.registries):
             ident = self.registries[name].identity
@@ -460,7 +460,7 @@ class DesiredState:
             labels = {}  # single-team default: namespaces need not be known
         verdict = self.policies.admit(Request(
             namespace=namespace, source=source, service=spec.service_name,
-            registry=config.target.registry, prefix=binding.prefix, weight=spec.weight,
+            registry=config.access.registry, prefix=binding.prefix, weight=spec.weight,
             fixed_host=spec.fixed_host is not None, host_ip=spec.address_source == "hostIP"),
             labels)
         if not isinstance(verdict, Admitted):
@@ -759,5 +759,16 @@ class _ClaimsView(Mapping[str, bytes]):
         return any(key in layer for layer in self._layers)
 
 
-__all__ = ["ANNOTATIONS", "KITEXSERVICE", "SERVICE", "BindingConfig", "Defaults", "DesiredState",
-           "PolicyError", "Source", "SourceConflict", "SpecKey", "TargetRef"]
+__all__ = [
+    "ANNOTATIONS",
+    "KITEXSERVICE",
+    "SERVICE",
+    "BindingConfig",
+    "Defaults",
+    "DesiredState",
+    "EtcdAccess",
+    "PolicyError",
+    "Source",
+    "SourceConflict",
+    "SpecKey",
+]

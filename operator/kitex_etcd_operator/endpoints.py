@@ -3,7 +3,7 @@
 Pure. Two specs that name one etcd with the endpoints in another order, a
 scheme or not, or another dial timeout must share one connection and one
 ownership scope: a second scope on the same etcd would read the first's
-ownership records as its own and delete its entries. So a target's identity
+ownership records as its own and delete its entries. So an etcd's identity
 is its canonical endpoint set, never the string a tenant typed.
 """
 

@@ -16,7 +16,7 @@ import click
 from .durations import DIAL_TIMEOUT, out_of_bounds, parse_duration
 from .etcd.channel import MAX_MESSAGE, set_max_response
 from .model import DEFAULT_PREFIX
-from .settings import DefaultTarget
+from .settings import DefaultEtcd
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]
@@ -40,7 +40,7 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
 
 
 def etcd_options(fn: Any) -> Any:
-    """The default etcd target: shared by ``run``, ``resolve``, ``diff`` and ``purge``."""
+    """The default etcd's flags: shared by ``run``, ``resolve``, ``diff`` and ``purge``."""
     options = [
         click.option("--etcd-endpoints", envvar="KITEX_ETCD_ENDPOINTS", default="127.0.0.1:2379",
                      show_default=True, help="Comma-separated etcd endpoints, tried in turn."),
@@ -71,7 +71,7 @@ def etcd_options(fn: Any) -> Any:
     return fn
 
 
-def default_target(kw: dict[str, Any]) -> DefaultTarget:
+def default_etcd(kw: dict[str, Any]) -> DefaultEtcd:
     set_max_response(kw["etcd_max_response_size"])
     password = os.environ.get("KITEX_ETCD_PASSWORD")
     if kw["etcd_password_file"]:
@@ -83,7 +83,7 @@ def default_target(kw: dict[str, Any]) -> DefaultTarget:
     endpoints = tuple(e.strip() for e in kw["etcd_endpoints"].split(",") if e.strip())
     if not endpoints:
         raise click.UsageError("--etcd-endpoints names no endpoint")
-    return DefaultTarget(endpoints=endpoints, username=kw["etcd_username"], password=password,
+    return DefaultEtcd(endpoints=endpoints, username=kw["etcd_username"], password=password,
                          ca_file=kw["etcd_ca"], cert_file=kw["etcd_cert"],
                          key_file=kw["etcd_key"], secret=kw["etcd_secret"],
                          dial_timeout=kw["etcd_dial_timeout"])

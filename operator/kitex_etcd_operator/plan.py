@@ -38,7 +38,7 @@ class Policy(StrEnum):
 class Binding:
     """One service in one etcd: the unit that owns a lease and a status."""
 
-    target: str  # identity of the etcd target (EtcdTarget.identity)
+    etcd: str  # which etcd: its scope id (``EtcdAccess.scope``; ``endpoints.identity``)
     prefix: str
     service: str
 

@@ -27,7 +27,7 @@ def _prefixes(range_: str) -> list[str]:
 
 
 class RangeIndex:
-    """Bindings by target and range, with the ranges below each "/"-ended prefix."""
+    """Bindings by etcd and range, with the ranges below each "/"-ended prefix."""
 
     def __init__(self) -> None:
         self._known: set[Binding] = set()
@@ -39,15 +39,15 @@ class RangeIndex:
             return
         self._known.add(binding)
         range_ = binding.range
-        self._at[binding.target, range_].add(binding)
+        self._at[binding.etcd, range_].add(binding)
         for prefix in _prefixes(range_):
-            self._below[binding.target, prefix].add(binding)
+            self._below[binding.etcd, prefix].add(binding)
 
     def nesting(self, binding: Binding) -> set[Binding]:
-        """Known bindings of the same target whose range lies inside or around
+        """Known bindings in the same etcd whose range lies inside or around
         ``binding``'s (``ranges_nest``), present or not."""
         range_ = binding.range
-        found = set(self._below.get((binding.target, range_), ()))
+        found = set(self._below.get((binding.etcd, range_), ()))
         for prefix in _prefixes(range_):
-            found |= self._at.get((binding.target, prefix), set())
+            found |= self._at.get((binding.etcd, prefix), set())
         return found

@@ -1,4 +1,4 @@
-"""One etcd target's entries: ownership, leases, and applying plans.
+"""One etcd's entries: ownership, leases, and applying plans.
 
 The operator deletes or overwrites only keys it can prove it wrote. Proof is
 the lease: every lease it grants gets an ownership record,
@@ -122,8 +122,8 @@ class _BindingState:
     fresh: bool = False  # observed holds a full read of the range
 
 
-class TargetRegistry:
-    """The bindings of one etcd target, written under one cluster id."""
+class BindingRegistry:
+    """The bindings of one etcd, written under one cluster id."""
 
     def __init__(self, client: EtcdClient, *, cluster_id: str,
                  owner_prefix: str = DEFAULT_OWNER_PREFIX,
@@ -240,7 +240,7 @@ class TargetRegistry:
 
     def _ensure_keepalive(self) -> None:
         if self._keepalive_task is None or self._keepalive_task.done():
-            self._keepalive_task = supervisor.spawn("keepalive", str(self.client.target),
+            self._keepalive_task = supervisor.spawn("keepalive", str(self.client.config),
                                                     self._keepalive_loop)
         self._wake.set()
 
@@ -444,4 +444,4 @@ def _parse_record(kv: KeyValue, prefix: str) -> LeaseRecord | None:
     return record
 
 
-__all__ = ["LeaseRecord", "RegistryError", "SyncResult", "TargetRegistry"]
+__all__ = ["BindingRegistry", "LeaseRecord", "RegistryError", "SyncResult"]

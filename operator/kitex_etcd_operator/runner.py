@@ -24,7 +24,7 @@ from .kube.checks import MAX_LEASE_TTL, MIN_LEASE_TTL
 from .leader import ElectionConfig, LeaderElector, LostLeadership
 from .logs import setup_logging
 from .model import DEFAULT_LEASE_TTL, DEFAULT_OWNER_PREFIX, validate_prefix
-from .options import Duration, default_target, etcd_options
+from .options import Duration, default_etcd, etcd_options
 from .plan import Policy
 from .retry import RetryConfig
 from .settings import Settings
@@ -107,7 +107,7 @@ def run(**kw: Any) -> None:
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     settings = Settings(
-        etcd=default_target(kw), prefix=prefix, lease_ttl=kw["lease_ttl"], retry=retry,
+        etcd=default_etcd(kw), prefix=prefix, lease_ttl=kw["lease_ttl"], retry=retry,
         cluster_id=kw["cluster_id"], owner_prefix=kw["owner_prefix"],
         namespaces=tuple(ns for item in kw["namespaces"] for ns in item.split(",") if ns),
         policy=Policy(kw["policy"]), dry_run=kw["dry_run"], max_deletes=kw["max_deletes"],

@@ -1,7 +1,7 @@
 """The operator's own settings, from flags and environment (see ``cli.run``).
 
 Every option of registry-etcd that is not per service lives here: the default
-etcd target (endpoints, auth, TLS, dial timeout), the default prefix, lease
+etcd (endpoints, auth, TLS, dial timeout), the default prefix, lease
 TTL and retry, plus what an operator needs that a library does not (cluster
 id, namespaces, policy, dry run, safety cap, probes).
 """
@@ -17,7 +17,7 @@ from .retry import RetryConfig
 
 
 @dataclass(frozen=True, slots=True)
-class DefaultTarget:
+class DefaultEtcd:
     """The etcd used by annotated pods and by KitexServices that name none."""
 
     endpoints: tuple[str, ...] = ("127.0.0.1:2379",)
@@ -32,7 +32,7 @@ class DefaultTarget:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    etcd: DefaultTarget = field(default_factory=DefaultTarget)
+    etcd: DefaultEtcd = field(default_factory=DefaultEtcd)
     prefix: str = DEFAULT_PREFIX
     lease_ttl: int = DEFAULT_LEASE_TTL
     retry: RetryConfig = field(default_factory=RetryConfig)

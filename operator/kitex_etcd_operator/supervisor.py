@@ -14,7 +14,7 @@ turns ``/healthz`` false: a restart of the pod is then the better repair,
 and Kubernetes does it.
 
 Expected failures are handled inside the tasks, typed (``EtcdError``,
-``RegistryError``, ``TargetError``, API errors); what reaches the supervisor
+``RegistryError``, ``EtcdAccessError``, API errors); what reaches the supervisor
 is a bug or an unforeseen failure, which must be seen and counted, never
 swallowed into a silent retry loop. Exceptions listed as ``fatal`` (losing
 leadership) end the task with that exception, for its owner to act on.
@@ -41,12 +41,12 @@ from . import metrics
 log = logging.getLogger(__name__)
 
 KINDS = frozenset({
-    "binding",  # one per (etcd target, prefix, service): the writes
+    "binding",  # one per (etcd, prefix, service): the writes
     "status-writer",  # KitexService status and Events
     "pod-watch",  # list + watch of pods, per namespace or cluster-wide
     "service-watch",  # list + watch of Services, likewise
     "endpointslice-watch",  # list + watch of EndpointSlices, likewise
-    "keepalive",  # lease keepalives, per etcd target
+    "keepalive",  # lease keepalives, per etcd
     "leader-election",
     "startup",  # initial lists, then letting the workers write
     "initial-sync",  # the progress report of the first sync
@@ -204,7 +204,7 @@ _default: Supervisor | None = None
 
 
 def default() -> Supervisor:
-    """The process's supervisor: modules deep in the stack (a target's keepalive loop)
+    """The process's supervisor: modules deep in the stack (a registry's keepalive loop)
     start their tasks through it without every constructor passing it along."""
     global _default
     if _default is None:

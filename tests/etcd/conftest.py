@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 
 from kitex_devcluster.etcd import EtcdCluster
-from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget
+from kitex_etcd_operator.etcd import EtcdClient, EtcdConfig
 from tests.etcd.etcd_auth_user import AUTH_PASSWORD, AUTH_PREFIX, AUTH_TOKEN_TTL, AUTH_USER
 
 
@@ -60,12 +60,12 @@ def etcd_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]
 
 
 @pytest.fixture
-async def make_client() -> AsyncIterator[Callable[[EtcdTarget], EtcdClient]]:
+async def make_client() -> AsyncIterator[Callable[[EtcdConfig], EtcdClient]]:
     """Clients closed at teardown, whatever the test did with them."""
     clients: list[EtcdClient] = []
 
-    def make(target: EtcdTarget) -> EtcdClient:
-        clients.append(EtcdClient(target))
+    def make(config: EtcdConfig) -> EtcdClient:
+        clients.append(EtcdClient(config))
         return clients[-1]
 
     yield make

@@ -14,19 +14,19 @@ from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.etcd import (
     EtcdAuthError,
     EtcdClient,
+    EtcdConfig,
     EtcdPermissionDenied,
-    EtcdTarget,
     WatchEvent,
 )
 from kitex_etcd_operator.writes import Put
 from tests.etcd.etcd_auth_user import AUTH_PASSWORD, AUTH_PREFIX, AUTH_TOKEN_TTL, AUTH_USER
 from tests.support.helpers import async_wait_for
 
-MakeClient = Callable[[EtcdTarget], EtcdClient]
+MakeClient = Callable[[EtcdConfig], EtcdClient]
 
 
-def user(cluster: EtcdCluster, password: str = AUTH_PASSWORD) -> EtcdTarget:
-    return EtcdTarget(tuple(cluster.endpoints), username=AUTH_USER, password=password)
+def user(cluster: EtcdCluster, password: str = AUTH_PASSWORD) -> EtcdConfig:
+    return EtcdConfig(tuple(cluster.endpoints), username=AUTH_USER, password=password)
 
 
 def expired(client: EtcdClient, since: Callable[[], float]) -> Callable[[], Awaitable[bool]]:
@@ -61,7 +61,7 @@ async def test_a_wrong_password(etcd_auth: EtcdCluster, make_client: MakeClient)
 
 async def test_no_credentials_where_etcd_requires_them(
         etcd_auth: EtcdCluster, make_client: MakeClient) -> None:
-    client = make_client(EtcdTarget(tuple(etcd_auth.endpoints)))
+    client = make_client(EtcdConfig(tuple(etcd_auth.endpoints)))
     with pytest.raises(EtcdAuthError, match="requires authentication: give a username"):
         await client.get_prefix(AUTH_PREFIX)
 

@@ -8,14 +8,14 @@ from collections.abc import Callable
 import pytest
 
 from kitex_devcluster.etcd import EtcdCluster
-from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget, EtcdUnavailable
+from kitex_etcd_operator.etcd import EtcdClient, EtcdConfig, EtcdUnavailable
 
-MakeClient = Callable[[EtcdTarget], EtcdClient]
+MakeClient = Callable[[EtcdConfig], EtcdClient]
 
 
 async def test_nothing_listening_fails_at_once(dead_endpoint: str,
                                                make_client: MakeClient) -> None:
-    client = make_client(EtcdTarget((dead_endpoint,)))  # the default 5 s dial timeout
+    client = make_client(EtcdConfig((dead_endpoint,)))  # the default 5 s dial timeout
     started = time.monotonic()
     with pytest.raises(EtcdUnavailable, match=f"no etcd endpoint answered: etcd at "
                        f"{dead_endpoint} is unavailable: .*Connection refused"):
@@ -25,7 +25,7 @@ async def test_nothing_listening_fails_at_once(dead_endpoint: str,
 
 async def test_a_silent_endpoint_fails_within_the_dial_timeout(
         silent_endpoint: str, make_client: MakeClient) -> None:
-    client = make_client(EtcdTarget((silent_endpoint,), dial_timeout=1.0))
+    client = make_client(EtcdConfig((silent_endpoint,), dial_timeout=1.0))
     started = time.monotonic()
     with pytest.raises(EtcdUnavailable, match=r"did not answer within the dial timeout \(1 s\)"):
         await client.grant(10)
@@ -38,7 +38,7 @@ async def test_dead_and_silent_endpoints_before_a_live_one_are_skipped(
         dead_endpoint: str, silent_endpoint: str, etcd_plain: EtcdCluster,
         make_client: MakeClient) -> None:
     live = etcd_plain.endpoints[0]
-    client = make_client(EtcdTarget((dead_endpoint, silent_endpoint, live), dial_timeout=1.0))
+    client = make_client(EtcdConfig((dead_endpoint, silent_endpoint, live), dial_timeout=1.0))
     started = time.monotonic()
     assert (await client.get_prefix("nothing/"))[0] == []
     assert client.current_endpoint == live.split("://")[1]

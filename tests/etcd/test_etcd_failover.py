@@ -13,15 +13,15 @@ from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.etcd import (
     Compare,
     EtcdClient,
+    EtcdConfig,
     EtcdError,
-    EtcdTarget,
     EtcdUnavailable,
     WatchEvent,
 )
 from kitex_etcd_operator.writes import Put
 from tests.support.helpers import async_wait_for
 
-MakeClient = Callable[[EtcdTarget], EtcdClient]
+MakeClient = Callable[[EtcdConfig], EtcdClient]
 
 
 def member_of(cluster: EtcdCluster, address: str) -> int:
@@ -67,11 +67,11 @@ class Writer:
 
 async def test_writes_and_a_watch_carry_on_when_the_current_member_stops(
         etcd_three: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
-    client = make_client(EtcdTarget(tuple(etcd_three.endpoints), dial_timeout=1))
+    client = make_client(EtcdConfig(tuple(etcd_three.endpoints), dial_timeout=1))
     _, revision = await client.get_prefix(prefix)
     lease = await client.grant(30)
     events: list[WatchEvent] = []
-    watcher = make_client(EtcdTarget(tuple(etcd_three.endpoints), dial_timeout=1))
+    watcher = make_client(EtcdConfig(tuple(etcd_three.endpoints), dial_timeout=1))
 
     async def watch() -> None:
         async for event in watcher.watch_prefix(prefix, start_revision=revision + 1):
@@ -132,7 +132,7 @@ async def test_writes_and_a_watch_carry_on_when_the_current_member_stops(
 
 async def test_every_member_in_turn_then_none(
         etcd_three: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
-    client = make_client(EtcdTarget(tuple(etcd_three.endpoints), dial_timeout=1))
+    client = make_client(EtcdConfig(tuple(etcd_three.endpoints), dial_timeout=1))
     lease = await client.grant(60)
     for turn in range(3):
         assert await client.txn([Compare.absent(f"{prefix}{turn}")],
@@ -154,7 +154,7 @@ async def test_every_member_in_turn_then_none(
 
 async def test_a_member_without_quorum_refuses_rather_than_hangs(
         etcd_three: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
-    client = make_client(EtcdTarget(tuple(etcd_three.endpoints), dial_timeout=1,
+    client = make_client(EtcdConfig(tuple(etcd_three.endpoints), dial_timeout=1,
                                     request_timeout=30))
     assert (await client.get_prefix(prefix))[0] == []
     survivor = member_of(etcd_three, client.current_endpoint)

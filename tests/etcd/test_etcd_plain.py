@@ -9,20 +9,20 @@ from collections.abc import Callable
 import pytest
 
 from kitex_devcluster.etcd import EtcdCluster
-from kitex_etcd_operator.etcd import Compare, EtcdClient, EtcdCompacted, EtcdTarget, WatchEvent
+from kitex_etcd_operator.etcd import Compare, EtcdClient, EtcdCompacted, EtcdConfig, WatchEvent
 from kitex_etcd_operator.writes import Delete, Put
 from tests.support.helpers import async_wait_for
 
-MakeClient = Callable[[EtcdTarget], EtcdClient]
+MakeClient = Callable[[EtcdConfig], EtcdClient]
 
 
-def target(cluster: EtcdCluster) -> EtcdTarget:
-    return EtcdTarget(tuple(cluster.endpoints))
+def config(cluster: EtcdCluster) -> EtcdConfig:
+    return EtcdConfig(tuple(cluster.endpoints))
 
 
 async def test_guarded_writes_on_create_revision_lease_and_value(
         etcd_plain: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
-    client = make_client(target(etcd_plain))
+    client = make_client(config(etcd_plain))
     key = prefix + "a"
     lease = await client.grant(30)
     assert await client.txn([Compare.absent(key)], [Put(key, b"1", lease)])
@@ -40,7 +40,7 @@ async def test_guarded_writes_on_create_revision_lease_and_value(
 
 async def test_leases_grant_keepalive_ttl_and_revoke(
         etcd_plain: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
-    client = make_client(target(etcd_plain))
+    client = make_client(config(etcd_plain))
     lease = await client.grant(30)
     assert await client.txn([], [Put(prefix + "x", b"", lease), Put(prefix + "y", b"", lease)])
     assert 0 < await client.lease_ttl(lease) <= 30
@@ -54,7 +54,7 @@ async def test_leases_grant_keepalive_ttl_and_revoke(
 
 async def test_a_range_of_ten_thousand_keys_beyond_grpcs_default_4_mib(
         etcd_plain: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
-    client = make_client(target(etcd_plain))
+    client = make_client(config(etcd_plain))
     value = b"x" * 600
     keys = [f"{prefix}{i:05d}" for i in range(10_000)]
     for start in range(0, len(keys), 128):  # etcd's default limit of ops per txn
@@ -66,7 +66,7 @@ async def test_a_range_of_ten_thousand_keys_beyond_grpcs_default_4_mib(
 
 async def test_status_names_the_member_and_its_version(
         etcd_plain: EtcdCluster, make_client: MakeClient) -> None:
-    status = await make_client(target(etcd_plain)).status()
+    status = await make_client(config(etcd_plain)).status()
     assert status["version"] == "3.6.16"
     assert status["leader"] == status["member_id"] != 0
     assert status["endpoint"] == etcd_plain.endpoints[0].split("://")[1]
@@ -79,7 +79,7 @@ async def collect(client: EtcdClient, prefix: str, start: int, into: list[WatchE
 
 async def test_watch_sees_puts_and_deletes_in_order_from_a_revision(
         etcd_plain: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
-    client = make_client(target(etcd_plain))
+    client = make_client(config(etcd_plain))
     _, revision = await client.get_prefix(prefix)
     lease = await client.grant(30)
     assert await client.txn([], [Put(prefix + "a", b"1", lease)])  # before the watch starts
@@ -107,7 +107,7 @@ async def test_watch_sees_puts_and_deletes_in_order_from_a_revision(
 
 async def test_a_watch_from_compacted_history_says_to_list_again(
         etcd_plain: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
-    client = make_client(target(etcd_plain))
+    client = make_client(config(etcd_plain))
     assert await client.txn([], [Put(prefix + "a", b"1")])
     _, old = await client.get_prefix(prefix)
     assert await client.txn([], [Put(prefix + "a", b"2")])
@@ -125,13 +125,13 @@ async def test_a_response_past_the_cap_is_a_typed_error(
     from kitex_etcd_operator.etcd import EtcdRequestError
     from kitex_etcd_operator.etcd.channel import MAX_MESSAGE, max_response, set_max_response
 
-    writer = make_client(target(etcd_plain))
+    writer = make_client(config(etcd_plain))
     junk = b"x" * (512 * 1024)
     for n in range(3):  # 1.5 MiB in all, past a 1 MiB cap
         assert await writer.txn([], [Put(f"{prefix}junk{n}", junk)])
     set_max_response(1024 * 1024)
     try:
-        capped = make_client(target(etcd_plain))
+        capped = make_client(config(etcd_plain))
         with pytest.raises(EtcdRequestError, match="--etcd-max-response-size"):
             await capped.get_prefix(prefix)
         kvs, _ = await capped.get_prefix(f"{prefix}junk0")  # within the cap: fine
@@ -147,7 +147,7 @@ async def test_requests_on_a_channel_closed_under_them_fail_over(
     ends those with a bare CancelledError, which silently ended the binding workers
     that made them (the soak found three services never written again). Now they are
     sent again on a new channel, as any replay-safe request after a failover."""
-    client = make_client(target(etcd_plain))
+    client = make_client(config(etcd_plain))
     assert await client.txn([], [Put(f"{prefix}big", b"x" * 1_000_000)])
     channel = await client._connect()
     reads = [asyncio.create_task(client.get_prefix(prefix)) for _ in range(20)]

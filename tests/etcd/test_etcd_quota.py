@@ -19,10 +19,10 @@ from collections.abc import Callable
 import pytest
 
 from kitex_devcluster.etcd import EtcdCluster
-from kitex_etcd_operator.etcd import EtcdClient, EtcdNoSpace, EtcdTarget
+from kitex_etcd_operator.etcd import EtcdClient, EtcdConfig, EtcdNoSpace
 from kitex_etcd_operator.writes import Put
 
-MakeClient = Callable[[EtcdTarget], EtcdClient]
+MakeClient = Callable[[EtcdConfig], EtcdClient]
 QUOTA = 1024 * 1024
 JUNK = b"x" * 200_000
 
@@ -30,7 +30,7 @@ JUNK = b"x" * 200_000
 async def test_out_of_space_is_named_and_leases_stay_alive(
         private_etcd: Callable[..., EtcdCluster], make_client: MakeClient) -> None:
     etcd = private_etcd("quota", extra_args=[f"--quota-backend-bytes={QUOTA}"])
-    client = make_client(EtcdTarget(tuple(etcd.endpoints)))
+    client = make_client(EtcdConfig(tuple(etcd.endpoints)))
     lease = await client.grant(30)
     assert await client.txn([], [Put("kept", b"1", lease)])
     deadline = time.monotonic() + 60

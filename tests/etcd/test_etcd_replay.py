@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from kitex_devcluster.etcd import EtcdCluster
-from kitex_etcd_operator.etcd import Compare, EtcdClient, EtcdTarget, EtcdUnavailable
+from kitex_etcd_operator.etcd import Compare, EtcdClient, EtcdConfig, EtcdUnavailable
 from kitex_etcd_operator.writes import Put
 from tests.etcd.etcd_proxy import SwallowingProxy
 
-MakeClient = Callable[[EtcdTarget], EtcdClient]
+MakeClient = Callable[[EtcdConfig], EtcdClient]
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ async def proxy(etcd_plain: EtcdCluster) -> AsyncIterator[SwallowingProxy]:
 async def connected_through(proxy: SwallowingProxy, etcd: EtcdCluster,
                             make_client: MakeClient) -> EtcdClient:
     """A client on the proxy first, the real endpoint second, already connected."""
-    client = make_client(EtcdTarget((proxy.endpoint, etcd.endpoints[0]), request_timeout=1.0))
+    client = make_client(EtcdConfig((proxy.endpoint, etcd.endpoints[0]), request_timeout=1.0))
     await client.status()
     assert client.current_endpoint == proxy.endpoint
     proxy.swallow = True

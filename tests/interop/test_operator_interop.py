@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget
+from kitex_etcd_operator.etcd import EtcdClient, EtcdConfig
 from kitex_etcd_operator.model import DEFAULT_PREFIX, Instance, instance_key
 from kitex_etcd_operator.plan import Binding
-from kitex_etcd_operator.registry import TargetRegistry
+from kitex_etcd_operator.registry import BindingRegistry
 from kitex_etcd_operator.resolve import go_resolve
 from tests.interop.programs import MODULE_DIR, REGISTRY_ETCD_VERSION, Launcher
 from tests.support.etcd_probe import EtcdProbe
@@ -54,8 +54,8 @@ def test_operator_bytes_equal_the_go_registry_golden_vectors() -> None:
 
 async def test_go_resolver_returns_exactly_what_the_operator_wrote(
         registry_etcd: Any, launcher: Launcher) -> None:
-    etcd = EtcdClient(EtcdTarget(tuple(registry_etcd.endpoints)))
-    registry = TargetRegistry(etcd, cluster_id=f"parity-{uuid.uuid4().hex[:6]}")
+    etcd = EtcdClient(EtcdConfig(tuple(registry_etcd.endpoints)))
+    registry = BindingRegistry(etcd, cluster_id=f"parity-{uuid.uuid4().hex[:6]}")
     await registry.load_ownership()
     run = uuid.uuid4().hex[:6]
     kinds: dict[str, tuple[str, list[Instance]]] = {

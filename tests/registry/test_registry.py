@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from kitex_etcd_operator.etcd import EtcdClient, EtcdTarget
+from kitex_etcd_operator.etcd import EtcdClient, EtcdConfig
 from kitex_etcd_operator.model import Instance, instance_key
 from kitex_etcd_operator.plan import Binding, Policy
-from kitex_etcd_operator.registry import TargetRegistry
+from kitex_etcd_operator.registry import BindingRegistry
 from tests.support.etcd_probe import EtcdProbe
 from tests.support.helpers import async_wait_for
 
@@ -33,13 +33,13 @@ def _own_cluster_id() -> None:
 
 @pytest.fixture
 async def client(registry_etcd: Any) -> AsyncIterator[EtcdClient]:
-    c = EtcdClient(EtcdTarget(tuple(registry_etcd.endpoints)))
+    c = EtcdClient(EtcdConfig(tuple(registry_etcd.endpoints)))
     yield c
     await c.close()
 
 
-async def make_registry(client: EtcdClient, cluster: str | None = None) -> TargetRegistry:
-    registry = TargetRegistry(client, cluster_id=cluster or CLUSTER,
+async def make_registry(client: EtcdClient, cluster: str | None = None) -> BindingRegistry:
+    registry = BindingRegistry(client, cluster_id=cluster or CLUSTER,
                               owner_prefix="kitex-etcd-operator/owners")
     await registry.load_ownership()
     return registry
@@ -122,14 +122,14 @@ async def test_restart_adopts_without_any_delete(registry_etcd: Any, etcd_probe:
     try:
         binding = Binding("default", prefix, "echo")
         want = desired(prefix, "echo", [Instance.make(f"10.0.0.{i}", 8888) for i in range(1, 6)])
-        first_client = EtcdClient(EtcdTarget(tuple(registry_etcd.endpoints)))
+        first_client = EtcdClient(EtcdConfig(tuple(registry_etcd.endpoints)))
         first = await make_registry(first_client)
         await first.sync(binding, want, ttl=60)
         leases = {kv.lease for kv in etcd_probe.get_prefix(f"{prefix}/echo/").values()}
         await first.close()  # a crash: nothing revoked, nothing deleted
         await first_client.close()
 
-        second_client = EtcdClient(EtcdTarget(tuple(registry_etcd.endpoints)))
+        second_client = EtcdClient(EtcdConfig(tuple(registry_etcd.endpoints)))
         second = await make_registry(second_client)
         changed = dict(want)
         changed[instance_key(prefix, "echo", "10.0.0.9:8888")] = \

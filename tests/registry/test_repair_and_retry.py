@@ -18,7 +18,7 @@ from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.controller import Controller
 from kitex_etcd_operator.plan import Binding
 from kitex_etcd_operator.retry import RetryConfig
-from kitex_etcd_operator.settings import DefaultTarget, Settings
+from kitex_etcd_operator.settings import DefaultEtcd, Settings
 from tests.support.etcd_probe import EtcdProbe
 from tests.support.factories import pod
 from tests.support.helpers import async_wait_for
@@ -34,7 +34,7 @@ def etcd(private_etcd: Callable[..., EtcdCluster]) -> EtcdCluster:
 @pytest.fixture
 async def controller(etcd: Any) -> AsyncIterator[Controller]:
     settings = Settings(
-        etcd=DefaultTarget(endpoints=tuple(etcd.endpoints), dial_timeout=0.5),
+        etcd=DefaultEtcd(endpoints=tuple(etcd.endpoints), dial_timeout=0.5),
         retry=RetryConfig(max_attempt_times=ATTEMPTS, observe_delay=OBSERVE, retry_delay=RETRY),
         cluster_id=f"c-{uuid.uuid4().hex[:6]}", lease_ttl=10)
     c = Controller(settings, kube=None)
@@ -139,7 +139,7 @@ async def test_a_lease_revoked_by_hand_is_replaced_at_the_next_write(
     entries stayed missing until the keepalive noticed. Now the failed write itself
     replaces the lease, and no sync fails."""
     settings = Settings(
-        etcd=DefaultTarget(endpoints=tuple(etcd.endpoints), dial_timeout=0.5),
+        etcd=DefaultEtcd(endpoints=tuple(etcd.endpoints), dial_timeout=0.5),
         retry=RetryConfig(max_attempt_times=ATTEMPTS, observe_delay=OBSERVE, retry_delay=RETRY),
         cluster_id=f"c-{uuid.uuid4().hex[:6]}", lease_ttl=60)
     controller = Controller(settings, kube=None)
@@ -165,21 +165,21 @@ async def test_a_lease_revoked_by_hand_is_replaced_at_the_next_write(
         await controller.stop()
 
 
-async def test_workers_racing_for_a_new_target_share_one_registry(etcd: Any) -> None:
+async def test_workers_racing_for_a_new_etcd_share_one_registry(etcd: Any) -> None:
     """The soak saw "Adopted 4 lease(s)" five times at each start: every worker made
     its own registry, two of them granted a lease for one service, and each took
     the other's keys for a conflict, so a gone pod's key stayed. One registry now."""
     import asyncio
 
-    from kitex_etcd_operator.desired import TargetRef
-    from kitex_etcd_operator.targets import Targets
+    from kitex_etcd_operator.connections import EtcdConnections
+    from kitex_etcd_operator.desired import EtcdAccess
 
-    targets = Targets(Settings(etcd=DefaultTarget(endpoints=tuple(etcd.endpoints))), None)
+    connections = EtcdConnections(Settings(etcd=DefaultEtcd(endpoints=tuple(etcd.endpoints))), None)
     try:
-        registries = await asyncio.gather(*(targets.get(TargetRef()) for _ in range(5)))
+        registries = await asyncio.gather(*(connections.get(EtcdAccess()) for _ in range(5)))
         assert len({id(r) for r in registries}) == 1
     finally:
-        await targets.close()
+        await connections.close()
 
 
 async def test_a_lease_whose_revoke_failed_is_never_written_again(
@@ -190,18 +190,18 @@ async def test_a_lease_whose_revoke_failed_is_never_written_again(
     call failed, but etcd may still apply such a request when its members return),
     a new pod came, and its key was written on that same lease, which the late
     revoke then took away. A lease once asked to be revoked is given up for good."""
-    from kitex_etcd_operator.etcd import EtcdClient, EtcdError, EtcdTarget
+    from kitex_etcd_operator.etcd import EtcdClient, EtcdConfig, EtcdError
     from kitex_etcd_operator.model import Instance, instance_key
-    from kitex_etcd_operator.registry import TargetRegistry
+    from kitex_etcd_operator.registry import BindingRegistry
 
     probe = EtcdProbe(tools.etcdctl, etcd.endpoints)
     prefix, service = "kitex/registry-etcd", "late-revoke"
     binding = Binding("default", prefix, service)
     address = Instance.make("10.3.0.1", 8888)
     want = {instance_key(prefix, service, address.address): address.encode()}
-    client = EtcdClient(EtcdTarget(tuple(etcd.endpoints), dial_timeout=0.5,
+    client = EtcdClient(EtcdConfig(tuple(etcd.endpoints), dial_timeout=0.5,
                                    request_timeout=1.0))
-    registry = TargetRegistry(client, cluster_id=f"c-{uuid.uuid4().hex[:6]}")
+    registry = BindingRegistry(client, cluster_id=f"c-{uuid.uuid4().hex[:6]}")
     try:
         await registry.load_ownership()
         await registry.sync(binding, want, ttl=60)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kitex_etcd_operator.desired import DesiredState, Source, TargetRef
+from kitex_etcd_operator.desired import DesiredState, EtcdAccess, Source
 from kitex_etcd_operator.kube import parse_kitexservice, pod_view
 from kitex_etcd_operator.plan import Binding
 from tests.support.factories import ANNOTATED, kitexservice, pod
@@ -67,15 +67,15 @@ def test_kitexservice_selects_by_label_with_named_port_and_label_tags() -> None:
     assert not state.sources(binding)
 
 
-def test_spec_with_own_etcd_gets_its_own_target() -> None:
+def test_spec_with_own_etcd_gets_its_own_scope() -> None:
     state = DesiredState()
     body = kitexservice("svc", port=1, etcd={"endpoints": ["10.9.9.9:2379"],
                                              "authSecretRef": {"name": "creds"}})
     binding, config = state.binding_of(parse_kitexservice(body), "default")
-    assert config.target == TargetRef(scope="10.9.9.9:2379", registry=None,
+    assert config.access == EtcdAccess(scope="10.9.9.9:2379", registry=None,
                                       endpoints=("10.9.9.9:2379",), namespace="default",
                                       auth_secret="creds")
-    assert binding.target == config.target.id != "default"
+    assert binding.etcd == config.access.id != "default"
 
 
 def test_two_pods_claiming_one_address_do_not_flap() -> None:

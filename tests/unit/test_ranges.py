@@ -22,7 +22,7 @@ def test_index_matches_a_scan(bindings: list[Binding]) -> None:
     for b in bindings:
         index.add(b)
     for b in bindings:
-        assert index.nesting(b) == {o for o in bindings if o.target == b.target
+        assert index.nesting(b) == {o for o in bindings if o.etcd == b.etcd
                                     and ranges_nest(o.range, b.range)}
 
 
@@ -34,6 +34,6 @@ def test_desired_state_nesting_counts_present_bindings_only() -> None:
             **ann, "kitex.cloudwego.io/service": service})))
     echo, echo2 = sorted(state.bindings(), key=lambda b: b.service)
     assert state.nesting(echo) == [] and state.nesting(echo2) == []  # siblings: no nesting
-    outer = Binding(echo.target, "kitex", "registry-etcd")  # its range holds echo's
+    outer = Binding(echo.etcd, "kitex", "registry-etcd")  # its range holds echo's
     state._ranges.add(outer)
     assert state.nesting(echo) == []  # known to the index, but nothing claims it

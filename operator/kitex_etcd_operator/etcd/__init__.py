@@ -7,7 +7,7 @@ messages can go straight into a Kubernetes Event.
 """
 
 from .client import EtcdClient
-from .config import EtcdTarget
+from .config import EtcdConfig
 from .errors import (
     EtcdAuthError,
     EtcdCertificateExpired,
@@ -27,12 +27,12 @@ __all__ = [
     "EtcdCertificateExpired",
     "EtcdClient",
     "EtcdCompacted",
+    "EtcdConfig",
     "EtcdError",
     "EtcdNoSpace",
     "EtcdPermissionDenied",
     "EtcdRequestError",
     "EtcdTLSError",
-    "EtcdTarget",
     "EtcdUnavailable",
     "KeyValue",
     "WatchEvent",

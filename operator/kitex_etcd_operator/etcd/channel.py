@@ -11,7 +11,7 @@ from __future__ import annotations
 import grpc
 from aetcd import rpc
 
-from .config import EtcdTarget
+from .config import EtcdConfig
 
 MAX_MESSAGE = 16 * 1024 * 1024
 """The default cap on one etcd response (``--etcd-max-response-size``). A range of
@@ -62,12 +62,12 @@ _REQUIRE_LEADER = ("hasleader", "true")
 class Channel:
     """The channel, its stubs and its auth token, for one endpoint."""
 
-    def __init__(self, target: EtcdTarget, address: str) -> None:
+    def __init__(self, config: EtcdConfig, address: str) -> None:
         self.address = address
-        if target.tls:
+        if config.tls:
             credentials = grpc.ssl_channel_credentials(
-                root_certificates=target.ca_pem, private_key=target.key_pem,
-                certificate_chain=target.cert_pem)
+                root_certificates=config.ca_pem, private_key=config.key_pem,
+                certificate_chain=config.cert_pem)
             self.grpc = grpc.aio.secure_channel(address, credentials, _options())
         else:
             self.grpc = grpc.aio.insecure_channel(address, _options())

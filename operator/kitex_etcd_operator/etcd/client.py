@@ -31,7 +31,7 @@ from aetcd import rpc, utils
 
 from ..writes import Write
 from .channel import MAX_MESSAGE, Channel
-from .config import EtcdTarget
+from .config import EtcdConfig
 from .errors import (
     EtcdAuthError,
     EtcdCompacted,
@@ -62,9 +62,9 @@ _WATCH_BACKOFF = 0.5
 class EtcdClient:
     """An etcd client over several endpoints; see the module docstring for the guarantees."""
 
-    def __init__(self, target: EtcdTarget) -> None:
-        self.target = target
-        self._addresses = target.addresses()
+    def __init__(self, config: EtcdConfig) -> None:
+        self.config = config
+        self._addresses = config.addresses()
         self._index = 0
         self._channel: Channel | None = None
         self._connect_lock = asyncio.Lock()
@@ -74,7 +74,7 @@ class EtcdClient:
         self.token_renewals = 0
 
     def __repr__(self) -> str:
-        return f"EtcdClient({self.target.describe()})"
+        return f"EtcdClient({self.config.describe()})"
 
     # --- connection -------------------------------------------------------------
 
@@ -91,15 +91,15 @@ class EtcdClient:
         """The current channel, or a new one on the first endpoint that answers."""
         if self._channel is not None:
             return self._channel
-        if self.target.cert_pem is not None:
-            check_client_certificate(self.target.cert_pem)
+        if self.config.cert_pem is not None:
+            check_client_certificate(self.config.cert_pem)
         async with self._connect_lock:
             if self._channel is not None:
                 return self._channel
             failures: list[EtcdError] = []
             for step in range(len(self._addresses)):
                 index = (self._index + step) % len(self._addresses)
-                channel = Channel(self.target, self._addresses[index])
+                channel = Channel(self.config, self._addresses[index])
                 try:
                     await self._handshake(channel)
                 except EtcdError as exc:
@@ -124,22 +124,22 @@ class EtcdClient:
         gRPC connects lazily, so the dial timeout is the deadline of this
         first request on the new channel.
         """
-        timeout = self.target.dial_timeout
+        timeout = self.config.dial_timeout
         try:
-            if self.target.username is not None:
+            if self.config.username is not None:
                 await self._authenticate(channel, timeout)
             else:
                 await channel.kv.Range(rpc.RangeRequest(key=b"\0", limit=1, serializable=True),
                                        timeout=timeout, metadata=channel.metadata)
         except grpc.aio.AioRpcError as exc:
-            raise handshake_error(exc, channel.address, tls=self.target.tls,
-                                  has_cert=self.target.cert_pem is not None,
-                                  dial_timeout=timeout, user=self.target.username) from None
+            raise handshake_error(exc, channel.address, tls=self.config.tls,
+                                  has_cert=self.config.cert_pem is not None,
+                                  dial_timeout=timeout, user=self.config.username) from None
 
     async def _authenticate(self, channel: Channel, deadline: float | None = None) -> None:
         response = await channel.auth.Authenticate(
-            rpc.AuthenticateRequest(name=self.target.username, password=self.target.password),
-            timeout=deadline or self.target.request_timeout, metadata=channel.metadata[:1])
+            rpc.AuthenticateRequest(name=self.config.username, password=self.config.password),
+            timeout=deadline or self.config.request_timeout, metadata=channel.metadata[:1])
         channel.set_token(response.token)
 
     async def _renew_token(self, channel: Channel, generation: int) -> None:
@@ -167,12 +167,12 @@ class EtcdClient:
                 try:
                     return await fn(channel)
                 except grpc.aio.AioRpcError as exc:
-                    if self.target.username is None or not is_expired_token(exc):
+                    if self.config.username is None or not is_expired_token(exc):
                         raise
                 await self._renew_token(channel, generation)
                 return await fn(channel)
             except grpc.aio.AioRpcError as exc:
-                error = translate(exc, channel.address, user=self.target.username)
+                error = translate(exc, channel.address, user=self.config.username)
                 if not is_failover(error):
                     raise error from None
                 await self._drop(channel)
@@ -206,7 +206,7 @@ class EtcdClient:
         request = rpc.RangeRequest(key=key, range_end=utils.prefix_range_end(key))
 
         async def get_prefix_on(c: Channel) -> Any:
-            return await c.kv.Range(request, timeout=self.target.request_timeout,
+            return await c.kv.Range(request, timeout=self.config.request_timeout,
                                     metadata=c.metadata)
 
         response = await self._call(get_prefix_on, replay_safe=True)
@@ -221,7 +221,7 @@ class EtcdClient:
                                  success=[request_op(op) for op in ops])
 
         async def txn_on(c: Channel) -> Any:
-            return await c.kv.Txn(request, timeout=self.target.request_timeout,
+            return await c.kv.Txn(request, timeout=self.config.request_timeout,
                                   metadata=c.metadata)
 
         response = await self._call(txn_on, replay_safe=txn_replay_safe(compares, ops))
@@ -230,7 +230,7 @@ class EtcdClient:
     async def grant(self, ttl: int) -> int:
         async def grant_on(c: Channel) -> Any:
             return await c.lease.LeaseGrant(rpc.LeaseGrantRequest(TTL=ttl),
-                                            timeout=self.target.request_timeout,
+                                            timeout=self.config.request_timeout,
                                             metadata=c.metadata)
 
         return int((await self._call(grant_on, replay_safe=True)).ID)
@@ -240,7 +240,7 @@ class EtcdClient:
         async def revoke_on(c: Channel) -> None:
             try:
                 await c.lease.LeaseRevoke(rpc.LeaseRevokeRequest(ID=lease_id),
-                                          timeout=self.target.request_timeout,
+                                          timeout=self.config.request_timeout,
                                           metadata=c.metadata)
             except grpc.aio.AioRpcError as exc:
                 if "lease not found" not in (exc.details() or ""):
@@ -252,7 +252,7 @@ class EtcdClient:
         """Refresh a lease; the remaining TTL, 0 when the lease no longer exists."""
         async def keepalive_on(c: Channel) -> int:
             stream = c.lease.LeaseKeepAlive(iter([rpc.LeaseKeepAliveRequest(ID=lease_id)]),
-                                            timeout=self.target.request_timeout,
+                                            timeout=self.config.request_timeout,
                                             metadata=c.metadata)
             async for reply in stream:
                 return int(reply.TTL)
@@ -264,7 +264,7 @@ class EtcdClient:
         """Seconds left on a lease; -1 when it does not exist."""
         async def lease_ttl_on(c: Channel) -> Any:
             return await c.lease.LeaseTimeToLive(rpc.LeaseTimeToLiveRequest(ID=lease_id),
-                                                 timeout=self.target.request_timeout,
+                                                 timeout=self.config.request_timeout,
                                                  metadata=c.metadata)
 
         return int((await self._call(lease_ttl_on, replay_safe=True)).TTL)
@@ -273,7 +273,7 @@ class EtcdClient:
         """The answering member's version, leader and size, for readiness checks."""
         async def status_on(c: Channel) -> Any:
             return await c.maintenance.Status(rpc.StatusRequest(),
-                                              timeout=self.target.request_timeout,
+                                              timeout=self.config.request_timeout,
                                               metadata=c.metadata)
 
         response = await self._call(status_on, replay_safe=True)
@@ -336,7 +336,7 @@ class EtcdClient:
                         f"etcd at {channel.address} ended the watch of {prefix}"))
                     await self._drop(channel)
             except grpc.aio.AioRpcError as exc:
-                error = translate(exc, channel.address, user=self.target.username)
+                error = translate(exc, channel.address, user=self.config.username)
                 if not is_failover(error):
                     raise error from None
                 failures.append(error)
@@ -350,7 +350,7 @@ class EtcdClient:
                 try:
                     await self._renew_token(channel, generation)
                 except grpc.aio.AioRpcError as exc:
-                    raise translate(exc, channel.address, user=self.target.username) from None
+                    raise translate(exc, channel.address, user=self.config.username) from None
                 continue
             if failures and len(failures) % len(self._addresses) == 0:
                 # Every endpoint failed once more. During a leader election each member
@@ -369,7 +369,7 @@ class EtcdClient:
                 f"etcd at {address} compacted the history of {prefix} past revision "
                 f"{next_revision} (oldest kept: {response.compact_revision}); list again",
                 int(response.compact_revision))
-        if self.target.username is not None and not renewed and (
+        if self.config.username is not None and not renewed and (
                 "permission denied" in reason or "auth token" in reason):
             return None
         kind = EtcdPermissionDenied if "permission denied" in reason else EtcdRequestError

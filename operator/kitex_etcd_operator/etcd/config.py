@@ -1,8 +1,8 @@
 """How to reach one etcd: the options of registry-etcd's constructors, as data.
 
-The target is frozen and hashable so that bindings naming the same etcd
+The config is frozen and hashable so that bindings naming the same etcd
 share one client, and a changed Secret (a rotated password) yields a
-different target, hence a new client.
+different config, hence a new client.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ SECRET_USERNAME, SECRET_PASSWORD = "username", "password"
 
 
 @dataclass(frozen=True, slots=True)
-class EtcdTarget:
+class EtcdConfig:
     """Endpoints, credentials and timeouts. Secrets never appear in ``repr`` or ``str``.
 
     Endpoints are ``host:port`` or ``http(s)://host:port``; any ``https``
@@ -64,7 +64,7 @@ class EtcdTarget:
         password: str | None = None,
         dial_timeout: float = DEFAULT_DIAL_TIMEOUT,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
-    ) -> EtcdTarget:
+    ) -> EtcdConfig:
         """As registry-etcd's ``WithTLSOpt(certFile, keyFile, caFile)``; read once, here."""
         return cls(tuple(endpoints), username=username, password=password,
                    ca_pem=_read(ca_file), cert_pem=_read(cert_file), key_pem=_read(key_file),

@@ -1,4 +1,4 @@
-"""EtcdTarget and the pure parts of the layer: what is hidden, what is refused, what is replayed."""
+"""EtcdConfig and the pure parts of the layer: what is hidden, what is refused, what is replayed."""
 
 from __future__ import annotations
 
@@ -7,31 +7,31 @@ from pathlib import Path
 import pytest
 from aetcd import rpc
 
-from kitex_etcd_operator.etcd import Compare, EtcdClient, EtcdTarget, txn_replay_safe
+from kitex_etcd_operator.etcd import Compare, EtcdClient, EtcdConfig, txn_replay_safe
 from kitex_etcd_operator.writes import Delete, Put
 
 SECRET = "hunter2-not-for-logs"
 PEM_CA, PEM_CERT, PEM_KEY = b"-----CA-----", b"-----CERT-----", b"-----KEY-----"
 
 
-def full() -> EtcdTarget:
-    return EtcdTarget(("https://etcd-0:2379", "etcd-1:2379"), username="kitex", password=SECRET,
+def full() -> EtcdConfig:
+    return EtcdConfig(("https://etcd-0:2379", "etcd-1:2379"), username="kitex", password=SECRET,
                       ca_pem=PEM_CA, cert_pem=PEM_CERT, key_pem=PEM_KEY)
 
 
 def test_secrets_never_appear_in_repr_str_or_the_clients_repr() -> None:
-    target = full()
-    for text in (repr(target), str(target), target.describe(), repr(EtcdClient(target))):
+    config = full()
+    for text in (repr(config), str(config), config.describe(), repr(EtcdClient(config))):
         assert SECRET not in text
         assert "KEY" not in text and "CERT" not in text
-    assert str(target) == ("https://etcd-0:2379,etcd-1:2379 (TLS) with a client certificate "
+    assert str(config) == ("https://etcd-0:2379,etcd-1:2379 (TLS) with a client certificate "
                            "as kitex")
 
 
-def test_targets_are_frozen_hashable_values() -> None:
+def test_configs_are_frozen_hashable_values() -> None:
     assert full() == full()
     assert len({full(), full()}) == 1
-    rotated = EtcdTarget(full().endpoints, username="kitex", password="new",
+    rotated = EtcdConfig(full().endpoints, username="kitex", password="new",
                          ca_pem=PEM_CA, cert_pem=PEM_CERT, key_pem=PEM_KEY)
     assert rotated != full()  # a rotated password makes a new client
     with pytest.raises(AttributeError):
@@ -39,12 +39,12 @@ def test_targets_are_frozen_hashable_values() -> None:
 
 
 def test_endpoints_with_and_without_scheme() -> None:
-    target = EtcdTarget(("http://10.0.0.1:2379/", "10.0.0.2:2379", "https://[fd00::1]:2379"))
-    assert target.addresses() == ["10.0.0.1:2379", "10.0.0.2:2379", "[fd00::1]:2379"]
-    assert target.tls  # one https endpoint turns TLS on for all
-    assert not EtcdTarget(("127.0.0.1:2379",)).tls
-    assert EtcdTarget(("127.0.0.1:2379",), ca_pem=PEM_CA).tls
-    assert EtcdTarget(("127.0.0.1:2379",)).dial_timeout == 5.0  # registry-etcd's default
+    config = EtcdConfig(("http://10.0.0.1:2379/", "10.0.0.2:2379", "https://[fd00::1]:2379"))
+    assert config.addresses() == ["10.0.0.1:2379", "10.0.0.2:2379", "[fd00::1]:2379"]
+    assert config.tls  # one https endpoint turns TLS on for all
+    assert not EtcdConfig(("127.0.0.1:2379",)).tls
+    assert EtcdConfig(("127.0.0.1:2379",), ca_pem=PEM_CA).tls
+    assert EtcdConfig(("127.0.0.1:2379",)).dial_timeout == 5.0  # registry-etcd's default
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -57,16 +57,16 @@ def test_endpoints_with_and_without_scheme() -> None:
 ])
 def test_inconsistent_settings_are_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        EtcdTarget(**kwargs)  # type: ignore[arg-type]
+        EtcdConfig(**kwargs)  # type: ignore[arg-type]
 
 
 def test_loaded_from_files(tmp_path: Path) -> None:
     for name, data in (("ca.crt", PEM_CA), ("tls.crt", PEM_CERT), ("tls.key", PEM_KEY)):
         (tmp_path / name).write_bytes(data)
-    from_files = EtcdTarget.from_files(["https://e:2379"], ca_file=tmp_path / "ca.crt",
+    from_files = EtcdConfig.from_files(["https://e:2379"], ca_file=tmp_path / "ca.crt",
                                        cert_file=tmp_path / "tls.crt",
                                        key_file=tmp_path / "tls.key")
-    assert from_files == EtcdTarget(("https://e:2379",), ca_pem=PEM_CA, cert_pem=PEM_CERT,
+    assert from_files == EtcdConfig(("https://e:2379",), ca_pem=PEM_CA, cert_pem=PEM_CERT,
                                     key_pem=PEM_KEY)
     assert from_files.tls
 

@@ -1,6 +1,6 @@
 """Connections to etcd, one per physical etcd, with credentials from files or Secrets.
 
-A binding's target is a scope: one per physical etcd (``desired.TargetRef``).
+A binding's etcd is a scope: one per physical etcd (``desired.EtcdAccess``).
 Every scope has exactly one client, one registry of ownership records and one
 source of credentials: the operator's flags for the ``default`` registry, the
 admin's Secrets (in the operator's namespace) for a ``KitexEtcdRegistry``, or
@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from .desired import TargetRef
+from .desired import EtcdAccess
 from .etcd.client import EtcdClient
 from .etcd.config import (
     SECRET_CA,
@@ -26,20 +26,20 @@ from .etcd.config import (
     SECRET_KEY,
     SECRET_PASSWORD,
     SECRET_USERNAME,
-    EtcdTarget,
+    EtcdConfig,
 )
 from .etcd.errors import EtcdError
 from .kube.tenancy import RegistryDef
 from .kubeapi import CREDENTIALS_TYPE, KubeApi, SecretUnusable
 from .plan import Binding
-from .registry import TargetRegistry
+from .registry import BindingRegistry
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-class TargetError(Exception):
-    """Credentials or settings of a target are unusable; the message names what."""
+class EtcdAccessError(Exception):
+    """The credentials or settings of an ``EtcdAccess`` are unusable; the message names what."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -48,15 +48,15 @@ class TargetError(Exception):
 
 @dataclass(slots=True)
 class _Handle:
-    registry: TargetRegistry
+    registry: BindingRegistry
     fingerprint: str
     credentials: tuple[str | None, ...]
     who: str  # the ref that connected first, for messages
     cluster_id: int = 0
 
 
-class Targets:
-    """One client and one registry per scope, shared by all its bindings."""
+class EtcdConnections:
+    """One etcd client and one registry per scope, shared by all the scope's bindings."""
 
     def __init__(self, settings: Settings, kube: KubeApi | None, *,
                  registries: Callable[[], Mapping[str, RegistryDef]] | None = None,
@@ -71,7 +71,7 @@ class Targets:
         # attempts at once (a start with many workers) could both pass it.
         self._connecting = asyncio.Lock()
 
-    async def get(self, ref: TargetRef) -> TargetRegistry:
+    async def get(self, ref: EtcdAccess) -> BindingRegistry:
         """The registry of the ref's scope, connecting once (concurrent callers wait).
 
         Without the lock two bindings that first use a new etcd at the same
@@ -86,29 +86,29 @@ class Targets:
                 if handle is None:
                     handle = await self._connect(ref)
         if handle.credentials != ref.credentials:
-            raise TargetError("spec.etcd", f"this etcd is already used through {handle.who}, "
+            raise EtcdAccessError("spec.etcd", f"this etcd is already used through {handle.who}, "
                               f"with other credentials than {ref.describe()}: one etcd is "
                               "reached with one set of credentials")
         return handle.registry
 
-    async def _connect(self, ref: TargetRef) -> _Handle:
-        target = await self.resolve(ref)
-        client = EtcdClient(target)
+    async def _connect(self, ref: EtcdAccess) -> _Handle:
+        config = await self.resolve(ref)
+        client = EtcdClient(config)
         try:
             cluster_id = await self._cluster_id(client, ref)
-            registry = TargetRegistry(client, cluster_id=self.settings.cluster_id,
+            registry = BindingRegistry(client, cluster_id=self.settings.cluster_id,
                                       owner_prefix=self.settings.owner_prefix,
                                       on_lease_lost=self.on_lease_lost)
             await registry.load_ownership()
         except BaseException:
             await client.close()
             raise
-        handle = _Handle(registry, _fingerprint(target), ref.credentials, ref.describe(),
+        handle = _Handle(registry, _fingerprint(config), ref.credentials, ref.describe(),
                          cluster_id)
         self._handles[ref.scope] = handle
         return handle
 
-    async def _cluster_id(self, client: EtcdClient, ref: TargetRef) -> int:
+    async def _cluster_id(self, client: EtcdClient, ref: EtcdAccess) -> int:
         """etcd's own cluster id; a second scope on an etcd already connected is refused.
 
         Endpoint strings can differ and still reach one cluster (a DNS name and
@@ -118,7 +118,7 @@ class Targets:
         cluster_id = int((await client.status()).get("cluster_id") or 0)
         for scope, other in self._handles.items():
             if cluster_id and other.cluster_id == cluster_id and scope != ref.scope:
-                raise TargetError("spec.etcd.endpoints", f"these endpoints reach the etcd "
+                raise EtcdAccessError("spec.etcd.endpoints", f"these endpoints reach the etcd "
                                   f"cluster already used through {other.who}: name that "
                                   "registry instead")
         return cluster_id
@@ -134,8 +134,8 @@ class Targets:
             await handle.registry.close()
             await handle.registry.client.close()
 
-    async def refresh(self, ref: TargetRef) -> bool:
-        """Re-read the target's credentials; reconnect if they changed (then True).
+    async def refresh(self, ref: EtcdAccess) -> bool:
+        """Re-read the scope's credentials; reconnect if they changed (then True).
 
         The new credentials must connect and log in before they replace the
         old: a Secret updated with an expired certificate or a wrong password
@@ -146,12 +146,12 @@ class Targets:
         handle = self._handles.get(ref.scope)
         if handle is None or handle.credentials != ref.credentials:
             return False
-        target = await self.resolve(ref)
-        fingerprint = _fingerprint(target)
+        config = await self.resolve(ref)
+        fingerprint = _fingerprint(config)
         if fingerprint == handle.fingerprint:
             return False
         log.info("Credentials of etcd target %s changed; reconnecting", ref.describe())
-        new = EtcdClient(target)
+        new = EtcdClient(config)
         try:
             await new.connect()
         except EtcdError as exc:
@@ -165,19 +165,19 @@ class Targets:
         await old.close()
         return True
 
-    async def resolve(self, ref: TargetRef) -> EtcdTarget:
+    async def resolve(self, ref: EtcdAccess) -> EtcdConfig:
         """The connection settings of a ref, reading its Secrets."""
         if ref.registry is None:
-            return await self._tenant_target(ref)
+            return await self._tenant_config(ref)
         if ref.registry != "default":
             registry = self.registries().get(ref.registry)
             if registry is None:
-                raise TargetError("spec.etcd.registry", f"no KitexEtcdRegistry named "
+                raise EtcdAccessError("spec.etcd.registry", f"no KitexEtcdRegistry named "
                                   f"{ref.registry!r}")
-            return await self._registry_target(registry)
-        return await self._default_target()
+            return await self._registry_config(registry)
+        return await self._default_config()
 
-    async def _default_target(self) -> EtcdTarget:
+    async def _default_config(self) -> EtcdConfig:
         base = self.settings.etcd
         username, password = base.username, base.password
         ca = cert = key = None
@@ -194,10 +194,10 @@ class Targets:
                 password = _text(data, SECRET_PASSWORD, "--etcd-secret")
             ca = data.get(SECRET_CA, ca)
             cert, key = data.get(SECRET_CERT, cert), data.get(SECRET_KEY, key)
-        return _target(base.endpoints, username, password, ca, cert, key, base.dial_timeout,
+        return _config(base.endpoints, username, password, ca, cert, key, base.dial_timeout,
                        "--etcd-endpoints")
 
-    async def _registry_target(self, registry: RegistryDef) -> EtcdTarget:
+    async def _registry_config(self, registry: RegistryDef) -> EtcdConfig:
         """An admin registry: its Secrets live in the operator's own namespace."""
         namespace = self.settings.operator_namespace
         at = f"KitexEtcdRegistry {registry.name}"
@@ -210,11 +210,11 @@ class Targets:
         if registry.tls_secret:
             ca, cert, key = await self._tls((namespace, registry.tls_secret),
                                             f"{at} spec.tlsSecretRef")
-        return _target(registry.endpoints, username, password, ca, cert, key,
+        return _config(registry.endpoints, username, password, ca, cert, key,
                        registry.dial_timeout or self.settings.etcd.dial_timeout,
                        f"{at} spec.endpoints")
 
-    async def _tenant_target(self, ref: TargetRef) -> EtcdTarget:
+    async def _tenant_config(self, ref: EtcdAccess) -> EtcdConfig:
         """A tenant's own etcd: only Secrets of the credentials type in its own namespace,
         never any of the operator's credentials."""
         username = password = ca = cert = key = None
@@ -226,7 +226,7 @@ class Targets:
         if ref.tls_secret:
             ca, cert, key = await self._tls((ref.namespace, ref.tls_secret),
                                             "spec.etcd.tlsSecretRef")
-        return _target(ref.endpoints, username, password, ca, cert, key,
+        return _config(ref.endpoints, username, password, ca, cert, key,
                        ref.dial_timeout or self.settings.etcd.dial_timeout,
                        "spec.etcd.endpoints")
 
@@ -236,51 +236,51 @@ class Targets:
         data = await self._secret(key, field, CREDENTIALS_TYPE)
         ca = data.get(SECRET_CA)
         if not ca:
-            raise TargetError(field, f"Secret has no {SECRET_CA}: TLS needs the CA that "
+            raise EtcdAccessError(field, f"Secret has no {SECRET_CA}: TLS needs the CA that "
                                      "signed etcd's server certificate")
         cert, client_key = data.get(SECRET_CERT), data.get(SECRET_KEY)
         if (cert is None) != (client_key is None):
-            raise TargetError(field, "Secret must hold both tls.crt and tls.key, or neither")
+            raise EtcdAccessError(field, "Secret must hold both tls.crt and tls.key, or neither")
         return ca, cert, client_key
 
     async def _secret(self, key: tuple[str, str], field: str,
                       secret_type: str | None) -> dict[str, bytes]:
         if self.kube is None:
-            raise TargetError(field, "Secrets cannot be read without a Kubernetes connection")
+            raise EtcdAccessError(field, "Secrets cannot be read without a Kubernetes connection")
         try:
             return await self.kube.read_secret(*key, secret_type=secret_type)
         except SecretUnusable as exc:
-            raise TargetError(field, str(exc)) from None
+            raise EtcdAccessError(field, str(exc)) from None
 
     async def close(self) -> None:
         for scope in list(self._handles):
             await self.release(scope)
 
 
-def _target(endpoints: tuple[str, ...], username: str | None, password: str | None,
+def _config(endpoints: tuple[str, ...], username: str | None, password: str | None,
             ca: bytes | None, cert: bytes | None, key: bytes | None, dial_timeout: float,
-            field: str) -> EtcdTarget:
+            field: str) -> EtcdConfig:
     try:
-        return EtcdTarget(endpoints=endpoints, username=username, password=password,
+        return EtcdConfig(endpoints=endpoints, username=username, password=password,
                           ca_pem=ca, cert_pem=cert, key_pem=key, dial_timeout=dial_timeout)
     except ValueError as exc:  # an endpoint or a credential pair the parser let through
-        raise TargetError(field, str(exc)) from None
+        raise EtcdAccessError(field, str(exc)) from None
 
 
 def _text(data: dict[str, bytes], key: str, field: str) -> str:
     try:
         return data[key].decode()
     except KeyError:
-        raise TargetError(field, f"Secret has no key {key!r}") from None
+        raise EtcdAccessError(field, f"Secret has no key {key!r}") from None
     except UnicodeDecodeError:
-        raise TargetError(field, f"Secret key {key!r} is not UTF-8 text") from None
+        raise EtcdAccessError(field, f"Secret key {key!r} is not UTF-8 text") from None
 
 
-def _fingerprint(target: EtcdTarget) -> str:
+def _fingerprint(config: EtcdConfig) -> str:
     """A digest of the credentials, so a change is seen without keeping them twice."""
     digest = hashlib.sha256()
-    for part in (target.username, target.password, target.ca_pem, target.cert_pem,
-                 target.key_pem):
+    for part in (config.username, config.password, config.ca_pem, config.cert_pem,
+                 config.key_pem):
         digest.update(part.encode() if isinstance(part, str) else (part or b""))
         digest.update(b"\0")
     return digest.hexdigest()
