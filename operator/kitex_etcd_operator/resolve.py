@@ -21,17 +21,10 @@ class NoInstance(Exception):
     """The Go resolver's error; a Kitex client then keeps its last good list."""
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedEntry:
-    """One entry the resolver kept: its key and lease, and the instance a client gets."""
-
-    key: str
-    lease: int
-    instance: Instance
-
-
 @dataclass(slots=True)
 class Resolution:
+    """What the resolver kept, in key order, and what it skipped with the Go error's words."""
+
     entries: list[ResolvedEntry] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (key, why)
 
@@ -39,6 +32,15 @@ class Resolution:
     def instances(self) -> list[Instance]:
         """What a Kitex client holds, in key order."""
         return [entry.instance for entry in self.entries]
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedEntry:
+    """One entry the resolver kept: its key and lease, and the instance a client gets."""
+
+    key: str
+    lease: int
+    instance: Instance
 
 
 def go_resolve(service: str, kvs: Iterable[tuple[str, bytes, int]],
