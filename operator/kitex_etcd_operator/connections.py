@@ -51,7 +51,7 @@ class _Handle:
     registry: BindingRegistry
     fingerprint: str
     credentials: tuple[str | None, ...]
-    who: str  # the ref that connected first, for messages
+    who: str  # the access that connected first, for messages
     cluster_id: int = 0
 
 
@@ -71,31 +71,31 @@ class EtcdConnections:
         # attempts at once (a start with many workers) could both pass it.
         self._connecting = asyncio.Lock()
 
-    async def get(self, ref: EtcdAccess) -> BindingRegistry:
-        """The registry of the ref's scope, connecting once (concurrent callers wait).
+    async def get(self, access: EtcdAccess) -> BindingRegistry:
+        """The registry of the access's scope, connecting once (concurrent callers wait).
 
         Without the lock two bindings that first use a new etcd at the same
         moment each made a registry for it: two sets of leases for one
         service, each reporting the other's keys as conflicts. Connections
         are rare (once per etcd), so one lock for all of them costs nothing.
         """
-        handle = self._handles.get(ref.scope)
+        handle = self._handles.get(access.scope)
         if handle is None:
             async with self._connecting:
-                handle = self._handles.get(ref.scope)
+                handle = self._handles.get(access.scope)
                 if handle is None:
-                    handle = await self._connect(ref)
-        if handle.credentials != ref.credentials:
+                    handle = await self._connect(access)
+        if handle.credentials != access.credentials:
             raise EtcdAccessError("spec.etcd", f"this etcd is already used through {handle.who}, "
-                              f"with other credentials than {ref.describe()}: one etcd is "
+                              f"with other credentials than {access.describe()}: one etcd is "
                               "reached with one set of credentials")
         return handle.registry
 
-    async def _connect(self, ref: EtcdAccess) -> _Handle:
-        config = await self.resolve(ref)
+    async def _connect(self, access: EtcdAccess) -> _Handle:
+        config = await self.resolve(access)
         client = EtcdClient(config)
         try:
-            cluster_id = await self._cluster_id(client, ref)
+            cluster_id = await self._cluster_id(client, access)
             registry = BindingRegistry(client, cluster_id=self.settings.cluster_id,
                                       owner_prefix=self.settings.owner_prefix,
                                       on_lease_lost=self.on_lease_lost)
@@ -103,12 +103,12 @@ class EtcdConnections:
         except BaseException:
             await client.close()
             raise
-        handle = _Handle(registry, _fingerprint(config), ref.credentials, ref.describe(),
+        handle = _Handle(registry, _fingerprint(config), access.credentials, access.describe(),
                          cluster_id)
-        self._handles[ref.scope] = handle
+        self._handles[access.scope] = handle
         return handle
 
-    async def _cluster_id(self, client: EtcdClient, ref: EtcdAccess) -> int:
+    async def _cluster_id(self, client: EtcdClient, access: EtcdAccess) -> int:
         """etcd's own cluster id; a second scope on an etcd already connected is refused.
 
         Endpoint strings can differ and still reach one cluster (a DNS name and
@@ -117,7 +117,7 @@ class EtcdConnections:
         """
         cluster_id = int((await client.status()).get("cluster_id") or 0)
         for scope, other in self._handles.items():
-            if cluster_id and other.cluster_id == cluster_id and scope != ref.scope:
+            if cluster_id and other.cluster_id == cluster_id and scope != access.scope:
                 raise EtcdAccessError("spec.etcd.endpoints", f"these endpoints reach the etcd "
                                   f"cluster already used through {other.who}: name that "
                                   "registry instead")
@@ -134,7 +134,7 @@ class EtcdConnections:
             await handle.registry.close()
             await handle.registry.client.close()
 
-    async def refresh(self, ref: EtcdAccess) -> bool:
+    async def refresh(self, access: EtcdAccess) -> bool:
         """Re-read the scope's credentials; reconnect if they changed (then True).
 
         The new credentials must connect and log in before they replace the
@@ -143,21 +143,21 @@ class EtcdConnections:
         connection keeps the leases alive, so no entry is lost over a bad
         Secret. Restoring the Secret is then all it takes.
         """
-        handle = self._handles.get(ref.scope)
-        if handle is None or handle.credentials != ref.credentials:
+        handle = self._handles.get(access.scope)
+        if handle is None or handle.credentials != access.credentials:
             return False
-        config = await self.resolve(ref)
+        config = await self.resolve(access)
         fingerprint = _fingerprint(config)
         if fingerprint == handle.fingerprint:
             return False
-        log.info("Credentials of etcd target %s changed; reconnecting", ref.describe())
+        log.info("Credentials of etcd target %s changed; reconnecting", access.describe())
         new = EtcdClient(config)
         try:
             await new.connect()
         except EtcdError as exc:
             await new.close()
             log.warning("The new credentials of etcd target %s do not work, keeping the "
-                        "current connection for the leases: %s", ref.describe(), exc)
+                        "current connection for the leases: %s", access.describe(), exc)
             raise
         old = handle.registry.client
         handle.registry.client = new
@@ -165,15 +165,15 @@ class EtcdConnections:
         await old.close()
         return True
 
-    async def resolve(self, ref: EtcdAccess) -> EtcdConfig:
-        """The connection settings of a ref, reading its Secrets."""
-        if ref.registry is None:
-            return await self._tenant_config(ref)
-        if ref.registry != "default":
-            registry = self.registries().get(ref.registry)
+    async def resolve(self, access: EtcdAccess) -> EtcdConfig:
+        """The connection settings of an access, reading its Secrets."""
+        if access.registry is None:
+            return await self._tenant_config(access)
+        if access.registry != "default":
+            registry = self.registries().get(access.registry)
             if registry is None:
                 raise EtcdAccessError("spec.etcd.registry", f"no KitexEtcdRegistry named "
-                                  f"{ref.registry!r}")
+                                  f"{access.registry!r}")
             return await self._registry_config(registry)
         return await self._default_config()
 
@@ -214,20 +214,20 @@ class EtcdConnections:
                        registry.dial_timeout or self.settings.etcd.dial_timeout,
                        f"{at} spec.endpoints")
 
-    async def _tenant_config(self, ref: EtcdAccess) -> EtcdConfig:
+    async def _tenant_config(self, access: EtcdAccess) -> EtcdConfig:
         """A tenant's own etcd: only Secrets of the credentials type in its own namespace,
         never any of the operator's credentials."""
         username = password = ca = cert = key = None
-        if ref.auth_secret:
-            data = await self._secret((ref.namespace, ref.auth_secret),
+        if access.auth_secret:
+            data = await self._secret((access.namespace, access.auth_secret),
                                       "spec.etcd.authSecretRef", CREDENTIALS_TYPE)
             username = _text(data, SECRET_USERNAME, "spec.etcd.authSecretRef")
             password = _text(data, SECRET_PASSWORD, "spec.etcd.authSecretRef")
-        if ref.tls_secret:
-            ca, cert, key = await self._tls((ref.namespace, ref.tls_secret),
+        if access.tls_secret:
+            ca, cert, key = await self._tls((access.namespace, access.tls_secret),
                                             "spec.etcd.tlsSecretRef")
-        return _config(ref.endpoints, username, password, ca, cert, key,
-                       ref.dial_timeout or self.settings.etcd.dial_timeout,
+        return _config(access.endpoints, username, password, ca, cert, key,
+                       access.dial_timeout or self.settings.etcd.dial_timeout,
                        "spec.etcd.endpoints")
 
     async def _tls(self, key: tuple[str, str], field: str

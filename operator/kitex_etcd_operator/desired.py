@@ -406,11 +406,11 @@ class DesiredState:
     def binding_of(self, spec: ServiceSpec, namespace: str) -> tuple[Binding, BindingConfig]:
         """Where a spec's instances go, and how they are kept there; ``SpecError`` if the
         spec names a registry that does not exist or endpoints that alias a registry."""
-        ref = self._access_of(spec, namespace)
+        access = self._access_of(spec, namespace)
         prefix = spec.etcd.prefix or (HERTZ_PREFIX if spec.framework is Framework.HERTZ
                                       else self.defaults.prefix)
-        binding = Binding(ref.scope, prefix, spec.service_name)
-        return binding, BindingConfig(ref, spec.lease_ttl or self.defaults.lease_ttl, spec.retry)
+        binding = Binding(access.scope, prefix, spec.service_name)
+        return binding, BindingConfig(access, spec.lease_ttl or self.defaults.lease_ttl, spec.retry)
 
     # --- admission -----------------------------------------------------------
 
