@@ -87,8 +87,8 @@ class EtcdConnections:
                     handle = await self._connect(access)
         if handle.credentials != access.credentials:
             raise EtcdAccessError("spec.etcd", f"this etcd is already used through {handle.who}, "
-                              f"with other credentials than {access.describe()}: one etcd is "
-                              "reached with one set of credentials")
+                                  f"with other credentials than {access.describe()}: one etcd is "
+                                  "reached with one set of credentials")
         return handle.registry
 
     async def _connect(self, access: EtcdAccess) -> _Handle:
@@ -97,8 +97,8 @@ class EtcdConnections:
         try:
             cluster_id = await self._cluster_id(client, access)
             registry = BindingRegistry(client, cluster_id=self.settings.cluster_id,
-                                      owner_prefix=self.settings.owner_prefix,
-                                      on_lease_lost=self.on_lease_lost)
+                                       owner_prefix=self.settings.owner_prefix,
+                                       on_lease_lost=self.on_lease_lost)
             await registry.load_ownership()
         except BaseException:
             await client.close()
@@ -119,8 +119,8 @@ class EtcdConnections:
         for scope, other in self._handles.items():
             if cluster_id and other.cluster_id == cluster_id and scope != access.scope:
                 raise EtcdAccessError("spec.etcd.endpoints", f"these endpoints reach the etcd "
-                                  f"cluster already used through {other.who}: name that "
-                                  "registry instead")
+                                      f"cluster already used through {other.who}: name that "
+                                      "registry instead")
         return cluster_id
 
     def scopes(self) -> set[str]:
@@ -173,7 +173,7 @@ class EtcdConnections:
             registry = self.registries().get(access.registry)
             if registry is None:
                 raise EtcdAccessError("spec.etcd.registry", f"no KitexEtcdRegistry named "
-                                  f"{access.registry!r}")
+                                      f"{access.registry!r}")
             return await self._registry_config(registry)
         return await self._default_config()
 
@@ -237,7 +237,7 @@ class EtcdConnections:
         ca = data.get(SECRET_CA)
         if not ca:
             raise EtcdAccessError(field, f"Secret has no {SECRET_CA}: TLS needs the CA that "
-                                     "signed etcd's server certificate")
+                                         "signed etcd's server certificate")
         cert, client_key = data.get(SECRET_CERT), data.get(SECRET_KEY)
         if (cert is None) != (client_key is None):
             raise EtcdAccessError(field, "Secret must hold both tls.crt and tls.key, or neither")

@@ -74,8 +74,9 @@ class Controller:
             Defaults(settings.prefix, settings.lease_ttl, settings.retry, settings.etcd.endpoints),
             policies=PolicySet(default=single_team_rule(
                 allow_custom_endpoints=settings.allow_custom_endpoints)))
-        self.connections = EtcdConnections(settings, kube, registries=lambda: self.state.registries,
-                               on_lease_lost=self._lease_lost)
+        self.connections = EtcdConnections(settings, kube,
+                                           registries=lambda: self.state.registries,
+                                           on_lease_lost=self._lease_lost)
         self.rules: dict[str, Rule] = {}
         self.invalid_policies: set[str] = set()
         self.registry_defs: dict[str, RegistryDef] = {}

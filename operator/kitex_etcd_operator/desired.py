@@ -424,8 +424,8 @@ class DesiredState:
                                     f"these endpoints reach registry {name}: name it with "
                                     "spec.etcd.registry instead")
             return EtcdAccess(scope=scope, registry=None, endpoints=etcd.endpoints,
-                             namespace=namespace, auth_secret=etcd.auth_secret,
-                             tls_secret=etcd.tls_secret, dial_timeout=etcd.dial_timeout)
+                              namespace=namespace, auth_secret=etcd.auth_secret,
+                              tls_secret=etcd.tls_secret, dial_timeout=etcd.dial_timeout)
         name = etcd.registry or DEFAULT_REGISTRY
         if name == DEFAULT_REGISTRY:
             return EtcdAccess()

@@ -84,6 +84,6 @@ def default_etcd(kw: dict[str, Any]) -> DefaultEtcd:
     if not endpoints:
         raise click.UsageError("--etcd-endpoints names no endpoint")
     return DefaultEtcd(endpoints=endpoints, username=kw["etcd_username"], password=password,
-                         ca_file=kw["etcd_ca"], cert_file=kw["etcd_cert"],
-                         key_file=kw["etcd_key"], secret=kw["etcd_secret"],
-                         dial_timeout=kw["etcd_dial_timeout"])
+                       ca_file=kw["etcd_ca"], cert_file=kw["etcd_cert"],
+                       key_file=kw["etcd_key"], secret=kw["etcd_secret"],
+                       dial_timeout=kw["etcd_dial_timeout"])

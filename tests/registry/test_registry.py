@@ -40,7 +40,7 @@ async def client(registry_etcd: Any) -> AsyncIterator[EtcdClient]:
 
 async def make_registry(client: EtcdClient, cluster: str | None = None) -> BindingRegistry:
     registry = BindingRegistry(client, cluster_id=cluster or CLUSTER,
-                              owner_prefix="kitex-etcd-operator/owners")
+                               owner_prefix="kitex-etcd-operator/owners")
     await registry.load_ownership()
     return registry
 

@@ -73,8 +73,8 @@ def test_spec_with_own_etcd_gets_its_own_scope() -> None:
                                              "authSecretRef": {"name": "creds"}})
     binding, config = state.binding_of(parse_kitexservice(body), "default")
     assert config.access == EtcdAccess(scope="10.9.9.9:2379", registry=None,
-                                      endpoints=("10.9.9.9:2379",), namespace="default",
-                                      auth_secret="creds")
+                                       endpoints=("10.9.9.9:2379",), namespace="default",
+                                       auth_secret="creds")
     assert binding.etcd == config.access.id != "default"
 
 

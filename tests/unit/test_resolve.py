@@ -22,7 +22,7 @@ def test_rows_become_instances_with_their_key_and_lease() -> None:
     assert result.entries == [
         ResolvedEntry(P + "10.0.0.1:1", 5, Instance(address="10.0.0.1:1", weight=10)),
         ResolvedEntry(P + "10.0.0.2:1", 6, Instance(address="10.0.0.2:1", weight=3,
-                                                   tags=(("a", "2"), ("z", "1")))),
+                                                    tags=(("a", "2"), ("z", "1")))),
     ]
     assert result.instances == [e.instance for e in result.entries]
     assert result.skipped == []
