@@ -5,8 +5,14 @@ The interop tests compare it with the real resolver; these pin its rules.
 
 from __future__ import annotations
 
-import pytest
+import json
+from typing import ClassVar
 
+import pytest
+from click.testing import CliRunner
+
+from kitex_etcd_operator import commands
+from kitex_etcd_operator.etcd import EtcdConfig, KeyValue
 from kitex_etcd_operator.model import Instance
 from kitex_etcd_operator.resolve import NoInstance, ResolvedEntry, go_resolve
 
@@ -54,3 +60,43 @@ def test_default_weight_applies_to_weights_at_or_below_zero() -> None:
                                  (P + "b", b'{"address":"b:1","weight":7}', 1)],
                         default_weight=42)
     assert [i.weight for i in result.instances] == [42, 7]
+
+
+class _FakeClient:
+    """``EtcdClient`` for the ``resolve`` command, over fixed rows."""
+
+    rows: ClassVar[list[KeyValue]] = []
+
+    def __init__(self, config: EtcdConfig) -> None:
+        self.config = config
+
+    async def get_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
+        return [kv for kv in self.rows if kv.key.startswith(prefix)], 1
+
+    async def close(self) -> None:
+        pass
+
+
+def test_resolve_command_prints_tags_as_go_holds_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--json`` prints ``null`` for a nil map and ``{}`` for an empty one; the table ``-``."""
+    values = [b'{"network":"tcp","address":"10.0.0.1:1","weight":10,"tags":null}',
+              b'{"network":"tcp","address":"10.0.0.2:1","weight":0,"tags":{}}',
+              b'{"network":"tcp","address":"10.0.0.3:1","weight":7,"tags":{"a":"1","b":"2"}}',
+              b"oops"]
+    _FakeClient.rows = [KeyValue(f"{P}{n}", v, 0x10 + n, 1, 1) for n, v in enumerate(values)]
+    monkeypatch.setattr(commands, "EtcdClient", _FakeClient)
+    out = CliRunner().invoke(commands.resolve, ["echo", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout) == [
+        {"network": "tcp", "address": "10.0.0.1:1", "weight": 10, "tags": None,
+         "key": P + "0", "lease": "10"},
+        {"network": "tcp", "address": "10.0.0.2:1", "weight": 10, "tags": {},
+         "key": P + "1", "lease": "11"},
+        {"network": "tcp", "address": "10.0.0.3:1", "weight": 7, "tags": {"a": "1", "b": "2"},
+         "key": P + "2", "lease": "12"}]
+    assert f"skipped {P}3: fail to unmarshal: " in out.stderr
+    table = CliRunner().invoke(commands.resolve, ["echo"]).stdout.splitlines()
+    assert table[1:] == [f"{'10.0.0.1:1':<28} tcp          10  10                -",
+                         f"{'10.0.0.2:1':<28} tcp          10  11                -",
+                         f"{'10.0.0.3:1':<28} tcp           7  12                "
+                         '{"a": "1", "b": "2"}']
