@@ -207,6 +207,14 @@ class KubeApi:
         """Any list call's pages (a lister from above), each read by ``decode``."""
         return self._pages(lister, decode=decode)
 
+    async def current_version(self, lister: Callable[..., Any]) -> str:
+        """The resourceVersion the API server is at now, from a one-object list: a
+        consistent read (no resourceVersion given), so not older than any event sent."""
+        _, version, _ = await self.call(_fetch_page, json_page, lister, (),
+                                        {"limit": 1, "_preload_content": False,
+                                         "_request_timeout": 10})
+        return version
+
     async def list_kitexservices(self, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         try:
             return await self._list_kitexservices(namespaces)
