@@ -124,6 +124,8 @@ class ListWatch:
                 log.warning("Watch of %s failed, retrying in %.0fs (objects known so far are "
                             "kept): %s", self.scope, backoff, _describe(exc))
                 resumed = True
+                if not self.current.is_set():  # waiting on a stream that died would
+                    self._caught_up("the stream failed first")  # hold the writers for good
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
