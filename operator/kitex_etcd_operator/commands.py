@@ -140,7 +140,7 @@ def diff(kubeconfig: str | None, namespaces: tuple[str, ...], **kw: Any) -> None
                 changes += await _print_diff(registry, binding, values)
         finally:
             await targets.close()
-            kube.close()
+            await kube.close()
         return changes
 
     changes = _run(compare)
@@ -238,7 +238,7 @@ def status(kubeconfig: str | None, namespaces: tuple[str, ...]) -> None:
         try:
             return await kube.list_kitexservices(namespaces)
         finally:
-            kube.close()
+            await kube.close()
 
     items = _run(list_services)
     rows = [("NAMESPACE", "NAME", "SERVICE", "READY", "CONDITIONS", "LAST ERROR")]
