@@ -56,3 +56,19 @@ async def test_a_deleted_pod_is_not_revived_by_an_older_list() -> None:
     c.on_pod("DELETED", gone)
     c.on_pod(None, gone)  # a relist whose snapshot predates the deletion
     assert gone["metadata"]["uid"] not in c.state.pods
+
+
+async def test_only_what_the_watch_heard_since_the_last_list_is_remembered() -> None:
+    """``_seen_at`` held a time for every pod ever seen (45 bytes a pod at 100,000):
+    a list's own items need none, and a list forgets what its scope heard before it."""
+    c = controller()
+    listed, heard, other = pod("a", "10.0.0.1"), pod("b", "10.0.0.2"), pod("c", "10.0.0.3")
+    other["metadata"]["namespace"] = "elsewhere"
+    c.on_pod(None, listed)
+    c.on_pod("MODIFIED", heard)
+    c.on_pod("MODIFIED", other)
+    assert set(c.pods._seen_at) == {"b", "c"}
+    namespace = listed["metadata"]["namespace"]
+    c.pods_listed(namespace, {"a", "b"}, time.monotonic())
+    assert set(c.pods._seen_at) == {"c"}  # another namespace's list is still to come
+    assert set(c.state.pods) == {"a", "b", "c"}
