@@ -396,6 +396,18 @@ class Controller:
         await self.finalizers.stop()
         await self.targets.close()
 
+    async def view_current(self) -> None:
+        """Writes wait while a watch replays a past (a resumed stream, a relist's pages):
+        a key deleted from such a view may belong to a pod that is ready now. Each watch
+        bounds its own wait (``listwatch.CATCH_UP_MAX``)."""
+        for watch in self.watches:
+            await watch.current.wait()
+
+    def view_versions(self) -> str:
+        """Where each watch's view stands, for the log of a write: which pod events a
+        deletion was decided on, to set beside the API server's history."""
+        return ", ".join(f"{w.resource.name}@{w.version or '?'}" for w in self.watches)
+
     @property
     def warm(self) -> bool:
         """Every watch has delivered a complete list: a standby could take over now."""
@@ -491,6 +503,7 @@ class BindingWorker:
         while True:
             await self._wait_for_work()
             await asyncio.sleep(self.controller.settings.debounce)
+            await self.controller.view_current()
             keys = None if self.full else self.dirty
             self.dirty, self.full = set(), False
             changed, self._changed_since = self._changed_since, None
@@ -664,12 +677,12 @@ class BindingWorker:
         self._not_before = 0.0
         if result.puts or result.deletes or result.conflicts:
             log.info("Synced %s for %s: %d put, %d deleted, %d unchanged, %d conflict(s), "
-                     "%d txn(s) in %.0f ms%s", self.binding,
+                     "%d txn(s) in %.0f ms%s; view %s", self.binding,
                      describe_group(self.owner) if self.owner else "nobody", result.puts,
                      result.deletes, result.unchanged, len(result.conflicts), result.txns,
                      (time.monotonic() - started) * 1000,
                      " (dry run)" if self.controller.settings.dry_run else "",
-                     extra=self._log_extra)
+                     self.controller.view_versions(), extra=self._log_extra)
         if self.refusal is not None:
             log.warning("Not writing %s: %s", self.binding, self.refusal, extra=self._log_extra)
 

@@ -252,6 +252,15 @@ class KubeApi:
         """EndpointSlices (discovery.k8s.io/v1): every managed-by, the custom ones too."""
         return _collection("/apis/discovery.k8s.io/v1", "endpointslices", namespace)
 
+    async def current_version(self, path: str) -> str:
+        """The resourceVersion the API server is at now, from a one-object list: a
+        consistent read (no resourceVersion given), so not older than any event sent."""
+        response = await self._send("GET", path, params={"limit": "1"},
+                                    limits=aiohttp.ClientTimeout(total=10))
+        async with response:
+            _, version, _ = json_page(await response.read())
+        return version
+
     async def list_kitexservices(self, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         paths = ([_collection(f"/apis/{GROUP}/{VERSION}", PLURAL, ns) for ns in namespaces]
                  or [f"/apis/{GROUP}/{VERSION}/{PLURAL}"])

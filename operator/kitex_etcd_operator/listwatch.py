@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 
 WATCH_TIMEOUT = 300  # seconds the API server keeps one watch open
 READ_MARGIN = 60  # silent this long past WATCH_TIMEOUT: dead (bookmarks come every minute)
-BACKOFF_MAX = 8.0  # a cut stream is back within this of the API answering again
+BACKOFF_MAX = 4.0  # a cut stream is back within this of the API answering again
+CATCH_UP_MAX = 5.0  # seconds writers wait for a resumed watch to replay what it missed
+RELIST_HOLD_MAX = 60.0  # seconds writers wait for a relist's pages (100,000 pods: ~30 s)
 
 
 class Gone(Exception):
@@ -80,7 +82,12 @@ class ListWatch:
         self.resync_period = resync_period
         self.watch_timeout = watch_timeout
         self.listed = asyncio.Event()  # set once the first complete list was delivered
+        self.current = asyncio.Event()  # clear while the view replays a past (see above)
+        self.current.set()
         self.relists = 0
+        self.version = ""  # the resourceVersion of the last list or event applied
+        self._catch_up: tuple[int, float] | None = None  # (version to reach, since)
+        self._deadline: asyncio.TimerHandle | None = None
 
     @property
     def scope(self) -> str:
@@ -92,12 +99,16 @@ class ListWatch:
         version: str | None = None
         next_resync = 0.0
         backoff = 1.0
+        resumed = False  # the last stream was cut: the next one replays a past first
         while True:
             try:
                 if version is None or time.monotonic() >= next_resync:
                     version = await self._relist("initial" if not self.listed.is_set()
                                                  else "resync" if version else "gone")
                     next_resync = time.monotonic() + self.resync_period
+                elif resumed:
+                    await self._behind_until_present()
+                resumed = False
                 timeout = max(1, min(self.watch_timeout, int(next_resync - time.monotonic())))
                 version = await self._watch(version, timeout)
                 backoff = 1.0
@@ -108,21 +119,69 @@ class ListWatch:
                 metrics.watch_errors(self.resource.name).inc()
                 log.warning("Watch of %s failed, retrying in %.0fs (objects known so far are "
                             "kept): %s", self.scope, backoff, _describe(exc))
+                resumed = True
+                if not self.current.is_set():  # waiting on a stream that died would
+                    self._caught_up("the stream failed first")  # hold the writers for good
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def _behind_until_present(self) -> None:
+        """Before a cut stream resumes: the view is behind until its events reach the
+        resourceVersion the API server is at now (one object's list tells it)."""
+        present = await self.kube.current_version(self.resource.path(self.namespace))
+        if not present.isdigit() or (self.version.isdigit()
+                                     and int(self.version) >= int(present)):
+            return  # opaque versions cannot be compared; or nothing was missed
+        self._behind((int(present), time.monotonic()))
+        log.info("Watch of %s resumes at resourceVersion %s; writes wait until it reaches "
+                 "%s (at most %.0f s)", self.scope, self.version or "?", present, CATCH_UP_MAX)
+
+    def _behind(self, catch_up: tuple[int, float] | None, limit: float = CATCH_UP_MAX) -> None:
+        """The view is a past now: writers wait, at most ``limit`` seconds (a list that
+        hangs, or a version never reached, must not hold the writers for good)."""
+        self._catch_up = catch_up
+        self.current.clear()
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = asyncio.get_running_loop().call_later(
+            limit, self._caught_up, f"waited {limit:.0f} s, the most it may")
+
+    def _caught_up(self, why: str) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        if self._catch_up is not None:
+            target, since = self._catch_up
+            log.info("Watch of %s caught up with resourceVersion %d in %.2f s (%s)",
+                     self.scope, target, time.monotonic() - since, why)
+        self._catch_up = None
+        self.current.set()
+
+    def _applied(self, version: str) -> None:
+        self.version = version
+        if self._catch_up is not None and version.isdigit() \
+                and int(version) >= self._catch_up[0]:
+            self._caught_up(f"at {version}")
 
     async def _relist(self, reason: str) -> str:
         """Every object in scope, a page at a time; the list's resourceVersion to watch from."""
         started = time.monotonic()
         uids: set[str] = set()
         version = ""
-        async for page in self.kube.list_pages(self.resource.path(self.namespace),
-                                               self.resource.codec.page):
-            version = version or page.resource_version
-            for item in page.items:
-                uids.add(item.uid)
-                self.sink.on_item(None, item)
-        self.sink.listed(self.namespace, uids, started)
+        if self.listed.is_set():  # pages of a snapshot over an older view: a mixed past
+            self._behind(None, RELIST_HOLD_MAX)
+        try:
+            async for page in self.kube.list_pages(
+                    self.resource.path(self.namespace), self.resource.codec.page):
+                version = version or page.resource_version
+                for item in page.items:
+                    uids.add(item.uid)
+                    self.sink.on_item(None, item)
+            self.sink.listed(self.namespace, uids, started)
+        finally:
+            if not self.current.is_set():
+                self._caught_up("relisted")
+        self.version = version
         self.relists += 1
         metrics.relists(self.resource.name, reason).inc()
         if reason != "resync":
@@ -150,6 +209,7 @@ class ListWatch:
                     version = event.resource_version or version
                     if event.type != "BOOKMARK":
                         self.sink.on_item(event.type, event.item)
+                    self._applied(version)
         except ApiError as exc:
             raise _translate(exc) from None
         return version

@@ -29,8 +29,8 @@ from tests.reliability.etcd_faults import (
 )
 from tests.support.etcd_probe import EtcdProbe, wait_keys
 from tests.support.figures import GapSampler
-from tests.support.helpers import set_pod_ready, wait_for
-from tests.support.kube_objects import ANN, PREFIX, deployment, expected, ready_pods
+from tests.support.helpers import pod_is_ready, set_pod_ready, wait_for
+from tests.support.kube_objects import ANN, PREFIX, deployment, expected, ready_pods, value
 from tests.support.tcp_proxy import CuttableProxy
 
 WATCH_ERRORS = "kitex_etcd_operator_pod_watch_errors_total"
@@ -242,3 +242,78 @@ def test_periodic_resync_relists_and_changes_nothing(
     assert not recorder.snapshot()
     assert operator.metric(WATCH_ERRORS) == 0  # a stream ended by the server is no error
     figures(resync_relists=2, etcd_events=0, watch_errors=0)
+
+
+REPLAY_EVENTS = 600
+
+
+def _bare_pod(name: str, node: str, annotations: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app": "reuse"}, "annotations": annotations},
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0,
+                     "containers": [{"name": "app", "image": "fake/kitex-server"}]}}
+
+
+def test_a_resumed_watch_replays_what_it_missed_before_writing(
+        kube: Any, k8s: Any, namespace: str, etcd_probe: EtcdProbe,
+        start_operator: Callable[..., Any], tmp_path: Path,
+        figures: Callable[..., None]) -> None:
+    """While the operator is cut off, a pod is deleted and a new one takes its IP (kwok
+    reuses a freed IP at once; found by the soak). The resumed watch replays the
+    deletion first: a write made before the replay reaches the present deletes the
+    key of a pod that is ready. It must wait, and touch the key not at all."""
+    proxy = CuttableProxy(kube.server)
+    try:
+        operator = start_operator("--namespace", namespace, *RETRY_FLAGS,
+                                  kubeconfig=proxied_kubeconfig(kube, proxy, tmp_path / "kc"))
+        core = client.CoreV1Api(k8s)
+        service = f"reuse-{namespace}"
+        prefix = f"{PREFIX}/{service}/"
+        annotations = {ANN + "service": service, ANN + "port": str(PORT)}
+        node = kube.node_names[0]
+
+        def ready_ip(name: str) -> str | None:
+            pod = core.read_namespaced_pod(name, namespace)
+            return pod.status.pod_ip if pod_is_ready(pod) else None
+
+        core.create_namespaced_pod(namespace, _bare_pod("old", node, annotations))
+        core.create_namespaced_pod(namespace, _bare_pod("noise", node, {}))
+        ip = wait_for(lambda: ready_ip("old"), timeout=60, what="pod old ready")
+        key = f"{prefix}{ip}:{PORT}"
+        wait_keys(etcd_probe, prefix, {key: value(ip, PORT)}, timeout=60,
+                  what="old's entry")
+        recorder = etcd_probe.watch(prefix)
+        errors_before = operator.metric(WATCH_ERRORS)
+        proxy.cut()
+        wait_for(lambda: operator.metric(WATCH_ERRORS) > errors_before, timeout=60,
+                 what="the operator to notice the cut")
+        core.delete_namespaced_pod("old", namespace, grace_period_seconds=0)
+        wait_for(lambda: not [p for p in core.list_namespaced_pod(namespace).items
+                              if p.metadata.name == "old"], timeout=60, what="old gone")
+        # Events between the two, so that the replay takes longer than the operator's
+        # gathering of a burst (20 ms): without the wait it writes in between.
+        for i in range(REPLAY_EVENTS):
+            core.patch_namespaced_pod("noise", namespace, {"metadata": {"labels": {"n": str(i)}}})
+        core.create_namespaced_pod(namespace, _bare_pod("new", node, annotations))
+        wait_for(lambda: ready_ip("new"), timeout=60, what="pod new ready")
+        # kwok set new's IP while it was Pending and never touches it again.
+        core.patch_namespaced_pod_status("new", namespace, {"status": {
+            "podIP": ip, "podIPs": [{"ip": ip}]}},
+            _content_type="application/merge-patch+json")
+        core.create_namespaced_pod(namespace, _bare_pod("last", node, annotations))
+        last_ip = wait_for(lambda: ready_ip("last"), timeout=60, what="pod last ready")
+        assert ready_ip("new") == ip
+        proxy.restore()
+        restored_at = time.monotonic()
+        want = {key: value(ip, PORT), f"{prefix}{last_ip}:{PORT}": value(last_ip, PORT)}
+        wait_keys(etcd_probe, prefix, want, timeout=60, what="last's entry, after the replay")
+        applied_after = since(restored_at)
+        wait_for(lambda: "caught up with resourceVersion" in operator.log(), timeout=30,
+                 what="the operator to log that its view caught up")
+        recorder.stop()
+        touched = [(e.kind, e.key) for e in recorder.snapshot() if e.key == key]
+        assert not touched, touched  # the key passed from old to new untouched
+        assert set(etcd_probe.values(prefix)) == set(want)
+        figures(applied_after_restore_s=applied_after, writes_to_the_reused_key=len(touched))
+    finally:
+        proxy.close()
