@@ -79,7 +79,7 @@ class FakeApi:
             return await self.watch(request)
         if path == "/api/v1/pods":
             index = int(request.query.get("continue") or 0)
-            assert request.query["limit"] == "500"
+            assert request.query["limit"] in ("1", "500")
             more = index + 1 < len(self.pages)
             return web.json_response({"metadata": {"resourceVersion": "7",
                                                    "continue": str(index + 1) if more else ""},
@@ -179,6 +179,7 @@ async def test_lists_pages_secrets_and_writes_over_tls_with_a_client_certificate
         views = await kube.list_pods()
         assert [v.name for v in views] == ["p1", "p2", "p3"]
         assert views[0].ready and views[0].pod_ips == ("10.0.0.1",)
+        assert await kube.current_version("/api/v1/pods") == "7"
         assert await kube.read_secret("ns", "creds") == {"username": b"root"}
         with pytest.raises(SecretUnusable, match="has type"):
             await kube.read_secret("ns", "creds", secret_type="Opaque")
