@@ -105,7 +105,7 @@ def diff(kubeconfig: str | None, namespaces: tuple[str, ...], **kw: Any) -> None
     settings = _settings(kw)
 
     async def compare() -> int:
-        kube = KubeApi.from_environment(kubeconfig)
+        kube = await KubeApi.open(kubeconfig)
         state = DesiredState(Defaults(settings.prefix, settings.lease_ttl, settings.retry,
                                       settings.etcd.endpoints))
         await _load_tenancy(kube, state)
@@ -234,7 +234,7 @@ def status(kubeconfig: str | None, namespaces: tuple[str, ...]) -> None:
     from .kubeapi import KubeApi
 
     async def list_services() -> list[dict[str, Any]]:
-        kube = KubeApi.from_environment(kubeconfig)
+        kube = await KubeApi.open(kubeconfig)
         try:
             return await kube.list_kitexservices(namespaces)
         finally:

@@ -159,6 +159,13 @@ class KubeApi:
             raise NoKubeConfig(kubeconfig or os.environ.get("KUBECONFIG"),
                                exc) from None
 
+    @classmethod
+    async def open(cls, kubeconfig: str | None = None, *,
+                   component: str = "kitex-etcd-operator") -> KubeApi:
+        """``from_environment`` in a thread: it reads files and may run a kubeconfig's
+        exec plugin, which the event loop must not wait on."""
+        return await asyncio.to_thread(cls.from_environment, kubeconfig, component=component)
+
     def connection_info(self) -> Any:
         """The same credentials for kopf's own API calls (its login handler, in a thread)."""
         import kopf

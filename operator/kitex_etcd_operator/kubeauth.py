@@ -174,8 +174,8 @@ def from_kubeconfig(path: str | None) -> Credentials:
         "contexts": {}, "clusters": {}, "users": {}}
     loaded = 0
     for one in paths:
-        if not os.path.exists(one) and len(paths) > 1:
-            continue  # kubectl skips a missing file of several
+        if not os.path.exists(one):
+            continue  # skipped, as the kubernetes client's loader did: none at all fails below
         config = yaml.safe_load(_read(one)) or {}
         if not isinstance(config, dict):
             raise ConfigError(f"Invalid kube-config file: {one}")

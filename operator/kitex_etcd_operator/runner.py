@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -28,6 +28,9 @@ from .options import Duration, default_target, etcd_options
 from .plan import Policy
 from .retry import RetryConfig
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .kubeapi import KubeApi
 
 log = logging.getLogger(__name__)
 TAKEOVER_MARGIN = 10.0  # seconds a new leader may need for its first sync
@@ -212,7 +215,9 @@ async def _cancel(*tasks: asyncio.Task[Any]) -> None:
 async def operate(settings: Settings, election: ElectionConfig | None = None,
                   kubeconfig: str | None = None) -> None:
     """Watch from the start (a standby stays warm), write only once leading."""
-    run = OperatorRun(settings, election, kubeconfig)
+    from .kubeapi import KubeApi
+
+    run = OperatorRun(settings, election, await KubeApi.open(kubeconfig))
     await run.start()
     try:
         await run.until_stopped()
@@ -231,13 +236,12 @@ class OperatorRun:
     """
 
     def __init__(self, settings: Settings, election: ElectionConfig | None,
-                 kubeconfig: str | None) -> None:
+                 kube: KubeApi) -> None:
         from .controller import Controller
-        from .kubeapi import KubeApi
 
         self.settings = settings
         self.shutdown = Shutdown()
-        self.kube = KubeApi.from_environment(kubeconfig)
+        self.kube = kube
         self.controller = Controller(settings, self.kube)
         self.election = election
         self.elector = LeaderElector(self.kube, election) if election else None
