@@ -42,8 +42,11 @@ class Feed:
         self._seen_at: dict[str, float] = {}
 
     def on_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """An object as a parsed body (tests, and a deletion found by a list)."""
+        """An object as a parsed body (tests, and a deletion found by a list): the workers
+        hear of it at once, a list's item or not."""
         self.on_item(event_type, item_of(body, self.read))
+        if event_type is None:
+            self.changed()
 
     def on_item(self, event_type: str | None, item: Item) -> None:
         uid = item.uid

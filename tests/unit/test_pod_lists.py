@@ -78,6 +78,7 @@ async def test_only_what_the_watch_heard_since_the_last_list_is_remembered() -> 
 def test_a_list_tells_the_workers_once_when_complete() -> None:
     """Per item, the metrics and the dirty-key hand-over cost 100,000 calls a list."""
     from kitex_etcd_operator.feeds import Feed
+    from kitex_etcd_operator.kube.wire import item_of
 
     calls: list[int] = []
     held: dict[str, Any] = {}
@@ -87,7 +88,7 @@ def test_a_list_tells_the_workers_once_when_complete() -> None:
                 changed=lambda: calls.append(1), resync_period=300)
     started = time.monotonic()
     for uid in ("a", "b", "c"):
-        feed.on_event(None, pod(uid))
+        feed.on_item(None, item_of(pod(uid), lambda body: body))
     assert calls == []
     feed.listed(None, {"a", "b", "c"}, started)
     assert calls == [1]
