@@ -287,13 +287,15 @@ SECOND_ROUND_CHANGES = [
 ]
 
 
-def second_round(reduced: dict[str, Any], large: dict[str, Any]) -> list[str]:
+def second_round(reduced: dict[str, Any] | None, large: dict[str, Any]) -> list[str]:
     """The second round's figures: cluster-free before/after, and the reduced run."""
     lines = ["### Second round (after the changes below)", "",
              "Measured without a cluster, on this machine, before and after the round:", "",
              "| measure | before | after |", "| --- | ---: | ---: |",
-             *[f"| {name} | {before} | {after} |" for name, before, after in SECOND_ROUND_BENCH],
-             "", "A reduced run (`python -m benchmarks --large-reduced "
+             *[f"| {name} | {before} | {after} |" for name, before, after in SECOND_ROUND_BENCH]]
+    if reduced is None:
+        return [*lines, "", *SECOND_ROUND_CHANGES]
+    lines += ["", "A reduced run (`python -m benchmarks --large-reduced "
              f"{','.join(sorted(reduced['sizes'], key=int))}`): the same cluster, pods and "
              "yardstick as above, only these sizes (the 100,000 pods take half an hour to "
              "create, longer than the quiet slot the machine had), no churn. The load column "
@@ -376,7 +378,5 @@ def section(large: dict[str, Any]) -> list[str]:
               "when a client certificate is checked (11 MiB less at start).",
               "- `change_to_etcd_seconds` has buckets every 1 to 2 ms up to 20 ms."]
     lines += ["", "### Scale-out, on paper", "", *_fleet(large)]
-    reduced = load(LARGE_REDUCED)
-    if reduced is not None:
-        lines += ["", *second_round(reduced, large)]
+    lines += ["", *second_round(load(LARGE_REDUCED), large)]
     return lines
