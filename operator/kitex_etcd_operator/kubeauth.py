@@ -62,7 +62,14 @@ class Token:
         if self.read is None:
             return self.fixed
         if not self.value or time.monotonic() - self.read_at >= TOKEN_REFRESH:
-            self.value = self.read()
+            try:
+                self.value = self.read()
+            except (ConfigError, OSError):
+                if not self.value:
+                    raise  # never read: nothing to fall back on
+                # Caught mid-rotation (the kubelet swaps the file): the last token is
+                # still valid for a while; the next request reads it again.
+                return self.value
             self.read_at = time.monotonic()
         return self.value
 

@@ -255,6 +255,9 @@ def test_in_cluster_credentials_and_the_token_read_again(tmp_path: Path) -> None
     assert creds.bearer() == ("Bearer", "t1")  # read again once a minute, not per call
     creds.token.expire()
     assert creds.token.due and creds.bearer() == ("Bearer", "t2")
+    (tmp_path / "token").write_text("")  # caught mid-rotation: the last one serves
+    creds.token.expire()
+    assert creds.bearer() == ("Bearer", "t2") and creds.token.due
     with pytest.raises(kubeauth.ConfigError, match="host/port"):
         kubeauth.in_cluster({}, tmp_path)
 
