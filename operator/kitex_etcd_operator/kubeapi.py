@@ -61,6 +61,7 @@ API_ERRORS: tuple[type[Exception], ...] = (ApiError, aiohttp.ClientError, OSErro
 answer with an error status, a connection refused or reset, a timeout (an
 ``OSError``). Anything else out of an API call is a bug, for the supervisor to see."""
 
+
 class CrdMissing(Exception):
     """The KitexService CRD is not installed."""
 
