@@ -406,7 +406,8 @@ class Controller:
     def view_versions(self) -> str:
         """Where each watch's view stands, for the log of a write: which pod events a
         deletion was decided on, to set beside the API server's history."""
-        return ", ".join(f"{w.resource.name}@{w.version or '?'}" for w in self.watches)
+        return ", ".join(f"{w.resource.name}{'/' + w.namespace if w.namespace else ''}"
+                         f"@{w.version or '?'}" for w in self.watches)
 
     @property
     def warm(self) -> bool:
