@@ -8,6 +8,7 @@ either way; the lease TTL also honours registry-etcd's own
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -153,6 +154,19 @@ def import_kopf() -> None:
         del sys.modules["kubernetes"]
 
 
+def freeze_heap() -> None:
+    """Once the initial sync is done: what is alive now (modules, kopf, every pod's view
+    and desired entry) is left out of every later garbage collection.
+
+    A full collection walked all of it: 34 ms at 30,000 pods (about 100 ms at
+    100,000), during which no event is handled, the tail of churn latency.
+    Reference counting still frees these objects; only a reference cycle among
+    them would never be collected, and the state holds none.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def check_takeover_fits(election: ElectionConfig, lease_ttl: int) -> None:
     """Refuse a lease TTL that a leader crash could outlast.
 
@@ -291,6 +305,7 @@ class OperatorRun:
             await self.elector.leading.wait()
         metrics.leader.set(1)
         await self.controller.start()
+        freeze_heap()
 
     async def _take_signals_back(self) -> None:
         """kopf installs its own signal handlers while it starts: ours again after."""
