@@ -283,9 +283,11 @@ SECOND_ROUND_CHANGES = [
     "client-go's protobuf serializer writes it (779 KB) and as JSON (1.41 MB): upb parses "
     "the protobuf in 1.9 ms where msgspec parses the JSON in 3.3 ms, but reading the dozen "
     "fields a view needs through upb's Python objects costs 9.7 ms more, 11.6 ms a page "
-    "against 5.6 ms for msgspec's whole decode: twice the operator's CPU. Protobuf would "
-    "spare the API server its JSON encoding, on the same two cores; whether that outweighs "
-    "it needs a 100,000-pod run, not made in this round.",
+    "against 5.6 ms for msgspec's whole decode: twice the operator's CPU for reading, "
+    "about 1.2 s more at 100,000 pods (200 pages). Protobuf would spare the API server "
+    "its JSON encoding of ~350 MB, on the same two cores, which may well be worth more: "
+    "the next experiment (a switch between the two, and a 100,000-pod run of each), not "
+    "made in this round.",
     "- **Not changed: the debounce.** A binding still waits 20 ms after a change to "
     "gather a burst into one write, the floor of the operator's share of churn; a "
     "shorter one needs the churn runs at 100,000 pods to weigh the extra etcd writes.",
