@@ -123,6 +123,7 @@ def run(out: Path, sizes: tuple[int, ...] = (100, 10_000, 100_000),
     import tempfile
 
     large: dict[str, Any] = {"sizes": {}, "churn": {}, "cpu": {}, "leases": {},
+                             "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                              "imports": import_costs()}
     tools = ensure_tools()
     with tempfile.TemporaryDirectory(prefix="kitex-bench-large-") as tmp:
