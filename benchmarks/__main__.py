@@ -82,8 +82,19 @@ def main() -> None:
     parser.add_argument("--large", action="store_true",
                         help="10,000 then 100,000 pods over 1,000 services (make bench-large); "
                              "writes docs/benchmarks-large.json and its section of the page")
+    parser.add_argument("--large-reduced", metavar="SIZES",
+                        help="a reduced --large run: these pod counts (e.g. 100,10000), no "
+                             "churn, no lease scenario; docs/benchmarks-large-reduced.json "
+                             "and its part of the large section")
     args = parser.parse_args()
     out = ROOT / "docs" / "benchmarks.md"
+    if args.large_reduced:
+        from . import large
+
+        sizes = tuple(int(n) for n in args.large_reduced.split(","))
+        large.run(out.with_name("benchmarks-large-reduced.json"), sizes=sizes, rates=(),
+                  with_leases=False)
+        args.render = True
     if args.large:
         from . import large
 

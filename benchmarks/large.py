@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import time
 from pathlib import Path
@@ -68,6 +69,7 @@ def sync(kube: KubeCluster, workdir: Path, n: int) -> tuple[dict[str, float], Op
     wait_until(lambda: not math.isnan(operator.readyz_s), timeout=30, interval=0.1,
                what="/readyz")
     figures = {"go_list_s": go["seconds"], "go_list_cpu_s": go["cpu"], "keys": keys,
+               "loadavg_1m": os.getloadavg()[0],  # the machine's load as the sync ended
                "go_list_all_s": statistics.mean(r["seconds"] for r in lists),
                **initial_sync_figures(operator, n, seconds)}
     print(f"  {n} pods: the Go list takes {go['seconds']:.2f}s (best of 3), the operator "
@@ -81,13 +83,14 @@ def sync(kube: KubeCluster, workdir: Path, n: int) -> tuple[dict[str, float], Op
 IMPORT_STEPS = (
     ("interpreter and asyncio", "import asyncio"),
     ("grpc, aetcd (etcd client)", "import grpc, aetcd"),
-    ("kubernetes client (and pydantic, urllib3, yaml, oauthlib)",
-     "import kubernetes.client, kubernetes.config"),
-    ("aiohttp, kopf", "import aiohttp, kopf"),
+    ("aiohttp, kopf (without the kubernetes client: runner.import_kopf)",
+     "import sys, aiohttp; sys.modules['kubernetes'] = None; import kopf; "
+     "del sys.modules['kubernetes']"),
     ("prometheus_client, msgspec, the operator's modules",
-     "import kitex_etcd_operator.cli, kitex_etcd_operator.runner"),
-    ("kubernetes.client.CoreV1Api(...) (built by KubeApi)",
-     "kubernetes.client.CoreV1Api(kubernetes.client.ApiClient())"),
+     "import kitex_etcd_operator.cli, kitex_etcd_operator.runner, "
+     "kitex_etcd_operator.controller, kitex_etcd_operator.handlers"),
+    ("for comparison, no longer loaded: the kubernetes client and its CoreV1Api",
+     "import kubernetes.client; kubernetes.client.CoreV1Api(kubernetes.client.ApiClient())"),
 )
 _MEASURE = """
 import json, resource, sys, time
@@ -114,16 +117,20 @@ def import_costs() -> list[list[Any]]:
 
 
 def run(out: Path, sizes: tuple[int, ...] = (100, 10_000, 100_000),
-        rates: tuple[int, ...] = (100, 200, 400)) -> dict[str, Any]:
+        rates: tuple[int, ...] = (100, 200, 400), with_leases: bool = True) -> dict[str, Any]:
+    """The whole run; smaller ``sizes``, no ``rates`` (no churn) and no leases make a
+    reduced one that fits a short slot (the 100,000 pods alone take ~30 min to make)."""
     import tempfile
 
     large: dict[str, Any] = {"sizes": {}, "churn": {}, "cpu": {}, "leases": {},
+                             "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                              "imports": import_costs()}
     tools = ensure_tools()
     with tempfile.TemporaryDirectory(prefix="kitex-bench-large-") as tmp:
         workdir = Path(tmp)
-        print("etcd under one big lease:", flush=True)
-        large["leases"] = leases.run(workdir)
+        if with_leases:
+            print("etcd under one big lease:", flush=True)
+            large["leases"] = leases.run(workdir)
         kube = KubeCluster.start(tools, workdir=workdir / "kube", nodes=NODES)
         try:
             kube.kubectl("create", "namespace", NAMESPACE)
@@ -133,7 +140,7 @@ def run(out: Path, sizes: tuple[int, ...] = (100, 10_000, 100_000),
                 have = n
                 results, operator, etcd = sync(kube, workdir, n)
                 try:
-                    if n == sizes[-1]:
+                    if n == sizes[-1] and rates:
                         churned = Results()
                         for rate in rates:
                             churn(kube, etcd, NAMESPACE, rate, 20, churned, operator, workdir,

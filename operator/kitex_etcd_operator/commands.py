@@ -106,7 +106,7 @@ def diff(kubeconfig: str | None, namespaces: tuple[str, ...], **kw: Any) -> None
     settings = _settings(kw)
 
     async def compare() -> int:
-        kube = KubeApi.from_environment(kubeconfig)
+        kube = await KubeApi.open(kubeconfig)
         state = DesiredState(Defaults(settings.prefix, settings.lease_ttl, settings.retry,
                                       settings.etcd.endpoints))
         await _load_tenancy(kube, state)
@@ -141,7 +141,7 @@ def diff(kubeconfig: str | None, namespaces: tuple[str, ...], **kw: Any) -> None
                 changes += await _print_diff(registry, binding, values)
         finally:
             await connections.close()
-            kube.close()
+            await kube.close()
         return changes
 
     changes = _run(compare)
@@ -235,11 +235,11 @@ def status(kubeconfig: str | None, namespaces: tuple[str, ...]) -> None:
     from .kubeapi import KubeApi
 
     async def list_services() -> list[dict[str, Any]]:
-        kube = KubeApi.from_environment(kubeconfig)
+        kube = await KubeApi.open(kubeconfig)
         try:
             return await kube.list_kitexservices(namespaces)
         finally:
-            kube.close()
+            await kube.close()
 
     items = _run(list_services)
     rows = [("NAMESPACE", "NAME", "SERVICE", "READY", "CONDITIONS", "LAST ERROR")]

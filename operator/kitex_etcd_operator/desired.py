@@ -197,12 +197,14 @@ class DesiredState:
         self.dirty: dict[Binding, set[str]] = defaultdict(set)
         self._admitted: dict[SpecKey, _Admission] = {}
         self._by_namespace: dict[str, set[str]] = defaultdict(set)
-        self._contrib: dict[str, list[_Contribution]] = {}
-        # binding -> namespace -> key -> pod uid -> value
+        # uid -> what it contributes: one _Contribution (nearly every pod), or a tuple
+        self._contrib: dict[str, _Contribution | tuple[_Contribution, ...]] = {}
+        self._sources: dict[tuple[str, str, str], Source] = {}
+        # binding -> namespace -> key -> the pods claiming it and their values (Claims)
         # A binding is present while one of these three holds something for it; each
         # adds a binding it has not seen to the range index (``nesting``).
         self._ranges = RangeIndex()
-        self._values: dict[Binding, dict[str, dict[str, dict[str, bytes]]]] = \
+        self._values: dict[Binding, dict[str, dict[str, Claims]]] = \
             _Indexed(lambda: defaultdict(dict), self._ranges)
         self._spec_claims: dict[Binding, dict[SpecKey, _SpecClaim]] = \
             _Indexed(dict, self._ranges)
@@ -553,7 +555,7 @@ class DesiredState:
         self._set_contributions(uid, contributions)
 
     def _specs_for(self, pod: PodView) -> Iterator[tuple[Source, ServiceSpec, _Admission]]:
-        source = Source(ANNOTATIONS, pod.namespace)
+        source = self._source(ANNOTATIONS, pod.namespace)
         try:
             annotated = spec_from_annotations(pod, retry=self.defaults.retry)
             if annotated is not None:
@@ -564,7 +566,17 @@ class DesiredState:
             admission = self._admitted.get(key)
             if admission is not None and key[0] == pod.namespace \
                     and spec.service_ref is None and matches(self.selectors[key], pod.labels):
-                yield Source(KITEXSERVICE, *key), spec, admission
+                yield self._source(KITEXSERVICE, *key), spec, admission
+
+    def _source(self, kind: str, namespace: str, name: str = "") -> Source:
+        """One ``Source`` object per source: every pod's contribution holds one."""
+        key = (kind, namespace, name)
+        found = self._sources.get(key)
+        if found is None:
+            if len(self._sources) > 100_000:
+                self._sources.clear()
+            found = self._sources[key] = Source(kind, namespace, name)
+        return found
 
     def _set_pod_claim(self, uid: str, admission: _Admission | None, created: str) -> None:
         """Keep the annotated pods claiming each binding: ready or not, they show intent."""
@@ -693,34 +705,89 @@ class DesiredState:
                               instance.encode(), bound.source) for instance in instances]
         self._set_contributions(uid, contributions)
 
-    def _set_contributions(self, uid: str, new: list[_Contribution]) -> None:
+    def _set_contributions(self, uid: str, contributions: list[_Contribution]) -> None:
         """Replace a pod's contributions; an unchanged pod marks nothing dirty.
 
         Most pod events (status heartbeats, unrelated labels, relists) change
         nothing the registry cares about: they must cost no etcd work at all.
         """
-        if self._contrib.get(uid, []) == new:
+        new = tuple(contributions)
+        if _several(self._contrib.get(uid)) == new:
             return
-        old = self._contrib.pop(uid, [])
-        for c in old:
+        for c in _several(self._contrib.pop(uid, None)):
             by_key = self._values[c.binding][c.source.namespace]
-            claims = by_key.get(c.key)
-            if claims is not None:
-                claims.pop(uid, None)
-                if not claims:
-                    del by_key[c.key]
-            self._source_keys[c.source][(c.binding, c.key)] -= 1
-            if self._source_keys[c.source][(c.binding, c.key)] <= 0:
-                del self._source_keys[c.source][(c.binding, c.key)]
-                if not self._source_keys[c.source]:
-                    del self._source_keys[c.source]
+            claims = _unclaim(by_key.get(c.key), uid)
+            if claims:
+                by_key[c.key] = claims
+            else:
+                by_key.pop(c.key, None)
+            if c.source.kind == KITEXSERVICE:
+                counts = self._source_keys[c.source]
+                counts[(c.binding, c.key)] -= 1
+                if counts[(c.binding, c.key)] <= 0:
+                    del counts[(c.binding, c.key)]
+                    if not counts:
+                        del self._source_keys[c.source]
             self.dirty[c.binding].add(c.key)
         for c in new:
-            self._values[c.binding][c.source.namespace].setdefault(c.key, {})[uid] = c.value
-            self._source_keys[c.source][(c.binding, c.key)] += 1
+            by_key = self._values[c.binding][c.source.namespace]
+            by_key[c.key] = _claim(by_key.get(c.key), uid, c.value)
+            if c.source.kind == KITEXSERVICE:  # only KitexServices' statuses list their keys
+                self._source_keys[c.source][(c.binding, c.key)] += 1
             self.dirty[c.binding].add(c.key)
         if new:
-            self._contrib[uid] = new
+            self._contrib[uid] = new[0] if len(new) == 1 else new
+
+
+def _several(held: _Contribution | tuple[_Contribution, ...] | None
+             ) -> tuple[_Contribution, ...]:
+    """What ``_contrib`` holds for a uid, as a tuple (one is held without its tuple:
+    48 bytes a pod at 100,000)."""
+    if held is None:
+        return ()
+    return (held,) if isinstance(held, _Contribution) else held
+
+
+Claims = tuple[str | bytes, ...]
+"""The pods claiming one key of one namespace: ``(uid, value, uid, value...)`` by uid.
+
+Almost every key has exactly one claimant (two pods with one address is a
+conflict); a tuple of two costs a third of a dict of one, at 100,000 keys."""
+
+
+def _pairs(claims: Claims | None) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    for i in range(0, len(claims or ()), 2):
+        uid, value = _first((claims or ())[i:i + 2])
+        found[uid] = value
+    return found
+
+
+def _flat(pairs: dict[str, bytes]) -> Claims:
+    return tuple(item for uid in sorted(pairs) for item in (uid, pairs[uid]))
+
+
+def _claim(claims: Claims | None, uid: str, value: bytes) -> Claims:
+    if not claims or (len(claims) == 2 and claims[0] == uid):
+        return (uid, value)
+    pairs = _pairs(claims)
+    pairs[uid] = value
+    return _flat(pairs)
+
+
+def _unclaim(claims: Claims | None, uid: str) -> Claims:
+    if not claims or (len(claims) == 2 and claims[0] == uid):
+        return ()
+    pairs = _pairs(claims)
+    pairs.pop(uid, None)
+    return _flat(pairs)
+
+
+def _first(claims: Claims) -> tuple[str, bytes]:
+    """The claim that wins: the lowest uid."""
+    uid, value = claims[0], claims[1]
+    assert isinstance(uid, str) and isinstance(value, bytes)
+    return uid, value
 
 
 class _ClaimsView(Mapping[str, bytes]):
@@ -728,22 +795,16 @@ class _ClaimsView(Mapping[str, bytes]):
 
     __slots__ = ("_layers",)
 
-    def __init__(self, layers: list[Mapping[str, Mapping[str, bytes]]]) -> None:
+    def __init__(self, layers: list[Mapping[str, Claims]]) -> None:
         self._layers = layers
 
     def __getitem__(self, key: str) -> bytes:
         if len(self._layers) == 1:  # the usual case: one owner namespace
-            only = self._layers[0][key]
-            return only[min(only)]
-        found: dict[str, bytes] = {}
-        for layer in self._layers:
-            claims = layer.get(key)
-            if claims:
-                uid = min(claims)
-                found[uid] = claims[uid]
+            return _first(self._layers[0][key])[1]
+        found = [_first(claims) for layer in self._layers if (claims := layer.get(key))]
         if not found:
             raise KeyError(key)
-        return found[min(found)]
+        return min(found)[1]
 
     def __iter__(self) -> Iterator[str]:
         if len(self._layers) == 1:

@@ -23,9 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import kubernetes
-
-from .kubeapi import API_ERRORS, KubeApi
+from .kubeapi import API_ERRORS, ApiError, KubeApi
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +48,6 @@ class LeaderElector:
     def __init__(self, kube: KubeApi, config: ElectionConfig) -> None:
         self.kube = kube
         self.config = config
-        self.coordination = kubernetes.client.CoordinationV1Api(kube.api_client)
         self.leading = asyncio.Event()
         self._observed: tuple[str, float] | None = None  # (resourceVersion, local time seen)
 
@@ -78,22 +75,24 @@ class LeaderElector:
                                      f"{self.config.renew_deadline:g}s")
             await asyncio.sleep(self.config.retry_period)
 
+    def _path(self, name: str = "") -> str:
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{self.config.namespace}/leases"
+        return f"{path}/{name}" if name else path
+
     async def _try_acquire_or_renew(self) -> bool:
         cfg = self.config
         now = _now()
         try:
-            lease = await self.kube.call(self.coordination.read_namespaced_lease,
-                                         cfg.name, cfg.namespace)
-        except kubernetes.client.ApiException as exc:
+            lease = await self.kube.request("GET", self._path(cfg.name))
+        except ApiError as exc:
             if exc.status != 404:
                 raise
             body = self._body(now, transitions=0, acquire_time=now)
-            await self.kube.call(self.coordination.create_namespaced_lease,
-                                 cfg.namespace, body)
+            await self.kube.request("POST", self._path(), body)
             return True
-        spec = lease.spec or kubernetes.client.V1LeaseSpec()
-        holder = spec.holder_identity or ""
-        version = str(lease.metadata.resource_version if lease.metadata else "")
+        spec = lease.get("spec") or {}
+        holder = spec.get("holderIdentity") or ""
+        version = str((lease.get("metadata") or {}).get("resourceVersion") or "")
         observed = self._observed
         if observed is None or observed[0] != version:
             observed = self._observed = (version, time.monotonic())
@@ -102,12 +101,11 @@ class LeaderElector:
             if not expired:
                 return False
             log.info("Lease held by %s expired; taking over", holder)
-        transitions = (spec.lease_transitions or 0) + (holder != cfg.identity)
-        acquire = spec.acquire_time if holder == cfg.identity else now
-        body = self._body(now, transitions=transitions, acquire_time=acquire)
-        body.metadata.resource_version = version  # lose the race rather than overwrite
-        await self.kube.call(self.coordination.replace_namespaced_lease,
-                             cfg.name, cfg.namespace, body)
+        transitions = (spec.get("leaseTransitions") or 0) + (holder != cfg.identity)
+        acquire = spec.get("acquireTime") if holder == cfg.identity else now
+        body = self._body(now, transitions=transitions, acquire_time=acquire or now)
+        body["metadata"]["resourceVersion"] = version  # lose the race rather than overwrite
+        await self.kube.request("PUT", self._path(cfg.name), body)
         return True
 
     async def release(self) -> None:
@@ -121,32 +119,41 @@ class LeaderElector:
         self.leading.clear()
         cfg = self.config
         try:
-            lease = await self.kube.call(self.coordination.read_namespaced_lease,
-                                         cfg.name, cfg.namespace)
-            if lease.spec is None or lease.spec.holder_identity != cfg.identity:
+            lease = await self.kube.request("GET", self._path(cfg.name))
+            spec = lease.get("spec")
+            if not spec or spec.get("holderIdentity") != cfg.identity:
                 return
-            lease.spec.holder_identity = ""
-            lease.spec.lease_duration_seconds = 1
-            await self.kube.call(self.coordination.replace_namespaced_lease,
-                                 cfg.name, cfg.namespace, lease)
+            spec["holderIdentity"] = ""
+            spec["leaseDurationSeconds"] = 1
+            await self.kube.request("PUT", self._path(cfg.name), lease)
             log.info("Released the leader Lease (%s)", cfg.identity)
         except API_ERRORS as exc:
             log.warning("Could not release the leader Lease (the standby takes over "
                         "after %gs): %s", cfg.lease_duration, _describe(exc))
 
-    def _body(self, now: datetime.datetime, *, transitions: int, acquire_time: Any) -> Any:
+    def _body(self, now: datetime.datetime, *, transitions: int,
+              acquire_time: datetime.datetime | str) -> dict[str, Any]:
         cfg = self.config
-        return kubernetes.client.V1Lease(
-            metadata=kubernetes.client.V1ObjectMeta(name=cfg.name, namespace=cfg.namespace),
-            spec=kubernetes.client.V1LeaseSpec(
-                holder_identity=cfg.identity, lease_duration_seconds=int(cfg.lease_duration),
-                acquire_time=acquire_time, renew_time=now, lease_transitions=transitions))
+        return {
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": cfg.name, "namespace": cfg.namespace},
+            "spec": {"holderIdentity": cfg.identity,
+                     "leaseDurationSeconds": int(cfg.lease_duration),
+                     "acquireTime": _micro(acquire_time), "renewTime": _micro(now),
+                     "leaseTransitions": transitions}}
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, kubernetes.client.ApiException):
+    if isinstance(exc, ApiError):
         return f"{exc.status} {exc.reason}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _micro(stamp: datetime.datetime | str) -> str:
+    """A MicroTime as the API server writes it; one read back is kept as it is."""
+    if isinstance(stamp, str):
+        return stamp
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _now() -> datetime.datetime:

@@ -20,18 +20,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import kubernetes
+from typing import Protocol
 
 from . import metrics
 from .kube import podwire
-from .kube.wire import JSON, Codec, Event, Item, Status
-from .kubeapi import API_ERRORS, KubeApi
+from .kube.wire import JSON, Codec, Item, Status
+from .kubeapi import API_ERRORS, ApiError, KubeApi
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +37,6 @@ READ_MARGIN = 60  # silent this long past WATCH_TIMEOUT: dead (bookmarks come ev
 BACKOFF_MAX = 4.0  # a cut stream is back within this of the API answering again
 CATCH_UP_MAX = 5.0  # seconds writers wait for a resumed watch to replay what it missed
 RELIST_HOLD_MAX = 60.0  # seconds writers wait for a relist's pages (100,000 pods: ~30 s)
-_END = object()
 
 
 class Gone(Exception):
@@ -64,11 +60,11 @@ class Sink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Resource:
-    """What is watched: its name in logs and metrics, and the client call listing it
+    """What is watched: its name in logs and metrics, and the API path listing it
     (in one namespace, or all of them for ``None``)."""
 
     name: str  # plural: pods, services, endpointslices
-    lister: Callable[[KubeApi, str | None], Callable[..., Any]]
+    path: Callable[[str | None], str]
     task: str  # the supervisor's task kind of its watch
     codec: Codec = JSON  # how its pages and watch lines are read
 
@@ -132,8 +128,7 @@ class ListWatch:
     async def _behind_until_present(self) -> None:
         """Before a cut stream resumes: the view is behind until its events reach the
         resourceVersion the API server is at now (one object's list tells it)."""
-        present = await self.kube.current_version(self.resource.lister(self.kube,
-                                                                       self.namespace))
+        present = await self.kube.current_version(self.resource.path(self.namespace))
         if not present.isdigit() or (self.version.isdigit()
                                      and int(self.version) >= int(present)):
             return  # opaque versions cannot be compared; or nothing was missed
@@ -177,7 +172,7 @@ class ListWatch:
             self._behind(None, RELIST_HOLD_MAX)
         try:
             async for page in self.kube.list_pages(
-                    self.resource.lister(self.kube, self.namespace), self.resource.codec.page):
+                    self.resource.path(self.namespace), self.resource.codec.page):
                 version = version or page.resource_version
                 for item in page.items:
                     uids.add(item.uid)
@@ -196,104 +191,42 @@ class ListWatch:
         return version
 
     async def _watch(self, version: str, seconds: int) -> str:
-        """Apply one watch stream's events; the last resourceVersion seen when it ends."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        stream = _Stream(self.resource.lister(self.kube, self.namespace), version, seconds,
-                         self.resource.codec.event,
-                         lambda item: loop.call_soon_threadsafe(queue.put_nowait, item))
-        stream.start()
+        """Apply one watch stream's events; the last resourceVersion seen when it ends.
+
+        Each line is decoded as it arrives (the resource's codec: pods straight
+        into their views); the socket is read by the event loop, never waited on.
+        """
+        stream = self.kube.watch(self.resource.path(self.namespace), version, seconds,
+                                 self.resource.codec.event, read_margin=READ_MARGIN)
         try:
-            while True:
-                item = await queue.get()
-                if item is _END:
-                    return version
-                if isinstance(item, BaseException):
-                    raise _translate(item)
-                assert isinstance(item, Event)
-                if item.item is None:  # an ERROR
-                    status = item.status or Status()
-                    if status.code == 410:
-                        raise Gone(status.message)
-                    raise WatchFailed(f"watch error: {status.message or status.code}")
-                version = item.resource_version or version
-                if item.type != "BOOKMARK":
-                    self.sink.on_item(item.type, item.item)
-                self._applied(version)
-        finally:
-            stream.stop()
+            async with contextlib.aclosing(stream):  # a raise below closes the response
+                async for event in stream:
+                    if event.item is None:  # an ERROR
+                        status = event.status or Status()
+                        if status.code == 410:
+                            raise Gone(status.message)
+                        raise WatchFailed(f"watch error: {status.message or status.code}")
+                    version = event.resource_version or version
+                    if event.type != "BOOKMARK":
+                        self.sink.on_item(event.type, event.item)
+                    self._applied(version)
+        except ApiError as exc:
+            raise _translate(exc) from None
+        return version
 
 
-class _Stream(threading.Thread):
-    """One watch request, read in a thread: the ``kubernetes`` client blocks.
-
-    Each event line is decoded here (the resource's codec: pods straight into
-    their views) and handed to the event loop, so the loop never waits on the
-    socket nor parses; ``stop`` interrupts a blocked read.
-    """
-
-    def __init__(self, lister: Callable[..., Any], version: str, timeout: int,
-                 decode: Callable[[bytes], Event], deliver: Callable[[object], object]) -> None:
-        super().__init__(name="list-watch", daemon=True)
-        self.lister = lister
-        self.decode = decode
-        self.version = version
-        self.timeout = timeout
-        self.deliver = deliver
-        self.response: Any = None
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        try:
-            self.response = self.lister(
-                watch=True, resource_version=self.version, allow_watch_bookmarks=True,
-                timeout_seconds=self.timeout, _preload_content=False,
-                _request_timeout=(10, self.timeout + READ_MARGIN))
-            if self.stopped.is_set():  # stop() came before there was a response to shut
-                return
-            buffer = b""
-            for chunk in self.response.stream(amt=None, decode_content=False):
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        self._send(self.decode(line))
-            self._send(_END)
-        except BaseException as exc:
-            if not self.stopped.is_set():
-                self._send(exc)
-        finally:
-            if self.response is not None:
-                self.response.release_conn()
-
-    def _send(self, item: object) -> None:
-        try:
-            self.deliver(item)
-        except RuntimeError:  # the loop is closed: the operator is stopping
-            self.stopped.set()
-
-    def stop(self) -> None:
-        """Unblock a read in progress; a stream that already ended needs nothing."""
-        self.stopped.set()
-        response = self.response
-        if response is not None:
-            with contextlib.suppress(Exception):  # released or never connected: nothing to cut
-                response.shutdown()
-
-
-def _translate(exc: BaseException) -> BaseException:
-    if isinstance(exc, kubernetes.client.ApiException) and exc.status == 410:
+def _translate(exc: ApiError) -> Exception:
+    if exc.status == 410:
         return Gone(str(exc.reason))
     return exc
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, kubernetes.client.ApiException):
+    if isinstance(exc, ApiError):
         return f"HTTP {exc.status} {exc.reason}"
     return f"{type(exc).__name__}: {exc}"
 
 
-PODS = Resource("pods", lambda kube, ns: kube.pod_lister(ns), "pod-watch", podwire.CODEC)
-SERVICES = Resource("services", lambda kube, ns: kube.service_lister(ns), "service-watch")
-ENDPOINT_SLICES = Resource("endpointslices", lambda kube, ns: kube.endpointslice_lister(ns),
-                           "endpointslice-watch")
+PODS = Resource("pods", KubeApi.pods_path, "pod-watch", podwire.CODEC)
+SERVICES = Resource("services", KubeApi.services_path, "service-watch")
+ENDPOINT_SLICES = Resource("endpointslices", KubeApi.endpointslices_path, "endpointslice-watch")

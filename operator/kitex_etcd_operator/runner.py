@@ -8,13 +8,14 @@ either way; the lease TTL also honours registry-etcd's own
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
 import socket
 import sys
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -28,6 +29,9 @@ from .options import Duration, default_etcd, etcd_options
 from .plan import Policy
 from .retry import RetryConfig
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .kubeapi import KubeApi
 
 log = logging.getLogger(__name__)
 TAKEOVER_MARGIN = 10.0  # seconds a new leader may need for its first sync
@@ -122,6 +126,7 @@ def run(**kw: Any) -> None:
         check_takeover_fits(election, settings.lease_ttl)
     from .kubeapi import NoKubeConfig
 
+    import_kopf()
     try:
         asyncio.run(operate(settings, election, kw["kubeconfig"]))
     except NoKubeConfig as exc:
@@ -129,6 +134,37 @@ def run(**kw: Any) -> None:
     except LostLeadership as exc:
         log.error("Stepping down: %s", exc)
         sys.exit(1)
+
+
+def import_kopf() -> None:
+    """kopf, without the ``kubernetes`` client it would import along.
+
+    kopf imports the client's model classes whenever the package is installed
+    (only to recognise such objects if a handler hands it one; ours never do):
+    22 MiB and 0.25 s of every start, the client package with its urllib3,
+    pydantic and oauthlib. Hidden while kopf is imported, the package stays
+    importable afterwards (``kubeauth`` uses it for kubeconfig exec plugins).
+    """
+    if "kopf" in sys.modules or "kubernetes" in sys.modules:
+        return
+    sys.modules["kubernetes"] = None  # type: ignore[assignment]  # "not installed"
+    try:
+        import kopf  # noqa: F401
+    finally:
+        del sys.modules["kubernetes"]
+
+
+def freeze_heap() -> None:
+    """Once the initial sync is done: what is alive now (modules, kopf, every pod's view
+    and desired entry) is left out of every later garbage collection.
+
+    A full collection walked all of it: 34 ms at 30,000 pods (about 100 ms at
+    100,000), during which no event is handled, the tail of churn latency.
+    Reference counting still frees these objects; only a reference cycle among
+    them would never be collected, and the state holds none.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def check_takeover_fits(election: ElectionConfig, lease_ttl: int) -> None:
@@ -193,7 +229,9 @@ async def _cancel(*tasks: asyncio.Task[Any]) -> None:
 async def operate(settings: Settings, election: ElectionConfig | None = None,
                   kubeconfig: str | None = None) -> None:
     """Watch from the start (a standby stays warm), write only once leading."""
-    run = OperatorRun(settings, election, kubeconfig)
+    from .kubeapi import KubeApi
+
+    run = OperatorRun(settings, election, await KubeApi.open(kubeconfig))
     await run.start()
     try:
         await run.until_stopped()
@@ -212,13 +250,12 @@ class OperatorRun:
     """
 
     def __init__(self, settings: Settings, election: ElectionConfig | None,
-                 kubeconfig: str | None) -> None:
+                 kube: KubeApi) -> None:
         from .controller import Controller
-        from .kubeapi import KubeApi
 
         self.settings = settings
         self.shutdown = Shutdown()
-        self.kube = KubeApi.from_environment(kubeconfig)
+        self.kube = kube
         self.controller = Controller(settings, self.kube)
         self.election = election
         self.elector = LeaderElector(self.kube, election) if election else None
@@ -268,6 +305,7 @@ class OperatorRun:
             await self.elector.leading.wait()
         metrics.leader.set(1)
         await self.controller.start()
+        freeze_heap()
 
     async def _take_signals_back(self) -> None:
         """kopf installs its own signal handlers while it starts: ours again after."""
@@ -298,4 +336,4 @@ class OperatorRun:
         await _within(asyncio.wait({self.kopf_task}), 2, "stopping kopf")
         await _cancel(self.kopf_task)
         await self.probes.cleanup()
-        self.kube.close()
+        await self.kube.close()

@@ -133,3 +133,31 @@ def test_a_go_written_empty_map_is_rewritten_as_before() -> None:
     assert [(p.key, p.value) for p in plan.puts] == [(key, want[key])]
     plan = make_plan(want, {key: Observed(want[key], ours)}, lease=ours, owned_leases={ours})
     assert not plan and plan.unchanged == 1
+
+
+
+_OCTETS = st.sampled_from(["0", "00", "01", "1", "9", "10", "99", "100", "199", "200", "249",
+                           "250", "255", "256", "300", "", "a", " 1", "\u0661"])
+
+
+@given(st.lists(_OCTETS, min_size=3, max_size=5))
+def test_the_ipv4_fast_path_takes_exactly_what_ipaddress_writes_back(octets: list[str]) -> None:
+    """Canonical IPv4 skips ``ipaddress``; everything else still goes through it."""
+    import ipaddress
+
+    from kitex_etcd_operator.model import _CANONICAL_IPV4
+
+    host = ".".join(octets)
+    try:
+        canonical = ipaddress.ip_address(host).compressed == host
+    except ValueError:
+        canonical = False
+    assert bool(_CANONICAL_IPV4.fullmatch(host)) == canonical
+
+
+def test_an_instance_encodes_once_and_compares_without_it() -> None:
+    instance = Instance.make("10.0.0.1", 8888, tags={"a": "b"})
+    first = instance.encode()
+    assert instance.encode() is first
+    assert instance == Instance.make("10.0.0.1", 8888, tags={"a": "b"})
+    assert hash(instance) == hash(Instance.make("10.0.0.1", 8888, tags={"a": "b"}))

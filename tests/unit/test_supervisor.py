@@ -12,12 +12,12 @@ import asyncio
 import logging
 import socket
 
-import kubernetes
 import pytest
 from prometheus_client import REGISTRY
 
 from kitex_etcd_operator.desired import Defaults, DesiredState
 from kitex_etcd_operator.kubeapi import KubeApi, ObjectRef
+from kitex_etcd_operator.kubeauth import Credentials
 from kitex_etcd_operator.status import StatusReporter
 from kitex_etcd_operator.supervisor import InjectedCrash, Supervisor, _injections
 from tests.support.helpers import async_wait_for
@@ -156,10 +156,7 @@ def _unreachable_kube() -> KubeApi:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    config = kubernetes.client.Configuration()
-    config.host = f"http://127.0.0.1:{port}"
-    config.retries = 0
-    return KubeApi(kubernetes.client.ApiClient(config), component="test")
+    return KubeApi(Credentials(server=f"http://127.0.0.1:{port}"), component="test")
 
 
 def errors(kind: str) -> float:
@@ -181,7 +178,7 @@ async def test_the_status_writer_survives_an_unreachable_api_server() -> None:
         assert not reporter._task.done()  # it died at the first one before
     finally:
         await reporter.stop()
-        kube.close()
+        await kube.close()
 
 
 async def test_leader_election_survives_an_unreachable_api_server(
@@ -205,7 +202,7 @@ async def test_leader_election_survives_an_unreachable_api_server(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        kube.close()
+        await kube.close()
 
 
 async def test_a_stray_cancelled_error_is_a_crash_not_a_stop() -> None:

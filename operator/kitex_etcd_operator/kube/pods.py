@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import msgspec
 
 from .names import ANNOTATION_PREFIX
 
 ContainerPort = tuple[str, int, str]  # (name, containerPort, protocol)
 
 
-@dataclass(frozen=True, slots=True)
-class PodView:
-    """The registration-relevant part of one pod; built by ``pod_view``."""
+class PodView(msgspec.Struct, frozen=True, gc=False):
+    """The registration-relevant part of one pod; built by ``pod_view``.
+
+    A msgspec struct rather than a dataclass: 100,000 of them are held, and
+    untracked by the garbage collector (``gc=False``: it holds strings, tuples
+    and shared mappings, never a cycle) they cost 16 bytes less each and no
+    collector pass walks them; a frozen struct is also built several times
+    faster than a frozen dataclass.
+    """
 
     uid: str
     namespace: str

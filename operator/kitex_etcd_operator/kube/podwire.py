@@ -12,6 +12,10 @@ The structs are strict where ``pod_view`` is lenient: a field of an unexpected
 type fails the whole page or event. The API server validates pods, so that
 never happens with a real one; if it does, that page or event alone is read
 again with ``json`` and ``pod_view``, which read odd fields as absent.
+
+Every struct is ``gc=False``: a decoded page is a tree, never a cycle, and
+500 pods of structs no longer count toward the collector's next pass (a
+third of the collections of an initial sync went to them).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from .pods import ContainerPort, PodView, assemble, pod_view
 from .wire import json_codec
 
 
-class _Meta(msgspec.Struct):
+class _Meta(msgspec.Struct, gc=False):
     uid: str = ""
     namespace: str = ""
     name: str = ""
@@ -34,36 +38,36 @@ class _Meta(msgspec.Struct):
     annotations: dict[str, str] | None = None
 
 
-class _Port(msgspec.Struct):
+class _Port(msgspec.Struct, gc=False):
     containerPort: int = 0
     name: str = ""
     protocol: str = ""
 
 
-class _Container(msgspec.Struct):
+class _Container(msgspec.Struct, gc=False):
     ports: list[_Port] | None = None
 
 
-class _Gate(msgspec.Struct):
+class _Gate(msgspec.Struct, gc=False):
     conditionType: str = ""
 
 
-class _Spec(msgspec.Struct):
+class _Spec(msgspec.Struct, gc=False):
     containers: list[_Container] | None = None
     readinessGates: list[_Gate] | None = None
     hostNetwork: bool = False
 
 
-class _IP(msgspec.Struct):
+class _IP(msgspec.Struct, gc=False):
     ip: str = ""
 
 
-class _Condition(msgspec.Struct):
+class _Condition(msgspec.Struct, gc=False):
     type: str = ""
     status: str = ""
 
 
-class _Status(msgspec.Struct):
+class _Status(msgspec.Struct, gc=False):
     podIP: str = ""
     podIPs: list[_IP] | None = None
     hostIP: str = ""
@@ -71,7 +75,7 @@ class _Status(msgspec.Struct):
     conditions: list[_Condition] | None = None
 
 
-class Pod(msgspec.Struct):
+class Pod(msgspec.Struct, gc=False):
     """The part of a pod body that ``assemble`` reads; the rest is skipped unparsed."""
 
     metadata: _Meta = msgspec.field(default_factory=_Meta)
@@ -97,20 +101,20 @@ def _ports(spec: _Spec) -> list[ContainerPort]:
             if port.containerPort]
 
 
-class _ListMeta(msgspec.Struct):
+class _ListMeta(msgspec.Struct, gc=False):
     resourceVersion: str = ""
     # "continue" is a Python keyword: renamed on the wire.
     continue_: str = msgspec.field(default="", name="continue")
 
 
-class PodList(msgspec.Struct):
+class PodList(msgspec.Struct, gc=False):
     """One page of a pod list."""
 
     items: list[Pod] | None = None
     metadata: _ListMeta = msgspec.field(default_factory=_ListMeta)
 
 
-class WatchEvent(msgspec.Struct):
+class WatchEvent(msgspec.Struct, gc=False):
     """One line of a watch stream; ``object`` is decoded once ``type`` says what it is."""
 
     type: str = ""
