@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from .endpoints import identity
 from .kube import PodView, ServiceSpec, SpecError, instance_for, matches, spec_from_annotations
@@ -756,11 +756,9 @@ conflict); a tuple of two costs a third of a dict of one, at 100,000 keys."""
 
 
 def _pairs(claims: Claims | None) -> dict[str, bytes]:
-    found: dict[str, bytes] = {}
-    for i in range(0, len(claims or ()), 2):
-        uid, value = _first((claims or ())[i:i + 2])
-        found[uid] = value
-    return found
+    claims = claims or ()
+    return dict(zip(cast(tuple[str, ...], claims[::2]),
+                    cast(tuple[bytes, ...], claims[1::2]), strict=True))
 
 
 def _flat(pairs: dict[str, bytes]) -> Claims:

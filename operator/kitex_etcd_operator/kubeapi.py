@@ -62,6 +62,13 @@ answer with an error status, a connection refused or reset, a timeout (an
 ``OSError``). Anything else out of an API call is a bug, for the supervisor to see."""
 
 
+def describe_error(exc: BaseException) -> str:
+    """One of ``API_ERRORS`` for a log line: the status of an answer, else the failure."""
+    if isinstance(exc, ApiError):
+        return f"HTTP {exc.status} {exc.reason}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 class CrdMissing(Exception):
     """The KitexService CRD is not installed."""
 

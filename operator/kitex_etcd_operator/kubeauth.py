@@ -61,7 +61,7 @@ class Token:
         """The Authorization header now; reads the file (or plugin) when due."""
         if self.read is None:
             return self.fixed
-        if not self.value or time.monotonic() - self.read_at >= TOKEN_REFRESH:
+        if self.due:
             try:
                 self.value = self.read()
             except (ConfigError, OSError):

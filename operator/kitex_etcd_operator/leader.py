@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .kubeapi import API_ERRORS, ApiError, KubeApi
+from .kubeapi import API_ERRORS, ApiError, KubeApi, describe_error
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class LeaderElector:
                 # The API server unreachable (restarting, the network cut) is not renewing,
                 # no more: past renew_deadline the leader steps down below. It used to end
                 # this task, and with it the process, at the first refused connection.
-                log.warning("Leader election: %s", _describe(exc))
+                log.warning("Leader election: %s", describe_error(exc))
                 held = False
             now = time.monotonic()
             if held:
@@ -129,7 +129,7 @@ class LeaderElector:
             log.info("Released the leader Lease (%s)", cfg.identity)
         except API_ERRORS as exc:
             log.warning("Could not release the leader Lease (the standby takes over "
-                        "after %gs): %s", cfg.lease_duration, _describe(exc))
+                        "after %gs): %s", cfg.lease_duration, describe_error(exc))
 
     def _body(self, now: datetime.datetime, *, transitions: int,
               acquire_time: datetime.datetime | str) -> dict[str, Any]:
@@ -142,11 +142,6 @@ class LeaderElector:
                      "acquireTime": _micro(acquire_time), "renewTime": _micro(now),
                      "leaseTransitions": transitions}}
 
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ApiError):
-        return f"{exc.status} {exc.reason}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _micro(stamp: datetime.datetime | str) -> str:

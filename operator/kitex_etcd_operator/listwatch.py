@@ -28,7 +28,7 @@ from typing import Protocol
 from . import metrics
 from .kube import podwire
 from .kube.wire import JSON, Codec, Item, Status
-from .kubeapi import API_ERRORS, ApiError, KubeApi
+from .kubeapi import API_ERRORS, ApiError, KubeApi, describe_error
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class ListWatch:
             except RETRIED as exc:  # the rest is a bug: the supervisor's to see
                 metrics.watch_errors(self.resource.name).inc()
                 log.warning("Watch of %s failed, retrying in %.0fs (objects known so far are "
-                            "kept): %s", self.scope, backoff, _describe(exc))
+                            "kept): %s", self.scope, backoff, describe_error(exc))
                 resumed = True
                 if not self.current.is_set():  # waiting on a stream that died would
                     self._caught_up("the stream failed first")  # hold the writers for good
@@ -220,11 +220,6 @@ def _translate(exc: ApiError) -> Exception:
         return Gone(str(exc.reason))
     return exc
 
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ApiError):
-        return f"HTTP {exc.status} {exc.reason}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 PODS = Resource("pods", KubeApi.pods_path, "pod-watch", podwire.CODEC)
