@@ -2,8 +2,9 @@
 
 Pod, Service and EndpointSlice events (``listwatch``, ``feeds``) and
 KitexService events (kopf) update
-``DesiredState`` and wake the binding's worker. A worker waits a few
-milliseconds to gather a burst, then writes only the keys that changed;
+``DesiredState`` and wake the binding's worker. A worker writes a change at
+once, and gathers whatever arrives within ``debounce`` of its last write
+into the next one, writing only the keys that changed;
 every ``observeDelay`` (or ``retryDelay`` after a failure) it reads its
 whole range and repairs it, as registry-etcd does. Nothing is deleted
 before the initial lists of pods and KitexServices are complete.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -423,7 +425,8 @@ class Controller:
 
 
 class BindingWorker:
-    """Keeps one binding in line: debounced incremental writes plus periodic observation.
+    """Keeps one binding in line: incremental writes, at most one a ``debounce``, plus
+    periodic observation.
 
     Each cycle decides who owns the binding (the recorded owner group while
     it claims, else the first claimer), whether its range may coexist with
@@ -452,6 +455,7 @@ class BindingWorker:
         self._idle = asyncio.Event()
         self._not_before = 0.0
         self._changed_since: float | None = None  # first change not yet in etcd
+        self._last_cycle = -math.inf  # when the last cycle began (monotonic)
         self.task: asyncio.Task[None] | None = supervisor.spawn(
             "binding", str(binding), self._run, on_crash=self._crashed)
 
@@ -504,7 +508,7 @@ class BindingWorker:
         self._owner_claimed_at = time.monotonic()
         while True:
             await self._wait_for_work()
-            await asyncio.sleep(self.controller.settings.debounce)
+            await self._gather()
             await self.controller.view_current()
             keys = None if self.full else self.dirty
             self.dirty, self.full = set(), False
@@ -519,6 +523,21 @@ class BindingWorker:
                     metrics.change_seconds.observe(time.monotonic() - changed)
             elif changed is not None:  # still pending: the retry carries it
                 self._changed_since = min(changed, self._changed_since or changed)
+
+    async def _gather(self) -> None:
+        """Leading-edge debounce: a lone change goes out at once, a burst in few writes.
+
+        A fixed wait after every change put its length under every churn
+        event (the floor of the operator's share). Cycles start at most
+        once per ``debounce`` instead: what arrives during a write or just
+        after it is gathered into the next one. One turn of the loop first,
+        so that the rest of a watch chunk already read joins this write.
+        """
+        await asyncio.sleep(0)
+        wait = self._last_cycle + self.controller.settings.debounce - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._last_cycle = time.monotonic()
 
     async def _wait_for_work(self) -> None:
         delay = self.retry.next_delay(self.config.retry)

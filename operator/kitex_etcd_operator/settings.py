@@ -42,7 +42,9 @@ class Settings:
     policy: Policy = Policy.SYNC
     dry_run: bool = False
     max_deletes: int | None = None  # per binding and cycle; None: no cap
-    debounce: float = 0.02  # seconds to gather a burst of pod events into one write
+    # A binding's writes start at most this often (seconds); a lone change is written
+    # at once, what comes within this of the last write is gathered into the next.
+    debounce: float = 0.02
     resync_period: float = 300.0  # full relist of pods, to catch missed deletions
     health_port: int = 8080
     health_host: str = "0.0.0.0"
