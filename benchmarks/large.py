@@ -58,6 +58,10 @@ def sync(kube: KubeCluster, workdir: Path, n: int) -> tuple[dict[str, float], Op
     """The yardstick list (best of three), then the operator's sync into a fresh etcd."""
     lists = [kubepods.list_all(kube.kubeconfig) for _ in range(3)]
     go = min(lists, key=lambda r: r["seconds"])
+    # The same list as JSON, what the operator asks for: the API server's share of
+    # the gap between the yardstick and the operator.
+    as_json = min(kubepods.list_all(kube.kubeconfig, as_json=True)["seconds"]
+                  for _ in range(3))
     etcd = EtcdCluster.start(workdir / f"etcd-large-{n}")
     keys = go["keys"]
     operator = Operator(kube, etcd, workdir)
@@ -69,6 +73,7 @@ def sync(kube: KubeCluster, workdir: Path, n: int) -> tuple[dict[str, float], Op
     wait_until(lambda: not math.isnan(operator.readyz_s), timeout=30, interval=0.1,
                what="/readyz")
     figures = {"go_list_s": go["seconds"], "go_list_cpu_s": go["cpu"], "keys": keys,
+               "go_list_json_s": as_json,
                "loadavg_1m": os.getloadavg()[0],  # the machine's load as the sync ended
                "go_list_all_s": statistics.mean(r["seconds"] for r in lists),
                **initial_sync_figures(operator, n, seconds)}
@@ -76,6 +81,25 @@ def sync(kube: KubeCluster, workdir: Path, n: int) -> tuple[dict[str, float], Op
           f"{seconds:.1f}s = {seconds / go['seconds']:.1f}x, peak RSS "
           f"{figures['peak_rss_mib']:.0f} MiB", flush=True)
     return figures, operator, etcd
+
+
+def startups(kube: KubeCluster, workdir: Path, runs: int = 5) -> list[float]:
+    """Process start to /readyz, ``runs`` more times (each into a fresh etcd): one start
+    is a noisy sample on a shared 2-core machine, the median of several is not."""
+    seconds = []
+    for i in range(runs):
+        etcd = EtcdCluster.start(workdir / f"etcd-startup-{i}")
+        started = Operator(kube, etcd, workdir)
+        try:
+            wait_until(lambda op=started: not math.isnan(op.readyz_s), timeout=60,
+                       interval=0.1, what="/readyz")
+            seconds.append(started.readyz_s)
+        finally:
+            started.stop()
+            etcd.stop()
+    print(f"  start-up to /readyz, {runs} more starts: "
+          f"{', '.join(f'{s:.2f}' for s in seconds)} s", flush=True)
+    return seconds
 
 
 # What the operator process holds before it has read a single pod, step by step:
@@ -139,6 +163,10 @@ def run(out: Path, sizes: tuple[int, ...] = (100, 10_000, 100_000),
                 figures = grow(kube, have, n)
                 have = n
                 results, operator, etcd = sync(kube, workdir, n)
+                if n <= 100:
+                    operator.stop()
+                    etcd.stop()
+                    results["readyz_runs_s"] = [results["readyz_s"], *startups(kube, workdir)]
                 try:
                     if n == sizes[-1] and rates:
                         churned = Results()
