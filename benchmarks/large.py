@@ -107,12 +107,14 @@ def startups(kube: KubeCluster, workdir: Path, runs: int = 5) -> list[float]:
 IMPORT_STEPS = (
     ("interpreter and asyncio", "import asyncio"),
     ("grpc, aetcd (etcd client)", "import grpc, aetcd"),
-    ("aiohttp, kopf (without the kubernetes client: runner.import_kopf)",
-     "import sys, aiohttp; sys.modules['kubernetes'] = None; import kopf; "
-     "del sys.modules['kubernetes']"),
-    ("prometheus_client, msgspec, the operator's modules",
+    ("aiohttp (the API client, the probes)", "import aiohttp"),
+    ("prometheus_client, msgspec, the operator's modules (all the first sync needs)",
      "import kitex_etcd_operator.cli, kitex_etcd_operator.runner, "
-     "kitex_etcd_operator.controller, kitex_etcd_operator.handlers"),
+     "kitex_etcd_operator.controller, kitex_etcd_operator.kubeapi"),
+    ("kopf and the handlers, imported after the first sync (without the kubernetes "
+     "client: runner.import_kopf)",
+     "from kitex_etcd_operator.runner import import_kopf; import_kopf(); "
+     "import kitex_etcd_operator.handlers"),
     ("for comparison, no longer loaded: the kubernetes client and its CoreV1Api",
      "import kubernetes.client; kubernetes.client.CoreV1Api(kubernetes.client.ApiClient())"),
 )
