@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 TAKEOVER_MARGIN = 10.0  # seconds a new leader may need for its first sync
 STOP_GRACE = 10.0  # seconds the controller gets to stop writing on SIGTERM
+# kopf starts once the first sync is done, or after this many seconds: KitexService
+# and policy changes made during a long initial sync are not held back longer.
+KOPF_START_WAIT = 2.0
 
 
 @click.command()
@@ -126,7 +129,6 @@ def run(**kw: Any) -> None:
         check_takeover_fits(election, settings.lease_ttl)
     from .kubeapi import NoKubeConfig
 
-    import_kopf()
     try:
         asyncio.run(operate(settings, election, kw["kubeconfig"]))
     except NoKubeConfig as exc:
@@ -271,10 +273,7 @@ class OperatorRun:
         return self.controller.ready
 
     async def start(self) -> None:
-        import kopf
-
         from . import probes
-        from .handlers import make_registry
 
         settings = self.settings
         self.shutdown.install()
@@ -286,11 +285,7 @@ class OperatorRun:
                  else "cluster-wide", settings.policy.value,
                  ", dry run" if settings.dry_run else "")
         self.controller.watch_pods()
-        self.kopf_task = asyncio.create_task(kopf.operator(
-            registry=make_registry(self.controller, on_startup=self.shutdown.install),
-            standalone=True, clusterwide=not settings.namespaces,
-            namespaces=list(settings.namespaces), stop_flag=self.kopf_stop,
-            ready_flag=self.kopf_ready), name="kopf")
+        self.kopf_task = asyncio.create_task(self._run_kopf(), name="kopf")
         self.elector_task = None
         if self.elector is not None and self.election is not None:
             self.elector_task = supervisor.spawn("leader-election", self.election.identity,
@@ -299,6 +294,35 @@ class OperatorRun:
         self._background = [supervisor.spawn("startup", "lead", self._lead),
                             asyncio.create_task(self._take_signals_back(), name="signals"),
                             self.stop_task]
+
+    async def _run_kopf(self) -> None:
+        """kopf, once the first sync is done (or ``KOPF_START_WAIT`` has passed).
+
+        The controller lists KitexServices and the tenancy objects itself
+        before its first sync, so kopf's watches only carry later changes,
+        and kopf's own initial listing hands over every object again: nothing
+        is missed by starting it late. Started at once, its import, API
+        discovery and four initial lists shared the one event loop with the
+        first sync, a good part of the start-up to /readyz.
+        """
+        deadline = asyncio.get_running_loop().time() + KOPF_START_WAIT
+        # Readiness is computed over every worker, no one event says it: polled.
+        while not self.ready() and not self.kopf_stop.is_set() \
+                and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if self.kopf_stop.is_set():
+            return
+        import_kopf()
+        import kopf
+
+        from .handlers import make_registry
+
+        settings = self.settings
+        await kopf.operator(
+            registry=make_registry(self.controller, on_startup=self.shutdown.install),
+            standalone=True, clusterwide=not settings.namespaces,
+            namespaces=list(settings.namespaces), stop_flag=self.kopf_stop,
+            ready_flag=self.kopf_ready)
 
     async def _lead(self) -> None:
         if self.elector is not None:

@@ -290,8 +290,8 @@ def test_a_resumed_watch_replays_what_it_missed_before_writing(
         core.delete_namespaced_pod("old", namespace, grace_period_seconds=0)
         wait_for(lambda: not [p for p in core.list_namespaced_pod(namespace).items
                               if p.metadata.name == "old"], timeout=60, what="old gone")
-        # Events between the two, so that the replay takes longer than the operator's
-        # gathering of a burst (20 ms): without the wait it writes in between.
+        # Events between the two, so that the replay lasts longer than a write takes
+        # to start (a lone change goes out at once): without the wait it writes in between.
         for i in range(REPLAY_EVENTS):
             core.patch_namespaced_pod("noise", namespace, {"metadata": {"labels": {"n": str(i)}}})
         core.create_namespaced_pod(namespace, _bare_pod("new", node, annotations))

@@ -100,9 +100,18 @@ def spec_from_annotations(pod: PodView | Mapping[str, str], *,
     annotations = pod.annotations if isinstance(pod, PodView) else pod
     if Annotation.SERVICE.value not in annotations:
         return None
+    retry = retry or _GO_RETRY
+    # Pods of one template share one annotations object (``kube.pods._shared``), never
+    # changed (a view's mappings are read-only): the spec is looked up by that object
+    # first. The entry holds the object, so its id cannot pass to another while
+    # cached. A plain mapping may change between calls: not cached.
+    view = isinstance(pod, PodView)
+    cached = _BY_OBJECT.get(id(annotations)) if view else None
+    if cached is not None and cached[0] is annotations and cached[1] is retry:
+        return cached[2]
     items = tuple(sorted((k, v) for k, v in annotations.items() if k.startswith(ANNOTATION_PREFIX)))
     try:
-        return _parse(items, retry or RetryConfig())
+        spec = _parse(items, retry)
     except SpecError as err:
         # An annotation is one string: name it, not an index inside its parsed value
         # (found by its name, which may itself hold "]", rather than by the first "]").
@@ -111,3 +120,13 @@ def spec_from_annotations(pod: PodView | Mapping[str, str], *,
         if at is not None and at != err.field:
             raise SpecError(at, err.message) from None
         raise
+    if view:
+        if len(_BY_OBJECT) >= _BY_OBJECT_MAX:
+            _BY_OBJECT.clear()
+        _BY_OBJECT[id(annotations)] = (annotations, retry, spec)
+    return spec
+
+
+_GO_RETRY = RetryConfig()
+_BY_OBJECT: dict[int, tuple[Mapping[str, str], RetryConfig, ServiceSpec | None]] = {}
+_BY_OBJECT_MAX = 4096

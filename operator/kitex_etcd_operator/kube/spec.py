@@ -81,6 +81,15 @@ class ServiceSpec:
     fixed_port: int | None = None  # KITEX_PORT_TO_REGISTRY: registered instead of `port`
     origin: Origin = "KitexService"
     service_ref: str | None = None  # a KitexService's spec.serviceRef: that Service's slices
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __hash__(self) -> int:
+        """Computed once: every pod event looks its spec up (admission, per namespace),
+        and hashing 17 fields with their nested settings each time cost ~2.5 us a pod."""
+        if not self._hash:
+            object.__setattr__(self, "_hash", hash(tuple(
+                getattr(self, name) for name in self.__slots__ if name != "_hash")) or 1)
+        return self._hash
 
 
 # --- field names ---------------------------------------------------------------
