@@ -38,6 +38,7 @@ def create(kubeconfig: Path, namespace: str, count: int, services: int, *, first
                 "--count", str(count), "--services", str(services), "--workers", str(workers))
 
 
-def list_all(kubeconfig: Path, page: int = 500) -> dict[str, Any]:
-    """Every pod of the cluster, a page at a time: {pods, ready, keys, seconds, cpu}."""
-    return _run(kubeconfig, "list", "--page", str(page))
+def list_all(kubeconfig: Path, page: int = 500, *, as_json: bool = False) -> dict[str, Any]:
+    """Every pod of the cluster, a page at a time: {pods, ready, keys, seconds, cpu};
+    ``as_json`` asks for JSON (as the operator does) instead of protobuf."""
+    return _run(kubeconfig, "list", "--page", str(page), *(["--json"] if as_json else []))

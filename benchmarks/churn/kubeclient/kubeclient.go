@@ -17,6 +17,12 @@ import (
 // New is a clientset for the cluster of kubeconfig: protobuf both ways,
 // no client-side rate limit.
 func New(kubeconfig string) *kubernetes.Clientset {
+	return NewAs(kubeconfig, false)
+}
+
+// NewAs is New, or with asJSON a clientset that sends and accepts JSON only,
+// as the operator does: the same list both ways prices the API server's JSON.
+func NewAs(kubeconfig string, asJSON bool) *kubernetes.Clientset {
 	config, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		Fail("kubeconfig: %v", err)
@@ -24,6 +30,9 @@ func New(kubeconfig string) *kubernetes.Clientset {
 	config.QPS, config.Burst = 5000, 5000
 	config.ContentType = "application/vnd.kubernetes.protobuf"
 	config.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	if asJSON {
+		config.ContentType, config.AcceptContentTypes = "application/json", "application/json"
+	}
 	client, err := kubernetes.NewForConfig(config)
 	if err != nil {
 		Fail("client: %v", err)

@@ -1,7 +1,7 @@
 // Command kitex-pods writes and reads the large benchmark's pods with client-go.
 //
 //	kitex-pods create --kubeconfig K --namespace NS [--first F] --count N --services S
-//	kitex-pods list --kubeconfig K [--namespace NS] [--page 500]
+//	kitex-pods list --kubeconfig K [--namespace NS] [--page 500] [--json]
 //
 // create makes N annotated pods, service svc-<i mod S>, spread over the kwok
 // nodes, W requests in flight: a Python client in threads spends more CPU than
@@ -12,7 +12,8 @@
 // program can read every pod, protobuf and pages of 500 like client-go's
 // informers, decoding each page into typed objects and dropping it. It prints
 // {"pods": n, "ready": n, "keys": distinct service/IP of the ready ones, "seconds": s,
-// "cpu": s}; seconds and cpu cover the list alone.
+// "cpu": s}; seconds and cpu cover the list alone. With --json it asks for
+// JSON, what the operator reads: the difference is the API server's encoding.
 package main
 
 import (
@@ -43,8 +44,9 @@ func main() {
 	services := flags.Int("services", 1, "create: Kitex services they are spread over")
 	workers := flags.Int("workers", 64, "create: requests in flight")
 	page := flags.Int64("page", 500, "list: pods per page")
+	asJSON := flags.Bool("json", false, "list: ask for JSON, as the operator does (default protobuf)")
 	_ = flags.Parse(os.Args[2:])
-	client := kubeclient.New(*kubeconfig)
+	client := kubeclient.NewAs(*kubeconfig, *asJSON)
 	var result map[string]any
 	switch os.Args[1] {
 	case "create":
