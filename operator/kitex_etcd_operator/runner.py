@@ -39,6 +39,7 @@ STOP_GRACE = 10.0  # seconds the controller gets to stop writing on SIGTERM
 # kopf starts once the first sync is done, or after this many seconds: KitexService
 # and policy changes made during a long initial sync are not held back longer.
 KOPF_START_WAIT = 2.0
+KOPF_SIGNAL_TURNS = 5  # loop turns kopf takes to install its signal handlers (it takes 2)
 
 
 @click.command()
@@ -292,6 +293,8 @@ class OperatorRun:
                                                  self.elector.run, fatal=(LostLeadership,))
         self.stop_task = asyncio.create_task(self.shutdown.requested.wait(), name="stop")
         self._background = [supervisor.spawn("startup", "lead", self._lead),
+                            supervisor.spawn("metrics", "event loop lag",
+                                             metrics.measure_loop_lag),
                             asyncio.create_task(self._take_signals_back(), name="signals"),
                             self.stop_task]
 
@@ -318,11 +321,18 @@ class OperatorRun:
         from .handlers import make_registry
 
         settings = self.settings
-        await kopf.operator(
+        kopf_run = asyncio.create_task(kopf.operator(
             registry=make_registry(self.controller, on_startup=self.shutdown.install),
             standalone=True, clusterwide=not settings.namespaces,
             namespaces=list(settings.namespaces), stop_flag=self.kopf_stop,
-            ready_flag=self.kopf_ready)
+            ready_flag=self.kopf_ready), name="kopf-operator")
+        # kopf puts its own SIGTERM handler in within its first turns of the loop, and
+        # its startup handler gives the signals back only after its login: a stop in
+        # between would stop kopf first. Ours go back at once (and again at startup).
+        for _ in range(KOPF_SIGNAL_TURNS):
+            await asyncio.sleep(0)
+        self.shutdown.install()
+        await kopf_run  # cancelling this task cancels kopf's with it
 
     async def _lead(self) -> None:
         if self.elector is not None:

@@ -50,6 +50,7 @@ KINDS = frozenset({
     "leader-election",
     "startup",  # initial lists, then letting the workers write
     "initial-sync",  # the progress report of the first sync
+    "metrics",  # the event loop's lag, measured for its histogram
     "finalizer",  # one per KitexService being finalized
     "kitexservice-event",  # kopf's handler: not restarted by us, but seen and counted
 })
