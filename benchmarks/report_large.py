@@ -287,12 +287,17 @@ def _reading(large: dict[str, Any], reduced: dict[str, Any] | None) -> list[str]
         "desired state, ~70 us a pod) and half to the first writes (1,000 transactions "
         "holding every key): `benchmarks.list_speed --sync` lists 20,000 pods in 1.45 s "
         "and has every service written after 3.1 s."]
-    json_rows = [(int(n), v) for n, v in ((reduced or {}).get("sizes") or {}).items()
-                 if "go_list_json_s" in v and int(n) >= 1000]
+    json_rows, which = [], ""
+    for run, name in ((large, "this run"), (reduced, "the reduced run")):
+        json_rows = sorted((int(n), v) for n, v in ((run or {}).get("sizes") or {}).items()
+                           if "go_list_json_s" in v and int(n) >= 1000)[-1:]
+        if json_rows:
+            which = name
+            break
     for n, v in json_rows:
         text = (f"- **JSON against protobuf.** With {n:,} pods the same Go list took "
                 f"{v['go_list_s']:.2f} s asking for protobuf and {v['go_list_json_s']:.2f} s "
-                f"asking for JSON (best of 3 each, the reduced run): "
+                f"asking for JSON (best of 3 each, {which}): "
                 f"{v['go_list_json_s'] / v['go_list_s']:.1f}x.")
         if "go_list_json_cpu_s" in v:
             proto = v["go_list_s"] - v["go_list_cpu_s"]
@@ -304,8 +309,10 @@ def _reading(large: dict[str, Any], reduced: dict[str, Any] | None) -> list[str]
                      "decoding.")
         text += (f" The operator's sync took {v['seconds']:.2f} s with {v['cpu_s']:.2f} s of "
                  f"CPU (its start and 1,000 services' first writes included): "
-                 f"{v['seconds'] / v['go_list_json_s']:.1f}x the Go client's JSON list, "
-                 f"{v['seconds'] / v['go_list_s']:.1f}x its protobuf list.")
+                 f"{v['seconds'] / v['go_list_json_s']:.2f}x the Go client's JSON list, "
+                 f"{v['seconds'] / v['go_list_s']:.1f}x its protobuf list. Read as JSON, the "
+                 "pods cost the operator no more than they cost client-go; the rest of the "
+                 "gap to the yardstick is the wire format, the next step (protobuf lists).")
         lines.append(text)
     lines.append(
         f"- **Memory.** {_slope(large)[2]:.2f} KiB of peak RSS a pod between "
