@@ -8,12 +8,11 @@ what is not can be told apart by etcd's revisions, not by a stopwatch.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.controller import Controller
 from kitex_etcd_operator.retry import RetryConfig
 from kitex_etcd_operator.settings import DefaultEtcd, Settings
@@ -24,11 +23,6 @@ from tests.support.helpers import async_wait_for
 DEBOUNCE = 4.0
 PREFIX = "kitex/registry-etcd/burst/"
 ANNOTATIONS = {"kitex.cloudwego.io/service": "burst", "kitex.cloudwego.io/port": "8888"}
-
-
-@pytest.fixture
-def etcd(private_etcd: Callable[..., EtcdCluster]) -> EtcdCluster:
-    return private_etcd()
 
 
 @pytest.fixture

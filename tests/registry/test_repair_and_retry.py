@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.controller import Controller
 from kitex_etcd_operator.plan import Binding
 from kitex_etcd_operator.retry import RetryConfig
@@ -24,11 +23,6 @@ from tests.support.factories import pod
 from tests.support.helpers import async_wait_for
 
 OBSERVE, RETRY, ATTEMPTS = 1.0, 0.3, 3
-
-
-@pytest.fixture
-def etcd(private_etcd: Callable[..., EtcdCluster]) -> EtcdCluster:
-    return private_etcd()
 
 
 @pytest.fixture
