@@ -262,7 +262,7 @@ class OperatorRun:
         self.controller = Controller(settings, self.kube)
         self.election = election
         self.elector = LeaderElector(self.kube, election) if election else None
-        self.kopf_stop, self.kopf_ready = asyncio.Event(), asyncio.Event()
+        self.kopf_stop = asyncio.Event()
         self._background: list[asyncio.Task[Any]] = []  # cancelled first at the stop
 
     def ready(self) -> bool:
@@ -295,7 +295,6 @@ class OperatorRun:
         self._background = [supervisor.spawn("startup", "lead", self._lead),
                             supervisor.spawn("metrics", "event loop lag",
                                              metrics.measure_loop_lag),
-                            asyncio.create_task(self._take_signals_back(), name="signals"),
                             self.stop_task]
 
     async def _run_kopf(self) -> None:
@@ -324,8 +323,8 @@ class OperatorRun:
         kopf_run = asyncio.create_task(kopf.operator(
             registry=make_registry(self.controller, on_startup=self.shutdown.install),
             standalone=True, clusterwide=not settings.namespaces,
-            namespaces=list(settings.namespaces), stop_flag=self.kopf_stop,
-            ready_flag=self.kopf_ready), name="kopf-operator")
+            namespaces=list(settings.namespaces), stop_flag=self.kopf_stop),
+            name="kopf-operator")
         # kopf puts its own SIGTERM handler in within its first turns of the loop, and
         # its startup handler gives the signals back only after its login: a stop in
         # between would stop kopf first. Ours go back at once (and again at startup).
@@ -340,11 +339,6 @@ class OperatorRun:
         metrics.leader.set(1)
         await self.controller.start()
         freeze_heap()
-
-    async def _take_signals_back(self) -> None:
-        """kopf installs its own signal handlers while it starts: ours again after."""
-        await self.kopf_ready.wait()
-        self.shutdown.install()
 
     async def until_stopped(self) -> None:
         """Until a signal, kopf's end or the elector's; their errors are raised here."""
