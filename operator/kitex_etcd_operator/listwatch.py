@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from . import metrics
-from .kube import podwire
+from .kube import podproto
 from .kube.wire import JSON, Codec, Item, Status
 from .kubeapi import API_ERRORS, ApiError, KubeApi, describe_error
 
@@ -172,7 +172,8 @@ class ListWatch:
             self._behind(None, RELIST_HOLD_MAX)
         try:
             async for page in self.kube.list_pages(
-                    self.resource.path(self.namespace), self.resource.codec.page):
+                    self.resource.path(self.namespace), self.resource.codec.page,
+                    self.resource.codec.page_types):
                 version = version or page.resource_version
                 for item in page.items:
                     uids.add(item.uid)
@@ -222,6 +223,6 @@ def _translate(exc: ApiError) -> Exception:
 
 
 
-PODS = Resource("pods", KubeApi.pods_path, "pod-watch", podwire.CODEC)
+PODS = Resource("pods", KubeApi.pods_path, "pod-watch", podproto.CODEC)
 SERVICES = Resource("services", KubeApi.services_path, "service-watch")
 ENDPOINT_SLICES = Resource("endpointslices", KubeApi.endpointslices_path, "endpointslice-watch")

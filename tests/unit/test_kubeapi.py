@@ -19,7 +19,7 @@ from aiohttp import web
 
 from kitex_devcluster.pki import issue, make_ca
 from kitex_etcd_operator import kubeauth
-from kitex_etcd_operator.kube import podwire
+from kitex_etcd_operator.kube import podproto
 from kitex_etcd_operator.kubeapi import (
     ApiError,
     CrdMissing,
@@ -56,6 +56,8 @@ class FakeApi:
         self.watch_lines: list[bytes] = []
         self.watch_status = 200
         self.pages = [[pod(1), pod(2)], [pod(3)]]
+        self.accepts: list[str] = []  # the Accept header of each list page asked for
+        self.broken_protobuf = False  # answer pod pages asked for as protobuf with garbage
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.auth])
@@ -80,6 +82,10 @@ class FakeApi:
         if path == "/api/v1/pods":
             index = int(request.query.get("continue") or 0)
             assert request.query["limit"] in ("1", "500")
+            self.accepts.append(request.headers.get("Accept", ""))
+            if self.broken_protobuf and podproto.MEDIA_TYPE in request.headers.get("Accept", ""):
+                return web.Response(body=podproto.MAGIC + b"\x12\xff\xff\xff\xff\x0f",
+                                    content_type=podproto.MEDIA_TYPE)
             more = index + 1 < len(self.pages)
             return web.json_response({"metadata": {"resourceVersion": "7",
                                                    "continue": str(index + 1) if more else ""},
@@ -336,7 +342,7 @@ async def test_a_watch_stream_reads_long_lines_bookmarks_and_410(
             await watch._watch("12", 5)
     finally:
         await kube.close()
-    assert podwire.CODEC is PODS.codec
+    assert podproto.CODEC is PODS.codec
 
 
 async def test_leader_election_takes_renews_and_releases_the_lease(
@@ -364,3 +370,19 @@ async def test_leader_election_takes_renews_and_releases_the_lease(
     finally:
         task.cancel()
         await kube.close()
+
+
+async def test_a_pod_page_the_protobuf_reader_refuses_is_asked_for_again_as_json(
+        api: tuple[FakeApi, str], pki: dict[str, Any], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    fake, server = api
+    fake.broken_protobuf = True
+    kube = KubeApi.from_environment(str(client_kubeconfig(tmp_path, server, pki)))
+    try:
+        pods = await kube.list_pods()
+    finally:
+        await kube.close()
+    assert [p.uid for p in pods] == ["u1", "u2", "u3"]
+    # each page: protobuf first (JSON accepted too), then JSON alone
+    assert fake.accepts == [podproto.CODEC.page_types, "application/json"] * 2
+    assert "again as JSON" in caplog.text

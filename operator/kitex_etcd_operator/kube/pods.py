@@ -95,13 +95,13 @@ def _shared(value: S) -> S:
     return value
 
 
-def _interned(labels: Iterable[tuple[str, str]]) -> dict[str, str]:
+def interned_labels(labels: Iterable[tuple[str, str]]) -> dict[str, str]:
     return _shared({sys.intern(k): sys.intern(v) for k, v in labels})
 
 
 def _labels(value: Any) -> dict[str, str]:
     """The labels of any object's metadata, interned and shared (``_shared``)."""
-    return _interned(_strings(value))
+    return interned_labels(_strings(value))
 
 
 def assemble(*, uid: str, namespace: str, name: str, labels: Iterable[tuple[str, str]],
@@ -109,12 +109,38 @@ def assemble(*, uid: str, namespace: str, name: str, labels: Iterable[tuple[str,
              host_ip: str, conditions: Mapping[str, object], gates: Iterable[str],
              ports: Iterable[ContainerPort], host_network: bool, phase: str, deleting: bool,
              created: str) -> PodView:
-    """The rules that make a ``PodView`` out of a pod's fields, however they were decoded.
+    """A ``PodView`` out of a pod's fields, however they were decoded.
 
-    Two readers feed it: ``pod_view`` over a parsed JSON body, lenient about
-    every field, and ``podwire``, which decodes list pages and watch events
-    straight into typed structs. Both go through here so that they cannot
-    disagree on readiness, address order or which annotations are kept.
+    Three readers feed the rules below: ``pod_view`` over a parsed JSON body,
+    lenient about every field; ``podwire``, which decodes JSON list pages and
+    watch events straight into typed structs; and ``podproto``, which reads
+    the API server's protobuf list pages (and shares labels, annotations and
+    ports by their encoded bytes, calling ``shared_view`` itself). All go
+    through ``shared_view`` so that they cannot disagree on readiness, address
+    order or which annotations are kept.
+    """
+    return shared_view(
+        uid=uid, namespace=namespace, name=name, labels=interned_labels(labels),
+        annotations=kept_annotations(annotations), pod_ip=pod_ip, pod_ips=pod_ips,
+        host_ip=host_ip, conditions=conditions, gates=gates, ports=shared_ports(ports),
+        host_network=host_network, phase=phase, deleting=deleting, created=created)
+
+
+def kept_annotations(annotations: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The operator's own annotations, shared (``_shared``): the others are never read."""
+    return _shared({sys.intern(k): v for k, v in annotations if k.startswith(ANNOTATION_PREFIX)})
+
+
+def shared_ports(ports: Iterable[ContainerPort]) -> tuple[ContainerPort, ...]:
+    return _shared(tuple(ports))
+
+
+def shared_view(*, uid: str, namespace: str, name: str, labels: dict[str, str],
+                annotations: dict[str, str], pod_ip: str, pod_ips: Iterable[str],
+                host_ip: str, conditions: Mapping[str, object], gates: Iterable[str],
+                ports: tuple[ContainerPort, ...], host_network: bool, phase: str,
+                deleting: bool, created: str) -> PodView:
+    """The rules, over labels, kept annotations and ports already shared.
 
     ``ready``: Ready True, and every readiness gate True as well. The kubelet
     folds the gates into Ready already; checking them again costs nothing and
@@ -132,14 +158,13 @@ def assemble(*, uid: str, namespace: str, name: str, labels: Iterable[tuple[str,
         uid=uid,
         namespace=sys.intern(namespace),
         name=name,
-        labels=_interned(labels),
-        annotations=_shared({sys.intern(k): v for k, v in annotations
-                             if k.startswith(ANNOTATION_PREFIX)}),
+        labels=labels,
+        annotations=annotations,
         pod_ips=tuple(ips),
         host_ip=sys.intern(host_ip) if host_ip else None,
         ready=ready,
         terminating=deleting,
-        container_ports=_shared(tuple(ports)),
+        container_ports=ports,
         host_network=host_network,
         finished=phase in ("Succeeded", "Failed"),
         created=sys.intern(created),

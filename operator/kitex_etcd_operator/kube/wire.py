@@ -45,12 +45,17 @@ class Event:
 Page = tuple[list[Item], str, str]  # items, the list's resourceVersion, its continue token
 
 
+class Undecodable(ValueError):
+    """A body in an encoding other than JSON that its reader refused: ask again for JSON."""
+
+
 @dataclass(frozen=True, slots=True)
 class Codec:
     """How one resource's list pages and watch lines are read."""
 
     page: Callable[[bytes], Page]
     event: Callable[[bytes], Event]
+    page_types: str = "application/json"  # the Accept header of list pages
 
 
 def number(version: str) -> int | None:
