@@ -171,9 +171,8 @@ class ListWatch:
         if self.listed.is_set():  # pages of a snapshot over an older view: a mixed past
             self._behind(None, RELIST_HOLD_MAX)
         try:
-            async for page in self.kube.list_pages(
-                    self.resource.path(self.namespace), self.resource.codec.page,
-                    self.resource.codec.page_types):
+            async for page in self.kube.list_codec(self.resource.path(self.namespace),
+                                                   self.resource.codec):
                 version = version or page.resource_version
                 for item in page.items:
                     uids.add(item.uid)

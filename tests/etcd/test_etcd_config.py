@@ -8,6 +8,7 @@ import pytest
 from aetcd import rpc
 
 from kitex_etcd_operator.etcd import Compare, EtcdClient, EtcdConfig, txn_replay_safe
+from kitex_etcd_operator.etcd.ops import txn_request
 from kitex_etcd_operator.writes import Delete, Put
 
 SECRET = "hunter2-not-for-logs"
@@ -89,3 +90,19 @@ def test_compares_are_etcd_equalities_on_create_revision_lease_and_value() -> No
     assert (value.target, value.value) == (rpc.Compare.VALUE, b"v")
     assert {absent.result, lease.result, value.result} == {rpc.Compare.EQUAL}
     assert {absent.key, lease.key, value.key} == {b"k"}
+
+
+def test_a_transaction_carries_the_compares_given_then_each_writes_own_guard() -> None:
+    ops = [Put("a", b"1", 5, expect_lease=0), Put("b", b"2", 5, expect_lease=7), Put("c", b"3", 5),
+           Delete("d", expect_lease=7), Delete("e")]
+    request = txn_request([Compare.value_is("x", b"v")], ops)
+    assert list(request.compare) == [Compare.value_is("x", b"v").message(),
+                                     Compare.absent("a").message(),
+                                     Compare.lease_is("b", 7).message(),
+                                     Compare.lease_is("d", 7).message()]
+    assert list(request.success) == [
+        rpc.RequestOp(request_put=rpc.PutRequest(key=b"a", value=b"1", lease=5)),
+        rpc.RequestOp(request_put=rpc.PutRequest(key=b"b", value=b"2", lease=5)),
+        rpc.RequestOp(request_put=rpc.PutRequest(key=b"c", value=b"3", lease=5)),
+        rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=b"d")),
+        rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=b"e"))]

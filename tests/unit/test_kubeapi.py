@@ -81,7 +81,7 @@ class FakeApi:
             return await self.watch(request)
         if path == "/api/v1/pods":
             index = int(request.query.get("continue") or 0)
-            assert request.query["limit"] in ("1", "500")
+            assert request.query["limit"] in ("1", "500", str(podproto.CODEC.page_size))
             self.accepts.append(request.headers.get("Accept", ""))
             if self.broken_protobuf and podproto.MEDIA_TYPE in request.headers.get("Accept", ""):
                 return web.Response(body=podproto.MAGIC + b"\x12\xff\xff\xff\xff\x0f",

@@ -171,3 +171,22 @@ def test_a_broken_protobuf_body_asks_for_json() -> None:
     good = proto_page(pod("x"))
     with pytest.raises(wire.Undecodable):
         podproto.decode_page(good[:-20])  # cut short
+
+
+def test_the_token_is_read_ahead_of_the_pods() -> None:
+    bodies = [pod(f"t{i}") for i in range(3)]
+    assert podproto.page_token(proto_page(*bodies, token="next")) == "next"
+    assert podproto.page_token(proto_page(*bodies)) == ""  # the last page
+    assert podproto.page_token(json_page(*bodies, token="next")) is None  # decode first
+    assert podproto.page_token(podproto.MAGIC + b"\x12\xff\xff") is None
+    assert podproto.page_token(podproto.MAGIC + b"\x08\x01") is None
+
+
+def test_only_our_annotations_are_read_however_the_others_look() -> None:
+    annotations = {**ANNOTATED, "x": "kitex.cloudwego.io/service", "a" * 200: "kitex.cloudwego.io/",
+                   "kitex.cloudwego.io/" + "n" * 63: "long name", "cni.example/podIP": "10.0.0.9",
+                   "kitex.cloudwego.io.example.com/service": "not ours"}
+    body = pod("a", annotations=annotations)
+    (item,), _, _ = podproto.decode_page(proto_page(body))
+    assert item == podwire.decode_page(json_page(body))[0][0]
+    assert set(item.value.annotations) == {*ANNOTATED, "kitex.cloudwego.io/" + "n" * 63}

@@ -45,7 +45,7 @@ from .errors import (
     never_sent,
     translate,
 )
-from .ops import Compare, KeyValue, WatchEvent, compares_of, request_op, txn_replay_safe
+from .ops import Compare, KeyValue, WatchEvent, txn_replay_safe, txn_request
 from .tls import check_client_certificate
 
 __all__ = ["MAX_MESSAGE", "Compare", "EtcdClient", "KeyValue", "WatchEvent"]
@@ -217,8 +217,7 @@ class EtcdClient:
     async def txn(self, compares: Sequence[Compare], ops: Sequence[Write]) -> bool:
         """Apply ``ops`` if every compare, and every op's own guard, holds; False
         (nothing applied) if one does not."""
-        request = rpc.TxnRequest(compare=[c.message() for c in compares_of(compares, ops)],
-                                 success=[request_op(op) for op in ops])
+        request = txn_request(compares, ops)
 
         async def txn_on(c: Channel) -> Any:
             return await c.kv.Txn(request, timeout=self.config.request_timeout,

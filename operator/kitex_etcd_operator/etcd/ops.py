@@ -74,13 +74,6 @@ class WatchEvent:
     revision: int
 
 
-def request_op(op: Write) -> Any:
-    if isinstance(op, Put):
-        return rpc.RequestOp(request_put=rpc.PutRequest(key=op.key.encode(), value=op.value,
-                                                        lease=op.lease))
-    return rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=op.key.encode()))
-
-
 def guard(op: Write) -> Compare | None:
     """The compare a write carries: its key absent (``expect_lease=0``) or on that lease."""
     if op.expect_lease is None:
@@ -88,6 +81,34 @@ def guard(op: Write) -> Compare | None:
     if op.expect_lease == 0 and isinstance(op, Put):
         return Compare.absent(op.key)
     return Compare.lease_is(op.key, op.expect_lease)
+
+
+def txn_request(compares: Sequence[Compare], ops: Sequence[Write]) -> Any:
+    """The ``TxnRequest``: the compares given, each write's own guard (``guard``), the writes.
+
+    Built in place, field by field: a message made apart and then added is
+    copied, and an initial sync writes 100,000 guarded puts (185 against
+    667 us a transaction of 100, measured).
+    """
+    request = rpc.TxnRequest()
+    checks, success = request.compare, request.success
+    for compare in compares:
+        checks.append(compare.message())
+    equal = rpc.Compare.EQUAL
+    for op in ops:
+        key = op.key.encode()
+        if op.expect_lease is not None:
+            if op.expect_lease == 0 and isinstance(op, Put):
+                checks.add(result=equal, target=rpc.Compare.CREATE, key=key, create_revision=0)
+            else:
+                checks.add(result=equal, target=rpc.Compare.LEASE, key=key,
+                           lease=op.expect_lease)
+        if isinstance(op, Put):
+            put = success.add().request_put
+            put.key, put.value, put.lease = key, op.value, op.lease
+        else:
+            success.add().request_delete_range.key = key
+    return request
 
 
 def compares_of(compares: Sequence[Compare], ops: Sequence[Write]) -> list[Compare]:

@@ -56,6 +56,8 @@ class Codec:
     page: Callable[[bytes], Page]
     event: Callable[[bytes], Event]
     page_types: str = "application/json"  # the Accept header of list pages
+    peek: Callable[[bytes], str | None] | None = None  # a page's continue token, read ahead
+    page_size: int = 500  # objects a list page asks for
 
 
 def number(version: str) -> int | None:
