@@ -4,9 +4,10 @@ kopf lists a resource in one unpaginated request and keeps a worker per
 object: with 10,000 pods that held every pod body at once (560 MiB peak). Here
 a list is read a page at a time (pods 2,000 a page, as protobuf) and each
 object is reduced (``PodView``, ``SliceView``...) as it arrives; the watch
-then resumes from the list's resourceVersion, with bookmarks, so a dropped connection (an API server restart, a load balancer
-timeout) costs a reconnect and no relist. Only a 410 Gone (the API server no
-longer has that history) or the periodic resync costs a relist.
+then resumes from the list's resourceVersion, with bookmarks, so a dropped
+connection (an API server restart, a load balancer timeout) costs a
+reconnect and no relist. Only a 410 Gone (the API server no longer has that
+history) or the periodic resync costs a relist.
 
 A complete list is the only evidence that an object we know is gone without
 a delete event: ``Sink.listed`` receives the full set of uids, and an error
