@@ -162,8 +162,11 @@ class Checker(threading.Thread):
             self.excused.append((after, upto))
 
     def foreign_key(self, key: str, data: bytes, revision: int) -> None:
+        """Told right after the nemesis put the key: a sample taken in between saw it
+        as stale (in etcd, not desired), and nothing would have cleared that."""
         with self.lock:
             self.foreign[key] = (data, revision)
+            self.stale.pop(key, None)
 
     # --- the loop --------------------------------------------------------------------
 
