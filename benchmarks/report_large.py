@@ -360,6 +360,10 @@ def _reading(large: dict[str, Any], reduced: dict[str, Any] | None) -> list[str]
                 "traced the share's tail to the etcd write on the two cores the API server "
                 "keeps saturated, and this run's busier API server is the likely cause of "
                 "the wider tail (not measured apart).")
+        lines[-1] += (
+            " At 10,000 pods and 100/s, by hand: "
+            + "; ".join(f"{code}'s code {share} ms ({where})" for code, share, where in CHURN_AB)
+            + ": the tail moves with the cluster and the moment, not with the code.")
     return lines
 
 
@@ -489,6 +493,11 @@ IDLE_PAIRS = [("13.2", "11.4"), ("16.5", "12.2"), ("16.9", "11.5")]
 # Start-up at 100 pods, by hand: the third round's code and this round's, started one after
 # the other six times each on one cluster (bytecode compiled for both).
 STARTUP_AB = (("third round", "0.90", "0.75 to 0.96"), ("fourth round", "0.94", "0.65 to 1.03"))
+# Churn at 10,000 pods, 100/s for 20 s, by hand after the fourth round's run (a cluster as
+# bench-large makes it, a fresh etcd for each start): the operator's share p50 / p99 (ms).
+CHURN_AB = (("fourth round", "<= 3 / <= 30", "first cluster"),
+            ("third round", "<= 3 / <= 100", "second cluster"),
+            ("fourth round", "<= 4 / <= 100", "second cluster, right after"))
 FOURTH_ROUND_CHANGES = [
     "- **Protobuf pod lists** (`kube/podproto.py`). The API server spends less to "
     "encode a pod as protobuf than as JSON, and sends a third of the bytes (1.05 MB "
