@@ -105,8 +105,8 @@ def _classes() -> dict[str, Any]:
 
 
 _M = _classes()
-_Unknown, _PodList, _Entry, _Port = (
-    _M["Unknown"], _M["PodList"], _M["MapEntry"], _M["ContainerPort"])
+_Unknown, _PodList, _ListMeta, _Entry, _Port = (
+    _M["Unknown"], _M["PodList"], _M["ListMeta"], _M["MapEntry"], _M["ContainerPort"])
 
 _BY_BYTES: dict[tuple[int, bytes], Any] = {}
 _BY_BYTES_MAX = 16_384
@@ -233,7 +233,7 @@ def page_token(data: bytes) -> str | None:
         meta = _field(raw, 1) if raw is not None else None
         if meta is None:
             return None
-        return str(getattr(_M["ListMeta"].FromString(meta), "continue"))
+        return str(getattr(_ListMeta.FromString(meta), "continue"))
     except (IndexError, message.DecodeError):
         return None
 
