@@ -25,6 +25,8 @@ from .harness import (
 )
 from .report import Results
 
+PHASES = ("queued", "gathered", "view", "written")  # of kitex_etcd_operator_change_phase_seconds
+
 
 def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, seconds: float,
           results: Results, operator: Operator, workdir: Path, profile: bool = False, *,
@@ -49,9 +51,18 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
     procs = processes(kube, etcd, operator)
     window: dict[str, Any] = {}
 
+    def hists() -> dict[str, dict[float, float]]:
+        found = {"share": histogram(operator, "kitex_etcd_operator_change_to_etcd_seconds"),
+                 "loop lag": histogram(operator, "kitex_etcd_operator_event_loop_lag_seconds")}
+        found.update((phase, histogram(operator, "kitex_etcd_operator_change_phase_seconds",
+                                       f'phase="{phase}"')) for phase in PHASES)
+        found["etcd txn"] = histogram(operator, "kitex_etcd_operator_etcd_request_duration_seconds",
+                                      'op="txn"')
+        return found
+
     def started() -> None:
         window["cpu"] = cpu_seconds(procs)
-        window["hist"] = histogram(operator, "kitex_etcd_operator_change_to_etcd_seconds")
+        window["hist"] = hists()
 
     def finished() -> None:
         window["cpu_after"] = cpu_seconds(procs)
@@ -73,9 +84,13 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
     # From the request going out: an upper bound, the API server's own handling included.
     q = statistics.quantiles([(seen - sent) * 1000 for (sent, _), seen in pairs], n=100)
     api = statistics.quantiles([(t - sent) * 1000 for (sent, t), _ in pairs], n=100)
-    hist_after = histogram(operator, "kitex_etcd_operator_change_to_etcd_seconds")
-    own_p50, own_p99 = (bucket_quantile(window["hist"], hist_after, x) * 1000
+    hist_after = hists()
+    own_p50, own_p99 = (bucket_quantile(window["hist"]["share"], hist_after["share"], x) * 1000
                         for x in (.5, .99))
+    # Each phase's p99 on its own (they do not add up to the share's p99): which one
+    # the tail comes from.
+    phases = {name: bucket_quantile(window["hist"][name], hist_after[name], .99) * 1000
+              for name in (*PHASES, "etcd txn", "loop lag")}
     cpu = {name: 100 * (window["cpu_after"][name] - window["cpu"][name]) / run.wall
            for name in procs}
     cpu["load generator (Go)"] = 100 * run.cpu_seconds / run.wall
@@ -83,12 +98,14 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
                            "achieved_rate": achieved, "p50_ms": q[49], "p95_ms": q[94],
                            "p99_ms": q[98], "own_p50_ms": own_p50, "own_p99_ms": own_p99,
                            "api_p50_ms": api[49], "api_p99_ms": api[98],
-                           "errors": run.errors}
+                           "errors": run.errors, "phases_p99_ms": phases}
     results.cpu[rate] = cpu
     print(f"  churn {rate}/s (achieved {achieved:.0f}/s, {run.errors} refused): "
           f"p50 {q[49]:.0f} ms, p95 {q[94]:.0f} ms, p99 {q[98]:.0f} ms; the API server's "
           f"answer p50 {api[49]:.0f} ms, p99 {api[98]:.0f} ms; the operator's own "
-          f"share: p50 <= {own_p50:.0f} ms, p99 <= {own_p99:.0f} ms; CPU % of one core: "
+          f"share: p50 <= {own_p50:.0f} ms, p99 <= {own_p99:.0f} ms ("
+          + ", ".join(f"{name} p99 <= {ms:g}" for name, ms in phases.items())
+          + "); CPU % of one core: "
           + ", ".join(f"{name} {share:.0f}" for name, share in
                       sorted(cpu.items(), key=lambda kv: -kv[1])), flush=True)
 

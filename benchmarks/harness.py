@@ -189,13 +189,14 @@ def processes(kube: KubeCluster, etcd: EtcdCluster,
     return procs
 
 
-def histogram(operator: Operator, name: str) -> dict[float, float]:
-    """Cumulative bucket counts of one histogram of the operator (le -> count)."""
+def histogram(operator: Operator, name: str, label: str = "") -> dict[float, float]:
+    """Cumulative bucket counts of one histogram of the operator (le -> count); with
+    ``label`` (``phase="view"``), of the series that carries it."""
     with urllib.request.urlopen(f"http://127.0.0.1:{operator.port}/metrics", timeout=5) as r:
         text = r.read().decode()
     buckets = {}
     for line in text.splitlines():
-        if line.startswith(f"{name}_bucket{{"):
+        if line.startswith(f"{name}_bucket{{") and label in line:
             le = line.split('le="', 1)[1].split('"', 1)[0]
             buckets[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
     return buckets

@@ -132,8 +132,22 @@ change_seconds = Histogram(
     # buckets that can tell 12 from 20 ms (one label-less series: cheap).
     buckets=(.001, .002, .003, .004, .005, .006, .008, .01, .012, .014, .016, .018, .02,
              .025, .03, .04, .05, .075, .1, .25, .5, 1, 2.5, 5, 10))
+change_phase_seconds = Histogram(
+    f"{NS}_change_phase_seconds",
+    "The operator's share of a change, by phase: queued (the first change to the "
+    "start of its write cycle, a write already in flight included), gathered (the "
+    "debounce), view (waiting for the watches to be current) and written (deciding "
+    "the owner, the diff and the etcd transaction)",
+    ["phase"], buckets=(.0005, .001, .002, .003, .004, .005, .006, .008, .01, .012, .014,
+                        .016, .018, .02, .025, .03, .04, .05, .075, .1, .25, .5, 1, 2.5))
 etcd_ops = Counter(f"{NS}_etcd_operations_total", "etcd operations sent, by kind",
                    ["op"])
+etcd_seconds = Histogram(
+    f"{NS}_etcd_request_duration_seconds",
+    "etcd's answer time to the operator's reads and writes, by kind: what of a change's "
+    "written phase is etcd's (consensus, the disk) rather than the operator's",
+    ["op"], buckets=(.0005, .001, .002, .003, .004, .005, .006, .008, .01, .012, .014, .016,
+                     .018, .02, .025, .03, .04, .05, .075, .1, .25, .5, 1, 2.5, 5))
 etcd_errors = Counter(f"{NS}_etcd_errors_total", "etcd operations that failed, by kind",
                       ["op"])
 keepalive_failures = Counter(f"{NS}_lease_keepalive_failures_total",

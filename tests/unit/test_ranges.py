@@ -10,6 +10,7 @@ from kitex_etcd_operator.kube import pod_view
 from kitex_etcd_operator.plan import Binding
 from kitex_etcd_operator.policy import ranges_nest
 from kitex_etcd_operator.ranges import RangeIndex
+from kitex_etcd_operator.registry import LeaseRecord, LeaseRecords
 from tests.support.factories import pod
 
 _part = st.sampled_from(["a", "b", "a/b", "ab", "a/", "/b", "kitex"])
@@ -37,3 +38,21 @@ def test_desired_state_nesting_counts_present_bindings_only() -> None:
     outer = Binding(echo.etcd, "kitex", "registry-etcd")  # its range holds echo's
     state._ranges.add(outer)
     assert state.nesting(echo) == []  # known to the index, but nothing claims it
+
+
+_records = st.lists(st.tuples(st.integers(1, 8), _part, _part, st.booleans()), max_size=16)
+
+
+@given(_records, _bindings)
+def test_lease_records_find_the_nesting_services_on_record(steps: list[tuple[int, str, str, bool]],
+                                                           probe: Binding) -> None:
+    """Records come and go (revoked, expired, adopted); only those still held count."""
+    records = LeaseRecords()
+    for lease, prefix, service, keep in steps:
+        records[lease] = LeaseRecord(lease, prefix, service, 60)
+        if not keep:
+            records.pop(lease)
+    held = {(r.prefix, r.service) for r in records.values()}
+    assert sorted(records.nesting(probe)) == sorted(
+        (prefix, service) for prefix, service in held
+        if ranges_nest(Binding(probe.etcd, prefix, service).range, probe.range))
