@@ -20,7 +20,7 @@ from .harness import (
     Profiler,
     bucket_quantile,
     cpu_seconds,
-    histogram,
+    histograms,
     processes,
 )
 from .report import Results
@@ -52,13 +52,12 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
     window: dict[str, Any] = {}
 
     def hists() -> dict[str, dict[float, float]]:
-        found = {"share": histogram(operator, "kitex_etcd_operator_change_to_etcd_seconds"),
-                 "loop lag": histogram(operator, "kitex_etcd_operator_event_loop_lag_seconds")}
-        found.update((phase, histogram(operator, "kitex_etcd_operator_change_phase_seconds",
-                                       f'phase="{phase}"')) for phase in PHASES)
-        found["etcd txn"] = histogram(operator, "kitex_etcd_operator_etcd_request_duration_seconds",
-                                      'op="txn"')
-        return found
+        return histograms(operator, {
+            "share": ("kitex_etcd_operator_change_to_etcd_seconds", ""),
+            "loop lag": ("kitex_etcd_operator_event_loop_lag_seconds", ""),
+            "etcd txn": ("kitex_etcd_operator_etcd_request_duration_seconds", 'op="txn"'),
+            **{phase: ("kitex_etcd_operator_change_phase_seconds", f'phase="{phase}"')
+               for phase in PHASES}})
 
     def started() -> None:
         window["cpu"] = cpu_seconds(procs)
