@@ -3,6 +3,7 @@ operator's own share of it."""
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from .harness import (
     bucket_quantile,
     cpu_seconds,
     histograms,
+    isolated,
     processes,
 )
 from .report import Results
@@ -30,10 +32,13 @@ PHASES = ("queued", "gathered", "view", "written")  # of kitex_etcd_operator_cha
 
 def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, seconds: float,
           results: Results, operator: Operator, workdir: Path, profile: bool = False, *,
-          selector: str = "app=bench", every_service: bool = False) -> None:
+          selector: str = "app=bench", every_service: bool = False,
+          isolate: bool = False) -> None:
     """Pods turn ready, not ready, or are deleted at ``rate`` events per second.
 
     With ``profile`` it is a profiling run: only the py-spy profile is kept.
+    With ``isolate`` the operator and its etcd run on a core of their own
+    (``harness.isolated``) while the changes are made.
 
     Latency: from the request for the change (the patch or delete) going out
     to etcd's watch event for the key, both on this machine's clock. The change
@@ -66,9 +71,10 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
     def finished() -> None:
         window["cpu_after"] = cpu_seconds(procs)
 
-    run = generator.run(kube.kubeconfig, namespace, rate, int(rate * seconds),
-                        f"{PREFIX}/{SERVICE}/", 8888, started, finished, selector=selector,
-                        registry_prefix=PREFIX if every_service else "")
+    with isolated(procs) if isolate else contextlib.nullcontext(False):
+        run = generator.run(kube.kubeconfig, namespace, rate, int(rate * seconds),
+                            f"{PREFIX}/{SERVICE}/", 8888, started, finished, selector=selector,
+                            registry_prefix=PREFIX if every_service else "")
     events_sent = sum(map(len, run.changes.values()))
     achieved = events_sent / run.wall
     wait_until(lambda: all(len(events.seen.get(k, [])) >= len(v)
@@ -99,7 +105,8 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
                            "api_p50_ms": api[49], "api_p99_ms": api[98],
                            "errors": run.errors, "phases_p99_ms": phases}
     results.cpu[rate] = cpu
-    print(f"  churn {rate}/s (achieved {achieved:.0f}/s, {run.errors} refused): "
+    where = " (the operator on a core of its own)" if isolate else ""
+    print(f"  churn {rate}/s{where} (achieved {achieved:.0f}/s, {run.errors} refused): "
           f"p50 {q[49]:.0f} ms, p95 {q[94]:.0f} ms, p99 {q[98]:.0f} ms; the API server's "
           f"answer p50 {api[49]:.0f} ms, p99 {api[98]:.0f} ms; the operator's own "
           f"share: p50 <= {own_p50:.0f} ms, p99 <= {own_p99:.0f} ms ("

@@ -150,6 +150,7 @@ def run(out: Path, sizes: tuple[int, ...] = (100, 10_000, 100_000),
 
     compile_operator()  # the imports as the image pays them, with bytecode
     large: dict[str, Any] = {"sizes": {}, "churn": {}, "cpu": {}, "leases": {},
+                             "churn_isolated": {}, "cpu_isolated": {},
                              "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                              "imports": import_costs()}
     tools = ensure_tools()
@@ -172,11 +173,17 @@ def run(out: Path, sizes: tuple[int, ...] = (100, 10_000, 100_000),
                     results["readyz_runs_s"] = [results["readyz_s"], *startups(kube, workdir)]
                 try:
                     if n == sizes[-1] and rates:
-                        churned = Results()
+                        # Each rate twice: beside the API server on the shared cores,
+                        # then with the operator and its etcd on a core of their own.
+                        churned, alone = Results(), Results()
                         for rate in rates:
-                            churn(kube, etcd, NAMESPACE, rate, 20, churned, operator, workdir,
-                                  selector="app=bench-large", every_service=True)
+                            for into, isolate in ((churned, False), (alone, True)):
+                                churn(kube, etcd, NAMESPACE, rate, 20, into, operator,
+                                      workdir, selector="app=bench-large", every_service=True,
+                                      isolate=isolate)
                         large["churn"], large["cpu"] = churned.churn, churned.cpu
+                        large["churn_isolated"] = alone.churn
+                        large["cpu_isolated"] = alone.cpu
                         results["rss_after_churn_mib"] = operator.rss() / 2**20
                 finally:
                     operator.stop()
