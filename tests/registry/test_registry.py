@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from kitex_etcd_operator.etcd import EtcdClient, EtcdConfig
 from kitex_etcd_operator.model import Instance, instance_key
@@ -69,6 +70,22 @@ async def test_exact_bytes_ipv4_ipv6_tags(client: EtcdClient, etcd_probe: EtcdPr
                                          b'"weight":5,"tags":{"env":"prod","zone":"a"}}'),
     }
     assert len({kv.lease for kv in got.values()}) == 1, "one lease per service"
+    await registry.close()
+
+
+async def test_etcd_answer_times_are_measured_by_kind(client: EtcdClient, prefix: str) -> None:
+    """The dashboard sets a change's written phase beside etcd's answer time."""
+    def count(op: str) -> float:
+        return REGISTRY.get_sample_value(
+            "kitex_etcd_operator_etcd_request_duration_seconds_count", {"op": op}) or 0.0
+
+    registry = await make_registry(client)
+    binding = Binding("default", prefix, "timed")
+    before = {op: count(op) for op in ("range", "txn")}
+    await registry.sync(binding, desired(prefix, "timed", [Instance.make("10.0.0.1", 8888)]),
+                        ttl=60)
+    assert count("range") == before["range"] + 1  # the first sync reads the range
+    assert count("txn") == before["txn"] + 1  # and writes its one key in one transaction
     await registry.close()
 
 
