@@ -17,6 +17,7 @@ from typing import Any
 from .rounds import (
     CHURN_10K,
     CHURN_AB,
+    FIFTH_ROUND_CHANGES,
     FOURTH_ROUND_CHANGES,
     IDLE_PAIRS,
     PAGES,
@@ -44,6 +45,7 @@ LARGE_REDUCED = DOCS / "benchmarks-large-reduced.json"
 ROUND1 = DOCS / "benchmarks-large-round1.json"
 ROUND2 = DOCS / "benchmarks-large-round2.json"
 ROUND3 = DOCS / "benchmarks-large-round3.json"  # the third round's 100,000-pod run
+ROUND4 = DOCS / "benchmarks-large-round4.json"  # the fourth round's
 
 
 def _verdict(met: bool) -> str:
@@ -303,10 +305,11 @@ def _round_row(name: str, run: dict[str, Any] | None, startup: tuple[float, str]
     small = sizes.get("100")
     ready = startup[0] if startup else (small or {}).get("readyz_s", math.nan)
     churn = "-"
-    if run.get("churn"):
-        rate, c = _sustained(run["churn"])
-        if c is not None:
-            churn = f"<= {c['own_p99_ms']:.0f} ms at {rate}/s"
+    for runs_key, _, _ in CHURN_SETUPS:
+        rate, c = _sustained(run.get(runs_key) or {})
+        if c is not None and churn == "-":
+            churn = f"<= {c['own_p99_ms']:.0f} ms at {rate}/s" + (
+                " (own core)" if runs_key == "churn_isolated" else "")
     slope = f"{_slope(run)[2]:.2f} KiB" if "100000" in sizes and len(sizes) > 1 else "-"
     return (f"| {name} | {sync('10000')} | {sync('100000')} | {slope} | "
             f"{_seconds(ready)} | {small['peak_rss_mib']:.0f} MiB | {churn} |"
@@ -316,7 +319,7 @@ def _round_row(name: str, run: dict[str, Any] | None, startup: tuple[float, str]
 
 def _rounds(large: dict[str, Any], reduced: dict[str, Any] | None) -> list[str]:
     """The rounds side by side: what each change bought, at the sizes measured."""
-    third = load(ROUND3)
+    third, fourth = load(ROUND3), load(ROUND4)
     return ["| round | 10,000 pods: sync, ratio to the Go list, peak RSS | 100,000 pods: the "
             "same | RSS slope a pod | /readyz at 100 pods (s) | RSS at 100 pods "
             "| operator's share p99 of churn |",
@@ -326,8 +329,11 @@ def _rounds(large: dict[str, Any], reduced: dict[str, Any] | None) -> list[str]:
                        load(ROUND2), None),
             _round_row("third (leading-edge debounce, kopf after the first sync)",
                        third, _startup(third, reduced) if third else None),
-            _round_row("fourth, this run (protobuf pod lists, 2,000 a page, tokens read "
-                       "ahead)", large, _startup(large, None))]
+            _round_row("fourth (protobuf pod lists, 2,000 a page, tokens read ahead)",
+                       fourth, _startup(fourth, None) if fourth else None),
+            _round_row("fifth, this run (nesting checks against the records indexed; the "
+                       "operator's share measured on a core of its own too)", large,
+                       _startup(large, None))]
 
 
 def _reading(large: dict[str, Any], reduced: dict[str, Any] | None) -> list[str]:
@@ -475,8 +481,9 @@ def section(large: dict[str, Any]) -> list[str]:
               "fresh etcd) and the Go list, one after the other, three times: "
               + ", ".join(f"{op} s against {go} s" for op, go in IDLE_PAIRS) + "."]
     lines += ["", "### Round by round", "",
-              "The same targets over the four rounds of work on them (the first round's "
-              "run, the second round's reduced run, the third round's run, this run):", "",
+              "The same targets over the five rounds of work on them (the first round's "
+              "run, the second round's reduced run, the third and fourth rounds' runs, this "
+              "run):", "",
               *_rounds(large, reduced)]
     lines += ["", "### Reading the figures", "", *_reading(large, reduced)]
     if large["leases"]:
@@ -497,7 +504,8 @@ def section(large: dict[str, Any]) -> list[str]:
                     for name, seconds, rss in large["imports"]]]
     lines += ["", "### Scale-out, on paper", "", *_fleet(large)]
     lines += ["", "### What changed, round by round", "",
-              "**Fourth round** (this run):", "", *FOURTH_ROUND_CHANGES, "",
+              "**Fifth round** (this run):", "", *FIFTH_ROUND_CHANGES, "",
+              "**Fourth round:**", "", *FOURTH_ROUND_CHANGES, "",
               "**Third round:**", "", *THIRD_ROUND_CHANGES, "",
               "**Second round.** Measured without a cluster, on this machine, before and "
               "after:", "", "| measure | before | after |", "| --- | ---: | ---: |",
