@@ -225,14 +225,17 @@ def isolated(procs: dict[str, psutil.Process]) -> Iterator[bool]:
             _pin(proc, set(cpus))
 
 
-def histograms(operator: Operator,
+def histograms(operator: Operator | str,
                wanted: dict[str, tuple[str, str]]) -> dict[str, dict[float, float]]:
-    """Cumulative bucket counts (le -> count) of the operator's histograms, by a name of
-    the caller's for each (metric, label) pair; ``label`` (``phase="view"``) picks the
-    series that carries it. One scrape for all of them: rendering /metrics with 1,000
-    services takes tens of milliseconds of the operator's CPU, and scrapes at the
-    edges of a window delayed the very changes being measured."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{operator.port}/metrics", timeout=5) as r:
+    """Cumulative bucket counts (le -> count) of the operator's histograms (or those of
+    the /metrics at the URL given), by a name of the caller's for each (metric, label)
+    pair; ``label`` (``phase="view"``) picks the series that carries it. One scrape for
+    all of them: rendering /metrics with 1,000 services takes tens of milliseconds of
+    the operator's CPU, and scrapes at the edges of a window delayed the very changes
+    being measured."""
+    url = operator if isinstance(operator, str) else \
+        f"http://127.0.0.1:{operator.port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as r:
         text = r.read().decode()
     found: dict[str, dict[float, float]] = {key: {} for key in wanted}
     for line in text.splitlines():

@@ -53,33 +53,54 @@ def grow(kube: KubeCluster, have: int, want: int) -> dict[str, float]:
     return figures
 
 
-def sync(kube: KubeCluster, workdir: Path, n: int) -> tuple[dict[str, float], Operator,
-                                                            EtcdCluster]:
-    """The yardstick list (best of three), then the operator's sync into a fresh etcd."""
-    lists = [kubepods.list_all(kube.kubeconfig) for _ in range(3)]
-    go = min(lists, key=lambda r: r["seconds"])
-    # The same list as JSON, what the operator asks for: the API server's share of
-    # the gap between the yardstick and the operator.
+def sync(kube: KubeCluster, workdir: Path, n: int, runs: int = 3,
+         ) -> tuple[dict[str, float], Operator, EtcdCluster]:
+    """The yardstick list and the operator's sync into a fresh etcd, one after the other
+    ``runs`` times; the last operator is kept running for the churn.
+
+    One sync of 100,000 pods is a noisy sample here: on an idle cluster, three
+    pairs measured by hand went 13.2/16.5/16.9 s for the operator against
+    11.4/12.2/11.5 s for the Go list. The target is judged on the median of the
+    operator's syncs against the best of the Go lists (the fastest reader).
+    """
+    # The same list as JSON, what the operator asked for before protobuf: the API
+    # server's share of the gap between the encodings.
     as_json = min((kubepods.list_all(kube.kubeconfig, as_json=True) for _ in range(3)),
                   key=lambda r: r["seconds"])
-    etcd = EtcdCluster.start(workdir / f"etcd-large-{n}")
-    keys = go["keys"]
-    operator = Operator(kube, etcd, workdir)
-    t0 = time.monotonic()
-    wait_until(lambda: operator.alive() and _keys(etcd) >= keys, timeout=900, interval=0.25,
-               what=f"{keys} keys in etcd")
-    seconds = time.monotonic() - t0
+    lists: list[dict[str, Any]] = []
+    syncs: list[float] = []
+    for i in range(runs):
+        lists.append(kubepods.list_all(kube.kubeconfig))
+        # --metrics=extensive: etcd's own handling time of each request, for the churn
+        etcd = EtcdCluster.start(workdir / f"etcd-large-{n}-{i}",
+                                 extra_args=["--metrics=extensive"])
+        keys = lists[0]["keys"]
+        operator = Operator(kube, etcd, workdir)
+        t0 = time.monotonic()
+        wait_until(lambda op=operator, db=etcd, want=keys: op.alive() and _keys(db) >= want,
+                   timeout=900, interval=0.25, what=f"{keys} keys in etcd")
+        syncs.append(time.monotonic() - t0)
+        if i < runs - 1:
+            operator.stop()
+            etcd.stop()
+    go = min(lists, key=lambda r: r["seconds"])
+    seconds = statistics.median(syncs)
     # /readyz may come a moment after the last key (it waits for the first status round)
     wait_until(lambda: not math.isnan(operator.readyz_s), timeout=30, interval=0.1,
                what="/readyz")
     figures = {"go_list_s": go["seconds"], "go_list_cpu_s": go["cpu"], "keys": keys,
                "go_list_json_s": as_json["seconds"], "go_list_json_cpu_s": as_json["cpu"],
-               "loadavg_1m": os.getloadavg()[0],  # the machine's load as the sync ended
+               "loadavg_1m": os.getloadavg()[0],  # the machine's load as the last sync ended
                "go_list_all_s": statistics.mean(r["seconds"] for r in lists),
+               "go_list_runs_s": [r["seconds"] for r in lists], "sync_runs_s": syncs,
+               # RSS, CPU and requests are the last run's (the operator kept for the churn)
                **initial_sync_figures(operator, n, seconds)}
-    print(f"  {n} pods: the Go list takes {go['seconds']:.2f}s (best of 3), the operator "
-          f"{seconds:.1f}s = {seconds / go['seconds']:.1f}x, peak RSS "
-          f"{figures['peak_rss_mib']:.0f} MiB", flush=True)
+    listed = ", ".join(f"{r['seconds']:.2f}" for r in lists)
+    synced = ", ".join(f"{s:.1f}" for s in syncs)
+    print(f"  {n} pods: the Go list takes {go['seconds']:.2f}s (best of {listed}), the "
+          f"operator {seconds:.1f}s (median of {synced}) = "
+          f"{seconds / go['seconds']:.1f}x, peak RSS {figures['peak_rss_mib']:.0f} MiB",
+          flush=True)
     return figures, operator, etcd
 
 
@@ -143,7 +164,8 @@ def import_costs() -> list[list[Any]]:
 
 
 def run(out: Path, sizes: tuple[int, ...] = (100, 10_000, 100_000),
-        rates: tuple[int, ...] = (100, 200, 400), with_leases: bool = True) -> dict[str, Any]:
+        rates: tuple[int, ...] = (100, 200, 400), with_leases: bool = True,
+        isolated_rates: tuple[int, ...] = (50, 100)) -> dict[str, Any]:
     """The whole run; smaller ``sizes``, no ``rates`` (no churn) and no leases make a
     reduced one that fits a short slot (the 100,000 pods alone take ~30 min to make)."""
     import tempfile
@@ -173,11 +195,14 @@ def run(out: Path, sizes: tuple[int, ...] = (100, 10_000, 100_000),
                     results["readyz_runs_s"] = [results["readyz_s"], *startups(kube, workdir)]
                 try:
                     if n == sizes[-1] and rates:
-                        # Each rate twice: beside the API server on the shared cores,
-                        # then with the operator and its etcd on a core of their own.
+                        # Beside the API server on the shared cores, then with the
+                        # operator and its etcd on a core of their own; the API server
+                        # left with one core sustained 75/s at 100,000 pods, so lower
+                        # rates there.
                         churned, alone = Results(), Results()
-                        for rate in rates:
-                            for into, isolate in ((churned, False), (alone, True)):
+                        for into, isolate, at in ((churned, False, rates),
+                                                  (alone, True, isolated_rates)):
+                            for rate in at:
                                 churn(kube, etcd, NAMESPACE, rate, 20, into, operator,
                                       workdir, selector="app=bench-large", every_service=True,
                                       isolate=isolate)
