@@ -27,7 +27,7 @@ from .harness import (
 )
 from .report import Results
 
-PHASES = ("queued", "gathered", "view", "written")  # of kitex_etcd_operator_change_phase_seconds
+PHASES = ("queued", "gathered", "view", "written", "etcd")  # of ..._change_phase_seconds
 
 
 def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, seconds: float,
@@ -59,6 +59,7 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
     def hists() -> dict[str, dict[float, float]]:
         found = histograms(operator, {
             "share": ("kitex_etcd_operator_change_to_etcd_seconds", ""),
+            "own": ("kitex_etcd_operator_change_own_seconds", ""),
             "loop lag": ("kitex_etcd_operator_event_loop_lag_seconds", ""),
             "etcd txn": ("kitex_etcd_operator_etcd_request_duration_seconds", 'op="txn"'),
             **{phase: ("kitex_etcd_operator_change_phase_seconds", f'phase="{phase}"')
@@ -101,7 +102,7 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
     # Each phase's p99 on its own (they do not add up to the share's p99): which one
     # the tail comes from.
     phases = {name: bucket_quantile(window["hist"][name], hist_after[name], .99) * 1000
-              for name in (*PHASES, "etcd txn", "etcd server txn", "loop lag")
+              for name in (*PHASES, "etcd txn", "etcd server txn", "loop lag", "own")
               if hist_after[name]}
     cpu = {name: 100 * (window["cpu_after"][name] - window["cpu"][name]) / run.wall
            for name in procs}

@@ -106,26 +106,28 @@ CHURN_SETUPS = (  # (runs, CPU, where the operator ran), the deciding one first
     ("churn_isolated", "cpu_isolated", "the operator and its etcd on a core of their own"),
     ("churn", "cpu", "beside the API server on the two shared cores"),
 )
-PHASES = ("queued", "gathered", "view", "written")
+PHASES = ("queued", "gathered", "view", "written", "etcd")
 
 
 def _phases(r: dict[str, Any]) -> str:
-    """Each phase's p99 of the share, and etcd's answer time within "written"."""
+    """Each phase's p99 of the share, etcd's answer time, the loop's lag, and the share
+    less etcd's part (runs before the fifth round split neither etcd nor "own" out)."""
     p = r.get("phases_p99_ms")
     if not p:
-        return "-"
+        return "- | - | -"
     server = f"; etcd's server {p['etcd server txn']:g}" if "etcd server txn" in p else ""
-    return (" / ".join(f"{p[name]:g}" for name in PHASES) + f" ({p['etcd txn']:g}{server}) | "
-            f"<= {p['loop lag']:g}")
+    return (" / ".join(f"{p[name]:g}" if name in p else "-" for name in PHASES)
+            + f" ({p['etcd txn']:g}{server}) | <= {p['loop lag']:g} | "
+            + (f"<= {p['own']:g}" if "own" in p else "-"))
 
 
 def _churn_table(runs: dict[str, Any], cpus: dict[str, Any]) -> list[str]:
     lines = ["| target rate/s | achieved/s | events | end to end p50 / p99 ms "
              "| API round trip p50 / p99 ms | operator's share p50 / p99 ms "
-             "| p99 by phase ms: queued / gathered / view / written (etcd's answer) "
-             "| event loop lag p99 ms "
+             "| p99 by phase ms: queued / gathered / view / written / etcd (etcd's answer) "
+             "| event loop lag p99 ms | the share less etcd's part, p99 ms "
              "| operator CPU (% of a core) | operator CPU s per 1,000 events |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for rate, r in sorted(runs.items(), key=lambda kv: int(kv[0])):
         cpu = cpus[rate]["operator"]
         phases = _phases(r)
@@ -133,7 +135,7 @@ def _churn_table(runs: dict[str, Any], cpus: dict[str, Any]) -> list[str]:
             f"| {rate} | {r['achieved_rate']:.0f} | {r['events']:.0f} | {r['p50_ms']:.0f} / "
             f"{r['p99_ms']:.0f} | {r['api_p50_ms']:.0f} / {r['api_p99_ms']:.0f} | "
             f"<= {r['own_p50_ms']:.0f} / <= {r['own_p99_ms']:.0f} | "
-            f"{phases if phases != '-' else '- | -'} | {cpu:.0f} | "
+            f"{phases} | {cpu:.0f} | "
             f"{cpu / 100 / r['achieved_rate'] * 1000:.2f} |")
     return lines
 
@@ -148,12 +150,17 @@ def _churn(large: dict[str, Any], top: int) -> list[str]:
              "where the operator does not run beside the API server. The phases come from "
              "`kitex_etcd_operator_change_phase_seconds`: queued (from the change reaching "
              "the operator to its service's next write cycle, a write in flight included), "
-             "gathered (the debounce), view (waiting for the watches to be current) and "
-             "written (the owner, the diff and the etcd transaction; in brackets etcd's "
-             "answer time as the operator saw it, from `etcd_request_duration_seconds`, and "
+             "gathered (the debounce), view (waiting for the watches to be current), "
+             "written (the owner, the diff, building the transaction; before the fifth "
+             "round's run this included etcd's answer too) and etcd (waiting for etcd's "
+             "answers in that write); in brackets etcd's answer time per transaction as "
+             "the operator saw it, from `etcd_request_duration_seconds`, and "
              "where measured etcd's own handling time, from its "
              "`grpc_server_handling_seconds`, buckets of 5, 10, 25, 50 and 100 ms). Each "
-             "column is its own p99, so they do not add up to the share's."]
+             "column is its own p99, so they do not add up to the share's. The share less "
+             "etcd's part is `change_own_seconds`, per change: what the operator itself "
+             "adds (a write of the same service already in flight when the change came "
+             "still counts in full)."]
     for runs_key, cpu_key, where in CHURN_SETUPS:
         if large.get(runs_key):
             lines += ["", f"{where[0].upper()}{where[1:]}:", "",
@@ -225,9 +232,12 @@ def _targets(large: dict[str, Any], reduced: dict[str, Any] | None = None) -> li
         rate, c, how = _judged(large.get(runs_key) or {})
         if c is None:
             continue
+        less_etcd = (c.get("phases_p99_ms") or {}).get("own")
         lines.append(f"| operator's share p99 < {OWN_P99_TARGET_MS:.0f} ms at the highest "
-                     f"rate sustained, {where} | <= {c['own_p99_ms']:.0f} ms {how} | "
-                     f"{_verdict(c['own_p99_ms'] < OWN_P99_TARGET_MS)} |")
+                     f"rate sustained, {where} | <= {c['own_p99_ms']:.0f} ms {how}"
+                     + (f" (less etcd's part: <= {less_etcd:g} ms, reported)"
+                        if less_etcd is not None else "")
+                     + f" | {_verdict(c['own_p99_ms'] < OWN_P99_TARGET_MS)} |")
         cpu = large[cpu_key][str(rate)]["operator"]
         lines.append(f"| CPU per 1,000 events, {where} (reported) | "
                      f"{cpu / 100 / c['achieved_rate'] * 1000:.2f} s {how} | - |")

@@ -132,14 +132,21 @@ change_seconds = Histogram(
     # buckets that can tell 12 from 20 ms (one label-less series: cheap).
     buckets=(.001, .002, .003, .004, .005, .006, .008, .01, .012, .014, .016, .018, .02,
              .025, .03, .04, .05, .075, .1, .25, .5, 1, 2.5, 5, 10))
+_FINE = (.0005, .001, .002, .003, .004, .005, .006, .008, .01, .012, .014, .016, .018, .02,
+         .025, .03, .04, .05, .075, .1, .25, .5, 1, 2.5)
 change_phase_seconds = Histogram(
     f"{NS}_change_phase_seconds",
     "The operator's share of a change, by phase: queued (the first change to the "
     "start of its write cycle, a write already in flight included), gathered (the "
-    "debounce), view (waiting for the watches to be current) and written (deciding "
-    "the owner, the diff and the etcd transaction)",
-    ["phase"], buckets=(.0005, .001, .002, .003, .004, .005, .006, .008, .01, .012, .014,
-                        .016, .018, .02, .025, .03, .04, .05, .075, .1, .25, .5, 1, 2.5))
+    "debounce), view (waiting for the watches to be current), written (deciding the "
+    "owner, the diff, building the transaction) and etcd (waiting for etcd's answers)",
+    ["phase"], buckets=_FINE)
+change_own_seconds = Histogram(
+    f"{NS}_change_own_seconds",
+    "The operator's share of a change less what its write cycle waited for etcd's "
+    "answers: the part that is the operator's own (a write of the service already in "
+    "flight when the change came still counts, etcd's time in it included)",
+    buckets=_FINE)
 etcd_ops = Counter(f"{NS}_etcd_operations_total", "etcd operations sent, by kind",
                    ["op"])
 etcd_seconds = Histogram(

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from kitex_etcd_operator.etcd import EtcdClient, EtcdConfig
 from kitex_etcd_operator.model import Instance, instance_key
 from kitex_etcd_operator.plan import Binding, Policy
-from kitex_etcd_operator.registry import BindingRegistry
+from kitex_etcd_operator.registry import BindingRegistry, etcd_wait
 from tests.support.etcd_probe import EtcdProbe
 from tests.support.helpers import async_wait_for
 
@@ -84,8 +84,16 @@ async def test_etcd_answer_times_are_measured_by_kind(client: EtcdClient, prefix
     before = {op: count(op) for op in ("range", "txn")}
     await registry.sync(binding, desired(prefix, "timed", [Instance.make("10.0.0.1", 8888)]),
                         ttl=60)
-    assert count("range") == before["range"] + 1  # the first sync reads the range
-    assert count("txn") == before["txn"] + 1  # and writes its one key in one transaction
+    waited = [0.0]
+    etcd_wait.set(waited)  # as a worker does for each write cycle
+    await registry.sync(binding, desired(prefix, "timed", [Instance.make("10.0.0.1", 8888),
+                                                           Instance.make("10.0.0.2", 8888)]),
+                        ttl=60)
+    # each (full) sync reads the range; the first records its new lease and writes its
+    # key, the second writes one more key: three transactions
+    assert count("range") == before["range"] + 2
+    assert count("txn") == before["txn"] + 3
+    assert waited[0] > 0  # the second sync's transaction, counted into its cycle
     await registry.close()
 
 
