@@ -19,7 +19,7 @@ help:
 	@echo "make lock          re-lock the image's dependencies (requirements/*.lock)"
 	@echo "make cluster-up    start the local cluster in the background; make cluster-down stops it"
 	@echo "make bench         benchmarks (prints figures, writes docs/benchmarks.md)"
-	@echo "make bench-large   the 100,000-pod benchmark (~40 min; its section of docs/benchmarks.md)"
+	@echo "make bench-large   the 100,000-pod benchmark (~50 min; its section of docs/benchmarks.md)"
 	@echo "make soak          randomized fault soak, 30 min (SOAK_SECONDS=, SOAK_SEED=)"
 
 # The operator (editable, with the test tools) and the development package
