@@ -47,6 +47,9 @@ ROUND1 = DOCS / "benchmarks-large-round1.json"
 ROUND2 = DOCS / "benchmarks-large-round2.json"
 ROUND3 = DOCS / "benchmarks-large-round3.json"  # the third round's 100,000-pod run
 ROUND4 = DOCS / "benchmarks-large-round4.json"  # the fourth round's
+# The fifth round's first run of the same code, hours before (the sync once; churn on a core
+# of its own at 100, 200 and 400/s): the spread between two runs of one machine.
+ROUND5_FIRST = DOCS / "benchmarks-large-round5-first.json"
 
 
 def _verdict(met: bool) -> str:
@@ -346,7 +349,9 @@ def _round_row(name: str, run: dict[str, Any] | None, startup: tuple[float, str]
 
 def _rounds(large: dict[str, Any], reduced: dict[str, Any] | None) -> list[str]:
     """The rounds side by side: what each change bought, at the sizes measured."""
-    third, fourth = load(ROUND3), load(ROUND4)
+    third, fourth, first = load(ROUND3), load(ROUND4), load(ROUND5_FIRST)
+    if first is not None and first.get("started") == large.get("started"):
+        first = None  # the first run is this run
     return ["| round | 10,000 pods: sync, ratio to the Go list, peak RSS | 100,000 pods: the "
             "same | RSS slope a pod | /readyz at 100 pods (s) | RSS at 100 pods "
             "| operator's share p99 of churn |",
@@ -358,6 +363,8 @@ def _rounds(large: dict[str, Any], reduced: dict[str, Any] | None) -> list[str]:
                        third, _startup(third, reduced) if third else None),
             _round_row("fourth (protobuf pod lists, 2,000 a page, tokens read ahead)",
                        fourth, _startup(fourth, None) if fourth else None),
+            *([_round_row("fifth, a first run the same day (the sync once)", first,
+                          _startup(first, None))] if first else []),
             _round_row("fifth, this run (nesting checks against the records indexed; the "
                        "operator's share measured on a core of its own too)", large,
                        _startup(large, None))]
