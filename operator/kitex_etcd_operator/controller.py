@@ -425,7 +425,7 @@ class Controller:
 
 
 def _observe_change(changed: float, woke: float, gathered: float, viewed: float,
-                    written: float, etcd: float = 0.0) -> None:
+                    written: float, etcd: float) -> None:
     """Where a change's time went: a p99 over target says which part to work on.
     ``etcd`` is what the write waited for etcd's answers: etcd's part, not the operator's."""
     metrics.change_seconds.observe(written - changed)

@@ -153,8 +153,7 @@ etcd_seconds = Histogram(
     f"{NS}_etcd_request_duration_seconds",
     "etcd's answer time to the operator's reads and writes, by kind: what of a change's "
     "written phase is etcd's (consensus, the disk) rather than the operator's",
-    ["op"], buckets=(.0005, .001, .002, .003, .004, .005, .006, .008, .01, .012, .014, .016,
-                     .018, .02, .025, .03, .04, .05, .075, .1, .25, .5, 1, 2.5, 5))
+    ["op"], buckets=(*_FINE, 5))
 etcd_errors = Counter(f"{NS}_etcd_errors_total", "etcd operations that failed, by kind",
                       ["op"])
 keepalive_failures = Counter(f"{NS}_lease_keepalive_failures_total",

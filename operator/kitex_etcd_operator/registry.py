@@ -67,21 +67,6 @@ class LeaseRecord:
 etcd_wait: ContextVar[list[float] | None] = ContextVar("etcd_wait", default=None)
 
 
-@contextlib.contextmanager
-def _waiting_for_etcd(op: str) -> Iterator[None]:
-    """One request's wait for etcd: into ``etcd_request_duration_seconds`` and into the
-    cycle's ``etcd_wait``."""
-    started = time.monotonic()
-    try:
-        yield
-    finally:
-        elapsed = time.monotonic() - started
-        metrics.etcd_seconds.labels(op).observe(elapsed)
-        waited = etcd_wait.get()
-        if waited is not None:
-            waited[0] += elapsed
-
-
 class LeaseRecords(dict[int, LeaseRecord]):
     """Our ownership records by lease, also found by (prefix, service).
 
@@ -187,6 +172,21 @@ class BindingRegistry:
         self.requests += n
         metrics.etcd_ops.labels(op).inc(n)
 
+    @contextlib.contextmanager
+    def _request(self, op: str) -> Iterator[None]:
+        """One request to etcd: counted, and its wait timed into
+        ``etcd_request_duration_seconds`` and into the cycle's ``etcd_wait``."""
+        self._count(op)
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            elapsed = time.monotonic() - started
+            metrics.etcd_seconds.labels(op).observe(elapsed)
+            waited = etcd_wait.get()
+            if waited is not None:
+                waited[0] += elapsed
+
     # --- ownership records -------------------------------------------------
 
     @property
@@ -250,8 +250,7 @@ class BindingRegistry:
                 continue
             updated = LeaseRecord(record.lease, record.prefix, record.service, record.ttl, owner)
             key = self.record_key(record.lease)
-            self._count("txn")
-            with _waiting_for_etcd("txn"):
+            with self._request("txn"):
                 written = await self.client.txn([], [Put(key, updated.encode(), record.lease,
                                                          expect_lease=record.lease)])
             if written:
@@ -269,12 +268,10 @@ class BindingRegistry:
             if record.ttl == ttl and record.lease not in self._revoking:
                 state.lease, state.ttl = record.lease, ttl
                 return record.lease
-        self._count("grant")
-        with _waiting_for_etcd("grant"):
+        with self._request("grant"):
             lease = await self.client.grant(ttl)
-        self._count("txn")
         record = LeaseRecord(lease, binding.prefix, binding.service, ttl, owner)
-        with _waiting_for_etcd("txn"):
+        with self._request("txn"):
             await self.client.txn([], [Put(self.record_key(lease), record.encode(), lease,
                                            expect_lease=0)])
         self.records[lease] = record
@@ -341,8 +338,7 @@ class BindingRegistry:
     async def observe(self, binding: Binding) -> dict[str, Observed]:
         """Read the binding's range: the check the Go registry does every observeDelay."""
         state = self._states.setdefault(binding, _BindingState())
-        self._count("range")
-        with _waiting_for_etcd("range"):
+        with self._request("range"):
             kvs, _ = await self.client.get_prefix(binding.range)
         state.observed = {kv.key: Observed(kv.value, kv.lease, kv.mod_revision) for kv in kvs
                           if not self._is_record(kv.key)}
@@ -413,9 +409,8 @@ class BindingRegistry:
         """Apply ops in batched, guarded transactions; True if any compare failed."""
         failed = False
         for batch in batches(ops):
-            self._count("txn")
             result.txns += 1
-            with _waiting_for_etcd("txn"):
+            with self._request("txn"):
                 applied = await self.client.txn([], batch)
             if not applied:
                 failed = True
@@ -455,8 +450,7 @@ class BindingRegistry:
         record = self.records.get(lease)
         log.info("Revoking lease %x of %s", lease,
                  f"{record.prefix}/{record.service}" if record else "an unknown service")
-        self._count("revoke")
-        with _waiting_for_etcd("revoke"):
+        with self._request("revoke"):
             await self.client.revoke(lease)
         self._revoking.discard(lease)
         self.records.pop(lease, None)
