@@ -128,13 +128,14 @@ def startups(kube: KubeCluster, workdir: Path, runs: int = 5) -> list[float]:
 IMPORT_STEPS = (
     ("interpreter and asyncio", "import asyncio"),
     ("grpc, aetcd (etcd client)", "import grpc, aetcd"),
-    ("aiohttp (the API client, the probes)", "import aiohttp"),
+    ("aiohttp (the API client, the probes), without the system CAs: startup.import_aiohttp",
+     "from kitex_etcd_operator.startup import import_aiohttp; import_aiohttp()"),
     ("prometheus_client, msgspec, the operator's modules (all the first sync needs)",
      "import kitex_etcd_operator.cli, kitex_etcd_operator.runner, "
      "kitex_etcd_operator.controller, kitex_etcd_operator.kubeapi"),
     ("kopf and the handlers, imported after the first sync (without the kubernetes "
-     "client: runner.import_kopf)",
-     "from kitex_etcd_operator.runner import import_kopf; import_kopf(); "
+     "client: startup.import_kopf)",
+     "from kitex_etcd_operator.startup import import_kopf; import_kopf(); "
      "import kitex_etcd_operator.handlers"),
     ("for comparison, no longer loaded: the kubernetes client and its CoreV1Api",
      "import kubernetes.client; kubernetes.client.CoreV1Api(kubernetes.client.ApiClient())"),

@@ -54,7 +54,7 @@ SECOND_ROUND_CHANGES = [
     "imported only then). The client's `CoreV1Api` took 0.6 s and 22 MiB to build.",
     "- **kopf without the client.** kopf imports the `kubernetes` client's models at "
     "import whenever the package is installed: the runner hides the package while kopf "
-    "is imported (`runner.import_kopf`), 22 MiB and 0.25 s less.",
+    "is imported (`startup.import_kopf`), 22 MiB and 0.25 s less.",
     "- **Watches on the event loop.** A watch stream is read by aiohttp, a page decoded "
     "on the loop (msgspec holds the GIL: the thread pool bought nothing, "
     "`benchmarks.list_speed`); no threads left in the API client.",

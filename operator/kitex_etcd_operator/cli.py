@@ -34,8 +34,12 @@ def kubectl_kitex() -> None:
 
 
 def _register() -> None:
-    from .commands import diff, purge, resolve, status
-    from .runner import run
+    from .startup import collector_paused, import_aiohttp
+
+    with collector_paused():
+        import_aiohttp()
+        from .commands import diff, purge, resolve, status
+        from .runner import run
 
     for command in (run, resolve, diff, status, purge):
         main.add_command(command)

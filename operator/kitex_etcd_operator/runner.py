@@ -8,7 +8,6 @@ either way; the lease TTL also honours registry-etcd's own
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -29,6 +28,7 @@ from .options import Duration, default_etcd, etcd_options
 from .plan import Policy
 from .retry import RetryConfig
 from .settings import Settings
+from .startup import freeze_heap, import_kopf, pause_collector
 
 if TYPE_CHECKING:
     from .kubeapi import KubeApi
@@ -139,37 +139,6 @@ def run(**kw: Any) -> None:
         sys.exit(1)
 
 
-def import_kopf() -> None:
-    """kopf, without the ``kubernetes`` client it would import along.
-
-    kopf imports the client's model classes whenever the package is installed
-    (only to recognise such objects if a handler hands it one; ours never do):
-    22 MiB and 0.25 s of every start, the client package with its urllib3,
-    pydantic and oauthlib. Hidden while kopf is imported, the package stays
-    importable afterwards (``kubeauth`` uses it for kubeconfig exec plugins).
-    """
-    if "kopf" in sys.modules or "kubernetes" in sys.modules:
-        return
-    sys.modules["kubernetes"] = None  # type: ignore[assignment]  # "not installed"
-    try:
-        import kopf  # noqa: F401
-    finally:
-        del sys.modules["kubernetes"]
-
-
-def freeze_heap() -> None:
-    """Once the initial sync is done: what is alive now (modules, kopf, every pod's view
-    and desired entry) is left out of every later garbage collection.
-
-    A full collection walked all of it: 34 ms at 30,000 pods (about 100 ms at
-    100,000), during which no event is handled, the tail of churn latency.
-    Reference counting still frees these objects; only a reference cycle among
-    them would never be collected, and the state holds none.
-    """
-    gc.collect()
-    gc.freeze()
-
-
 def check_takeover_fits(election: ElectionConfig, lease_ttl: int) -> None:
     """Refuse a lease TTL that a leader crash could outlast.
 
@@ -232,6 +201,7 @@ async def _cancel(*tasks: asyncio.Task[Any]) -> None:
 async def operate(settings: Settings, election: ElectionConfig | None = None,
                   kubeconfig: str | None = None) -> None:
     """Watch from the start (a standby stays warm), write only once leading."""
+    pause_collector(asyncio.get_running_loop())
     from .kubeapi import KubeApi
 
     run = OperatorRun(settings, election, await KubeApi.open(kubeconfig))
