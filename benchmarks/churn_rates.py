@@ -10,7 +10,7 @@ from typing import Any
 
 from kitex_devcluster.etcd import EtcdCluster
 from kitex_devcluster.kube import KubeCluster
-from kitex_devcluster.processes import wait_until
+from kitex_devcluster.processes import StartError, wait_until
 
 from . import generator
 from .harness import (
@@ -26,6 +26,8 @@ from .harness import (
     processes,
 )
 from .report import Results
+
+SEEN_WAIT_S = 120.0  # after the churn, for its last changes to reach etcd
 
 PHASES = ("queued", "gathered", "view", "written", "etcd")  # of ..._change_phase_seconds
 
@@ -84,9 +86,7 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
                             registry_prefix=PREFIX if every_service else "")
     events_sent = sum(map(len, run.changes.values()))
     achieved = events_sent / run.wall
-    wait_until(lambda: all(len(events.seen.get(k, [])) >= len(v)
-                           for k, v in run.changes.items()) or None,
-               timeout=120, interval=0.5, what="every change seen in etcd")
+    unseen = _wait_for_etcd(run.changes, events.seen)
     events.stop()
     if profiler is not None:
         results.profiles[f"churn at {rate}/s"] = profiler.stop()
@@ -111,10 +111,11 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
                            "achieved_rate": achieved, "p50_ms": q[49], "p95_ms": q[94],
                            "p99_ms": q[98], "own_p50_ms": own_p50, "own_p99_ms": own_p99,
                            "api_p50_ms": api[49], "api_p99_ms": api[98],
-                           "errors": run.errors, "phases_p99_ms": phases}
+                           "errors": run.errors, "phases_p99_ms": phases, "unseen": unseen}
     results.cpu[rate] = cpu
     where = " (the operator on a core of its own)" if isolate else ""
-    print(f"  churn {rate}/s{where} (achieved {achieved:.0f}/s, {run.errors} refused): "
+    late = f", {unseen} not in etcd {SEEN_WAIT_S:.0f} s after" if unseen else ""
+    print(f"  churn {rate}/s{where} (achieved {achieved:.0f}/s, {run.errors} refused{late}): "
           f"p50 {q[49]:.0f} ms, p95 {q[94]:.0f} ms, p99 {q[98]:.0f} ms; the API server's "
           f"answer p50 {api[49]:.0f} ms, p99 {api[98]:.0f} ms; the operator's own "
           f"share: p50 <= {own_p50:.0f} ms, p99 <= {own_p99:.0f} ms ("
@@ -122,6 +123,24 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
           + "); CPU % of one core: "
           + ", ".join(f"{name} {share:.0f}" for name, share in
                       sorted(cpu.items(), key=lambda kv: -kv[1])), flush=True)
+
+
+def _wait_for_etcd(changes: dict[str, list[Any]], seen: dict[str, list[float]]) -> int:
+    """How many of the churn's changes etcd had not shown ``SEEN_WAIT_S`` after the churn.
+
+    Not an error that ends the run: at 100,000 pods the API server left with one core
+    falls minutes behind its watches, and the figures of the changes that did arrive
+    (and the sync's, measured before) are worth keeping; the report shows the count.
+    """
+    def missing() -> int:
+        return sum(max(0, len(v) - len(seen.get(k, []))) for k, v in changes.items())
+
+    try:
+        wait_until(lambda: missing() == 0 or None, timeout=SEEN_WAIT_S, interval=0.5,
+                   what="every change seen in etcd")
+    except StartError:
+        return missing()
+    return 0
 
 
 def churn_scenarios(kube: KubeCluster, etcd: EtcdCluster, rates: list[int], seconds: float,

@@ -194,6 +194,8 @@ def run(out: Path, sizes: tuple[int, ...] = (100, 10_000, 100_000),
                     operator.stop()
                     etcd.stop()
                     results["readyz_runs_s"] = [results["readyz_s"], *startups(kube, workdir)]
+                large["sizes"][n] = {**figures, **results}
+                out.write_text(json.dumps(large, indent=1) + "\n")  # the sync's, kept first
                 try:
                     if n == sizes[-1] and rates:
                         # Beside the API server on the shared cores, then with the
@@ -201,15 +203,16 @@ def run(out: Path, sizes: tuple[int, ...] = (100, 10_000, 100_000),
                         # left with one core sustained 75/s at 100,000 pods, so lower
                         # rates there.
                         churned, alone = Results(), Results()
+                        large["churn"], large["cpu"] = churned.churn, churned.cpu
+                        large["churn_isolated"] = alone.churn
+                        large["cpu_isolated"] = alone.cpu
                         for into, isolate, at in ((churned, False, rates),
                                                   (alone, True, isolated_rates)):
                             for rate in at:
                                 churn(kube, etcd, NAMESPACE, rate, 20, into, operator,
                                       workdir, selector="app=bench-large", every_service=True,
                                       isolate=isolate)
-                        large["churn"], large["cpu"] = churned.churn, churned.cpu
-                        large["churn_isolated"] = alone.churn
-                        large["cpu_isolated"] = alone.cpu
+                                out.write_text(json.dumps(large, indent=1) + "\n")
                         results["rss_after_churn_mib"] = operator.rss() / 2**20
                 finally:
                     operator.stop()

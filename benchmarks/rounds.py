@@ -206,3 +206,20 @@ SETUPS_10K = (
     ("shared cores", "100", "<= 3 / <= 50", "<= 16", "40 (25)", "<= 25"),
     ("own core", "99", "<= 4 / <= 16", "<= 4", "12 (5)", "<= 5"),
 )
+SIXTH_ROUND_CHANGES = [
+    "- **aiohttp without the system CAs** (`startup.import_aiohttp`). Importing "
+    "`aiohttp.connector` builds two default TLS contexts, each parsing the system's CA "
+    "bundle: 53 to 96 ms of the module's import here, 3 ms without. The operator never "
+    "uses them (its API client and kopf's pass contexts of their own), so the bundle is "
+    "hidden while aiohttp is imported: the two defaults trust no one and would fail "
+    "closed. A fresh interpreter importing what the first sync needs, 20 times each, the "
+    "two codes alternating twice: fastest 0.34 and 0.38 s against 0.45 and 0.42 s before.",
+    "- **The collector paused while starting** (`startup.collector_paused`, "
+    "`startup.pause_collector`). Imports and the first sync allocate what lives on (the "
+    "modules, every pod's view and desired entry), and each collection on the way walked "
+    "it again: 48 to 57 ms of collections in the first second of a 100-pod start. The "
+    "collector now resumes when the first sync is done (where the heap is frozen), or 60 s "
+    "after the start for a standby that does not lead. At 10,000 pods, three starts each "
+    "(start, sync, kopf's start, stop): 187 to 233 ms in ~175 collections against 300 to "
+    "359 ms in ~424 before, peak RSS 92 against 93 MiB.",
+]
