@@ -92,7 +92,7 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
         results.profiles[f"churn at {rate}/s"] = profiler.stop()
         return
     pairs = [(change, seen) for k, times in run.changes.items()
-             for change, seen in zip(times, events.seen[k], strict=False)]
+             for change, seen in zip(times, events.seen.get(k, []), strict=False)]
     # From the request going out: an upper bound, the API server's own handling included.
     q = statistics.quantiles([(seen - sent) * 1000 for (sent, _), seen in pairs], n=100)
     api = statistics.quantiles([(t - sent) * 1000 for (sent, t), _ in pairs], n=100)
