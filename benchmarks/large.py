@@ -177,6 +177,10 @@ def run(out: Path, sizes: tuple[int, ...] = (100, 10_000, 100_000),
                              "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                              "imports": import_costs()}
     tools = ensure_tools()
+
+    def save() -> None:
+        out.write_text(json.dumps(large, indent=1) + "\n")
+
     with tempfile.TemporaryDirectory(prefix="kitex-bench-large-") as tmp:
         workdir = Path(tmp)
         if with_leases:
@@ -194,8 +198,8 @@ def run(out: Path, sizes: tuple[int, ...] = (100, 10_000, 100_000),
                     operator.stop()
                     etcd.stop()
                     results["readyz_runs_s"] = [results["readyz_s"], *startups(kube, workdir)]
-                large["sizes"][n] = {**figures, **results}
-                out.write_text(json.dumps(large, indent=1) + "\n")  # the sync's, kept first
+                large["sizes"][n] = sized = {**figures, **results}
+                save()  # the sync's figures, kept if a churn run fails
                 try:
                     if n == sizes[-1] and rates:
                         # Beside the API server on the shared cores, then with the
@@ -212,13 +216,12 @@ def run(out: Path, sizes: tuple[int, ...] = (100, 10_000, 100_000),
                                 churn(kube, etcd, NAMESPACE, rate, 20, into, operator,
                                       workdir, selector="app=bench-large", every_service=True,
                                       isolate=isolate)
-                                out.write_text(json.dumps(large, indent=1) + "\n")
-                        results["rss_after_churn_mib"] = operator.rss() / 2**20
+                                save()
+                        sized["rss_after_churn_mib"] = operator.rss() / 2**20
                 finally:
                     operator.stop()
                     etcd.stop()
-                large["sizes"][n] = {**figures, **results}
-                out.write_text(json.dumps(large, indent=1) + "\n")  # kept if a later step fails
+                save()  # kept if a later size fails
         finally:
             kube.stop()
     return large

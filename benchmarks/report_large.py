@@ -173,12 +173,9 @@ def _churn(large: dict[str, Any], top: int) -> list[str]:
             lines += ["", f"{where[0].upper()}{where[1:]}:", "",
                       *_churn_table(large[runs_key], large[cpu_key])]
         elif runs_key in large:
-            lines += ["", f"{where[0].upper()}{where[1:]}: no figures in this run. The "
-                      "first of these runs ended the benchmark: changes of its churn had "
-                      "not reached etcd 2 minutes after it (the API server left with one "
-                      "core fell behind its watches), and a benchmark fault then lost the "
-                      "run (since fixed: such changes are now counted as not seen). The "
-                      "fifth round's second run has this setup's figures (rounds table)."]
+            lines += ["", f"{where[0].upper()}{where[1:]}: no figures in this run, "
+                      "which ended before these runs were done (this round's changes below "
+                      "say why); the rounds table has the last run that has them."]
     return lines
 
 
