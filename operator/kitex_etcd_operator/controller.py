@@ -584,8 +584,7 @@ class BindingWorker:
             if timeout <= 0:
                 self.full = True
                 break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            await supervisor.wait_set(self._wake, timeout)
         wait = self._not_before - time.monotonic()
         if wait > 0:  # after a failure, changes wait for retryDelay like everything else
             await asyncio.sleep(wait)

@@ -6,7 +6,7 @@ nothing, and the finalizer is the controller's (``finalizers.py``), so only
 the leader may release it. Pods are not
 kopf's: its unpaginated list and per-object workers held every pod body at
 once (560 MiB at 10,000 pods), so ``listwatch`` lists them (and Services and
-EndpointSlices) a page at a time.
+EndpointSlices), reducing each object to its view as it arrives.
 Nothing is written on pods, so they delete freely while the operator is down
 (kopf #686).
 """

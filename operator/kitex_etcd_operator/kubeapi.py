@@ -334,10 +334,49 @@ class KubeApi:
         return self.list_pages(path, codec.page, codec.page_types, peek=codec.peek,
                                limit=codec.page_size)
 
+    async def list_cached(self, path: str, codec: wire.Codec, not_older_than: str = ""
+                          ) -> AsyncIterator[Page[wire.Item]]:
+        """Every object of a list from the API server's watch cache, in one answer read
+        as it arrives (``codec.stream``), at ``not_older_than`` or later (a version
+        from ``current_version``; without one, the cache as it is, maybe a past).
+
+        A consistent list is a chain of pages that the API server (1.34) reads
+        from etcd after the first one, decoding and converting every pod:
+        100,000 pods took 8 to 13 s, against 3 to 4 s for the cache's one
+        answer. The cache waits until it has seen ``not_older_than``, so the
+        answer is as current as a consistent read made just before. A server
+        that pages anyway (no watch cache, an older version) is followed page
+        by page. A body the stream refuses (not protobuf) raises
+        ``wire.Undecodable`` before any item: the caller lists page by page.
+        """
+        if codec.stream is None:
+            raise wire.Undecodable(f"{path}: no streaming reader")
+        stream = codec.stream()
+        params = ({"resourceVersion": not_older_than, "resourceVersionMatch": "NotOlderThan"}
+                  if not_older_than else {"resourceVersion": "0"})
+        response = await self._send(
+            "GET", path, params=params, accept=codec.page_types,
+            limits=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60))
+        items: list[wire.Item] = []
+        async with response:
+            async for chunk in response.content.iter_any():
+                items += stream.feed(chunk)
+                if len(items) >= codec.page_size:
+                    yield Page(items, stream.resource_version)
+                    items = []
+            stream.finish()
+        if items or not stream.token:
+            yield Page(items, stream.resource_version)
+        if stream.token:
+            async for page in self.list_pages(path, codec.page, codec.page_types,
+                                              peek=codec.peek, limit=codec.page_size,
+                                              start=stream.token):
+                yield Page(page.items, stream.resource_version)
+
     async def list_pages(self, path: str, decode: Decode[Item],
                          types: str = "application/json", *,
                          peek: Callable[[bytes], str | None] | None = None,
-                         limit: int = PAGE) -> AsyncIterator[Page[Item]]:
+                         limit: int = PAGE, start: str = "") -> AsyncIterator[Page[Item]]:
         """Every page of a list (a path from above), each read by ``decode``; an error
         anywhere raises: a list is never cut short. ``types``: the encodings asked
         for, in order (``decode`` reads whichever the server chose).
@@ -355,7 +394,7 @@ class KubeApi:
             return asyncio.ensure_future(self._page(path, token, types, limit))
 
         pages = 0
-        token = ""
+        token = start  # a continue token: the list goes on from there
         pending = fetch(token)
         try:
             while True:

@@ -1,9 +1,11 @@
-"""Pods, Services and EndpointSlices, listed a page at a time and then watched, without kopf.
+"""Pods, Services and EndpointSlices, listed and then watched, without kopf.
 
 kopf lists a resource in one unpaginated request and keeps a worker per
 object: with 10,000 pods that held every pod body at once (560 MiB peak). Here
-a list is read a page at a time (pods 2,000 a page, as protobuf) and each
-object is reduced (``PodView``, ``SliceView``...) as it arrives; the watch
+pods come from the API server's watch cache in one protobuf answer read as
+it arrives, a pod at a time (``KubeApi.list_cached``); Services and
+EndpointSlices a page at a time. Each object is reduced (``PodView``,
+``SliceView``...) as it arrives; the watch
 then resumes from the list's resourceVersion, with bookmarks, so a dropped
 connection (an API server restart, a load balancer timeout) costs a
 reconnect and no relist. Only a 410 Gone (the API server no longer has that
@@ -22,14 +24,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from . import metrics
 from .kube import podproto
-from .kube.wire import JSON, Codec, Item, Status
-from .kubeapi import API_ERRORS, ApiError, KubeApi, describe_error
+from .kube.wire import JSON, Codec, Item, Status, Undecodable
+from .kubeapi import API_ERRORS, ApiError, KubeApi, Page, describe_error
 
 log = logging.getLogger(__name__)
 
@@ -165,23 +167,53 @@ class ListWatch:
             self._caught_up(f"at {version}")
 
     async def _relist(self, reason: str) -> str:
-        """Every object in scope, a page at a time; the list's resourceVersion to watch from."""
+        """Every object in scope; the list's resourceVersion to watch from.
+
+        Pods come from the API server's watch cache in one answer
+        (``KubeApi.list_cached``): the version the API server is at is asked
+        first (a consistent read of one object), and the cache answers once
+        it has seen that version. Should a list still come older, writers
+        wait until the watch has replayed up to it, as after a resumed stream.
+        """
         started = time.monotonic()
         uids: set[str] = set()
-        version = ""
+        version = present = ""
+        path, codec = self.resource.path(self.namespace), self.resource.codec
         if self.listed.is_set():  # pages of a snapshot over an older view: a mixed past
             self._behind(None, RELIST_HOLD_MAX)
-        try:
-            async for page in self.kube.list_codec(self.resource.path(self.namespace),
-                                                   self.resource.codec):
+
+        async def read(pages: AsyncIterator[Page[Item]]) -> None:
+            nonlocal version
+            async for page in pages:
                 version = version or page.resource_version
                 for item in page.items:
                     uids.add(item.uid)
                     self.sink.on_item(None, item)
+
+        try:
+            try:
+                if codec.stream is None:
+                    raise Undecodable("no streaming reader")
+                present = await self.kube.current_version(path)
+                await read(self.kube.list_cached(
+                    path, codec, present if present.isdigit() else ""))
+            except Undecodable as exc:
+                if codec.stream is not None:
+                    log.warning("Listing %s page by page: %s", self.scope, exc)
+                # What the stream gave before it failed is listed again; an object it
+                # had that the pages lack is dropped by ``listed`` like any other.
+                uids.clear()
+                version = present = ""
+                await read(self.kube.list_codec(path, codec))
             self.sink.listed(self.namespace, uids, started)
         finally:
             if not self.current.is_set():
                 self._caught_up("relisted")
+        if present.isdigit() and version.isdigit() and int(version) < int(present):
+            self._behind((int(present), time.monotonic()))
+            log.info("The list of %s is at resourceVersion %s, the API server at %s: writes "
+                     "wait until the watch reaches it (at most %.0f s)", self.scope, version,
+                     present, CATCH_UP_MAX)
         self.version = version
         self.relists += 1
         metrics.relists(self.resource.name, reason).inc()

@@ -9,7 +9,6 @@ turn into a stream of status patches.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import logging
 from collections.abc import Mapping
@@ -342,8 +341,7 @@ class StatusReporter:
                     log.warning("Could not post event %s on %s/%s: %s", reason, ref.namespace,
                                 ref.name, exc)
             self._kick.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), FLUSH_INTERVAL)
+            await supervisor.wait_set(self._kick, FLUSH_INTERVAL)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -213,6 +213,22 @@ def default() -> Supervisor:
     return _default
 
 
+async def wait_set(event: asyncio.Event, seconds: float) -> bool:
+    """Wait at most ``seconds`` for ``event``; whether it was set.
+
+    Not ``asyncio.wait_for(event.wait(), timeout)``: on Python 3.11 a cancel
+    that lands as the event is set is swallowed there (the wait returns True
+    and the loop goes round again), so a loop woken just before its stop was
+    never stopped: a registry closed right after its first write hung in its
+    keepalive loop.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            return await event.wait()
+    except TimeoutError:
+        return False
+
+
 def spawn(kind: str, name: str, run: Callable[[], Awaitable[Any]], *,
           on_crash: Callable[[BaseException], None] | None = None,
           fatal: tuple[type[BaseException], ...] = ()) -> asyncio.Task[None]:

@@ -89,10 +89,11 @@ async def test_etcd_answer_times_are_measured_by_kind(client: EtcdClient, prefix
     await registry.sync(binding, desired(prefix, "timed", [Instance.make("10.0.0.1", 8888),
                                                            Instance.make("10.0.0.2", 8888)]),
                         ttl=60)
-    # each (full) sync reads the range; the first records its new lease and writes its
-    # key, the second writes one more key: three transactions
-    assert count("range") == before["range"] + 2
-    assert count("txn") == before["txn"] + 3
+    # the first sync (a service never registered) writes its lease's record and its key
+    # in one transaction without a read; the second reads the range (a full sync) and
+    # writes one more key
+    assert count("range") == before["range"] + 1
+    assert count("txn") == before["txn"] + 2
     assert waited[0] > 0  # the second sync's transaction, counted into its cycle
     await registry.close()
 
@@ -110,6 +111,64 @@ async def test_thousand_instances_in_batched_transactions(client: EtcdClient,
     again = await registry.sync(binding, want, ttl=60)
     assert (again.puts, again.unchanged, again.txns) == (0, 1000, 0)  # nothing rewritten
     await registry.close()
+
+
+async def test_a_first_registration_is_one_grant_and_one_transaction(
+        client: EtcdClient, etcd_probe: EtcdProbe, prefix: str) -> None:
+    """A service none of our leases ever held: nothing to read before writing, and the new
+    lease's ownership record goes into etcd with its keys, never one without the other."""
+    registry = await make_registry(client)
+    binding = Binding("default", prefix, "first")
+    before = registry.requests
+    want = desired(prefix, "first", [Instance.make("10.0.0.1", 8888)])
+    result = await registry.sync(binding, want, ttl=60, owner="team-a")
+    assert registry.requests - before == 2  # the grant, one transaction
+    assert (result.puts, result.txns) == (1, 1)
+    (record_key, record), = etcd_probe.get_prefix(registry.records_prefix).items()
+    keys = etcd_probe.get_prefix(f"{prefix}/first/")
+    assert {kv.lease for kv in keys.values()} == {record.lease}
+    assert record_key == registry.record_key(record.lease)
+    assert registry.recorded_owner(binding) == "team-a"
+    # A service with nothing to write still records its claim, alone.
+    empty = Binding("default", prefix, "empty")
+    await registry.sync(empty, {}, ttl=60, owner="team-b")
+    assert registry.recorded_owner(empty) == "team-b"
+    assert len(etcd_probe.get_prefix(registry.records_prefix)) == 2
+    # A restart adopts both: the records were written.
+    restarted = await make_registry(client)
+    assert restarted.recorded_owner(binding) == "team-a"
+    assert restarted.recorded_owner(empty) == "team-b"
+    await registry.close()
+    await restarted.close()
+
+
+class ReplayingClient(EtcdClient):
+    """Sends each transaction twice and answers with the second copy's outcome: what a
+    replay after a failover reports when the first copy had landed."""
+
+    async def txn(self, compares: Any, ops: Any) -> bool:
+        await super().txn(compares, ops)
+        return await super().txn(compares, ops)
+
+
+async def test_a_first_transaction_that_landed_unseen_is_recognised(
+        registry_etcd: Any, etcd_probe: EtcdProbe, prefix: str) -> None:
+    """The transaction with the record and the keys landed, and its replay failed its
+    guards: the record is found in etcd, the keys are ours, nothing is a conflict."""
+    client = ReplayingClient(EtcdConfig(tuple(registry_etcd.endpoints)))
+    registry = await make_registry(client)
+    binding = Binding("default", prefix, "replayed")
+    want = desired(prefix, "replayed", [Instance.make("10.0.0.1", 8888),
+                                        Instance.make("10.0.0.2", 8888)])
+    result = await registry.sync(binding, want, ttl=60)
+    assert result.conflicts == []
+    assert etcd_probe.values(f"{prefix}/replayed/") == want
+    (record,) = etcd_probe.get_prefix(registry.records_prefix).values()
+    assert registry.owned_leases(binding) == {record.lease}
+    again = await registry.sync(binding, want, ttl=60)
+    assert (again.puts, again.unchanged, again.conflicts) == (0, 2, [])
+    await registry.close()
+    await client.close()
 
 
 async def test_foreign_keys_are_left_alone_and_reported(client: EtcdClient,

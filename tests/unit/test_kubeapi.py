@@ -80,6 +80,11 @@ class FakeApi:
         if path == "/api/v1/pods" and request.query.get("watch"):
             return await self.watch(request)
         if path == "/api/v1/pods":
+            if "limit" not in request.query:  # the whole list, from the cache: as JSON here
+                assert request.query["resourceVersionMatch"] == "NotOlderThan"
+                self.accepts.append(request.headers.get("Accept", ""))
+                return web.json_response({"metadata": {"resourceVersion": "7"},
+                                          "items": [p for page in self.pages for p in page]})
             index = int(request.query.get("continue") or 0)
             assert request.query["limit"] in ("1", "500", str(podproto.CODEC.page_size))
             self.accepts.append(request.headers.get("Accept", ""))

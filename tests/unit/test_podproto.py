@@ -190,3 +190,31 @@ def test_only_our_annotations_are_read_however_the_others_look() -> None:
     (item,), _, _ = podproto.decode_page(proto_page(body))
     assert item == podwire.decode_page(json_page(body))[0][0]
     assert set(item.value.annotations) == {*ANNOTATED, "kitex.cloudwego.io/" + "n" * 63}
+
+
+@settings(max_examples=40)
+@given(cuts=st.lists(st.integers(1, 400), max_size=30), count=st.integers(0, 5))
+def test_a_whole_list_read_as_it_arrives_is_the_same_list(cuts: list[int], count: int) -> None:
+    """The watch cache's one answer, cut anywhere: the same pods, version and token."""
+    bodies = [full(pod(f"s{i}", f"10.0.1.{i}", annotations=ANNOTATIONS), gate=i % 2 == 0,
+                   host_network=False) for i in range(count)]
+    body = proto_page(*bodies, token="more")
+    stream, items, at = podproto.ListStream(), [], 0
+    for cut in [*cuts, len(body)]:
+        items += stream.feed(body[at:at + cut])
+        at += cut
+    stream.finish()
+    assert items == podproto.decode_page(body)[0]
+    assert (stream.resource_version, stream.token) == ("77", "more")
+
+
+def test_a_list_cut_short_or_not_protobuf_is_refused() -> None:
+    body = proto_page(pod("a"), pod("b"))
+    stream = podproto.ListStream()
+    stream.feed(body[:-30])
+    with pytest.raises(wire.Undecodable):
+        stream.finish()
+    with pytest.raises(wire.Undecodable):
+        podproto.ListStream().feed(json_page(pod("a")))
+    with pytest.raises(wire.Undecodable):  # a length past the end of the list
+        podproto.ListStream().feed(podproto.MAGIC + b"\x12\x03" + b"\x12\x09" + b"\x00" * 12)

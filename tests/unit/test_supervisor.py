@@ -19,7 +19,7 @@ from kitex_etcd_operator.desired import Defaults, DesiredState
 from kitex_etcd_operator.kubeapi import KubeApi, ObjectRef
 from kitex_etcd_operator.kubeauth import Credentials
 from kitex_etcd_operator.status import StatusReporter
-from kitex_etcd_operator.supervisor import InjectedCrash, Supervisor, _injections
+from kitex_etcd_operator.supervisor import InjectedCrash, Supervisor, _injections, wait_set
 from tests.support.helpers import async_wait_for
 
 FAST = {"backoff_initial": 0.01, "backoff_max": 0.02}
@@ -76,6 +76,27 @@ async def _false(value: bool) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_stop_that_lands_as_the_loop_is_woken_still_stops_it() -> None:
+    """The keepalive, worker and status loops sleep in ``wait_set``. Woken and cancelled
+    in the same turn (a registry closed right after its first write),
+    ``asyncio.wait_for(event.wait(), ...)`` returned True and the loop ran on."""
+    wake, asleep = asyncio.Event(), asyncio.Event()
+
+    async def loop() -> None:
+        while True:
+            wake.clear()
+            asleep.set()
+            await wait_set(wake, 60)
+
+    task = asyncio.create_task(loop())
+    await asyncio.wait_for(asleep.wait(), 5)
+    wake.set()
+    task.cancel()
+    await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
+    assert task.cancelled()
+    assert not await wait_set(asyncio.Event(), 0.01)  # a timeout is False, not an error
 
 
 def test_backoff_doubles_and_is_capped() -> None:

@@ -74,17 +74,12 @@ class WatchEvent:
     revision: int
 
 
-def guard(op: Write) -> Compare | None:
-    """The compare a write carries: its key absent (``expect_lease=0``) or on that lease."""
-    if op.expect_lease is None:
-        return None
-    if op.expect_lease == 0 and isinstance(op, Put):
-        return Compare.absent(op.key)
-    return Compare.lease_is(op.key, op.expect_lease)
-
-
 def txn_request(compares: Sequence[Compare], ops: Sequence[Write]) -> Any:
-    """The ``TxnRequest``: the compares given, each write's own guard (``guard``), the writes.
+    """The ``TxnRequest``: the compares given, each write's own guard, the writes.
+
+    A write's guard (``writes.Put``): with ``expect_lease=0`` a put asks
+    for its key to be absent (create_revision 0), with any other value a
+    write asks for its key to sit on that lease.
 
     Built in place, field by field: a message made apart and then added is
     copied, and an initial sync writes 100,000 guarded puts (185 against
@@ -111,11 +106,6 @@ def txn_request(compares: Sequence[Compare], ops: Sequence[Write]) -> Any:
     return request
 
 
-def compares_of(compares: Sequence[Compare], ops: Sequence[Write]) -> list[Compare]:
-    """The transaction's compares: those given, then each write's own guard."""
-    return [*compares, *(g for g in map(guard, ops) if g is not None)]
-
-
 def txn_replay_safe(compares: Sequence[Compare], ops: Sequence[Write]) -> bool:
     """Whether sending a transaction twice can do no harm.
 
@@ -127,6 +117,11 @@ def txn_replay_safe(compares: Sequence[Compare], ops: Sequence[Write]) -> bool:
     reports False, which makes the caller read and re-plan, or it writes
     the very same value again. An unguarded write could instead overwrite
     whatever another writer put there in between, so it is never replayed.
+
+    A write with ``expect_lease`` carries its own guard, so only
+    the others are looked up among the compares given: building every
+    guard's ``Compare`` to ask this cost an initial sync of 100,000 puts
+    a fifth of its transactions' time.
     """
-    guarded = {c.key for c in compares_of(compares, ops)}
-    return all(op.key in guarded for op in ops)
+    given = {c.key for c in compares}
+    return all(op.expect_lease is not None or op.key in given for op in ops)

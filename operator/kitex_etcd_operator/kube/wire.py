@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +58,19 @@ class Codec:
     page_types: str = "application/json"  # the Accept header of list pages
     peek: Callable[[bytes], str | None] | None = None  # a page's continue token, read ahead
     page_size: int = 500  # objects a list page asks for
+    # A whole list read as it arrives (``podproto.ListStream``); None: pages only.
+    stream: Callable[[], Stream] | None = None
+
+
+class Stream(Protocol):
+    """A list body read chunk by chunk: its items as they complete, its version and token."""
+
+    resource_version: str
+    token: str
+
+    def feed(self, chunk: bytes) -> list[Item]: ...
+
+    def finish(self) -> None: ...
 
 
 def number(version: str) -> int | None:
