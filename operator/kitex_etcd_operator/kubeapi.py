@@ -2,10 +2,11 @@
 
 Thin calls on the paths the operator uses, with the credentials of
 ``kubeauth``: the ``kubernetes`` client's generated API classes took 0.6 s
-and 22 MiB to build at every start, for a dozen calls. Lists are paginated
-and read from the raw answer: pod pages are asked for as protobuf and
-decoded straight into their views (``kube.podproto``; watch events, JSON,
-by ``kube.podwire``), so that no pod body is ever held whole. A page is
+and 22 MiB to build at every start, for a dozen calls. Lists are read from
+the raw answer: pods are asked for as protobuf and decoded straight into
+their views (``kube.podproto``; watch events, JSON, by ``kube.podwire``),
+so that no pod body is ever held whole, from the watch cache in one answer
+read as it arrives (``list_cached``), or else a page at a time. A page is
 decoded on the event loop while the next one is on its way: the decoders
 hold the GIL, so a thread bought nothing (measured: the same CPU and peak
 RSS for a 50,000-pod list, ``benchmarks.list_speed``).

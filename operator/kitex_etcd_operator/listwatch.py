@@ -3,7 +3,7 @@
 kopf lists a resource in one unpaginated request and keeps a worker per
 object: with 10,000 pods that held every pod body at once (560 MiB peak). Here
 pods come from the API server's watch cache in one protobuf answer read as
-it arrives, a pod at a time (``KubeApi.list_cached``); Services and
+it arrives (``KubeApi.list_cached``); Services and
 EndpointSlices a page at a time. Each object is reduced (``PodView``,
 ``SliceView``...) as it arrives; the watch
 then resumes from the list's resourceVersion, with bookmarks, so a dropped

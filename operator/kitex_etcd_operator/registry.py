@@ -421,6 +421,13 @@ class BindingRegistry:
         elif keys is None or not state.fresh:
             await self.observe(binding)
             keys = None
+            pending = state.unrecorded
+            if pending is not None and not dry_run and any(
+                    o.lease == pending.lease for o in state.observed.values()) \
+                    and await self._record_landed(pending):
+                # The first transaction landed unanswered (etcd went away): its keys
+                # are ours, not a conflict.
+                self._recorded(state, pending)
         result = SyncResult()
         lease = state.lease if dry_run else await self._lease_for(binding, ttl, state, owner)
         if owner and not dry_run:

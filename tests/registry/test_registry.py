@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from kitex_etcd_operator.etcd import EtcdClient, EtcdConfig
+from kitex_etcd_operator.etcd.errors import EtcdUnavailable
 from kitex_etcd_operator.model import Instance, instance_key
 from kitex_etcd_operator.plan import Binding, Policy
 from kitex_etcd_operator.registry import BindingRegistry, etcd_wait
@@ -167,6 +168,38 @@ async def test_a_first_transaction_that_landed_unseen_is_recognised(
     assert registry.owned_leases(binding) == {record.lease}
     again = await registry.sync(binding, want, ttl=60)
     assert (again.puts, again.unchanged, again.conflicts) == (0, 2, [])
+    await registry.close()
+    await client.close()
+
+
+class AnswerLostOnce(EtcdClient):
+    """The first transaction lands, and its answer is lost with the connection."""
+
+    lost = False
+
+    async def txn(self, compares: Any, ops: Any) -> bool:
+        applied = await super().txn(compares, ops)
+        if not self.lost:
+            self.lost = True
+            raise EtcdUnavailable("the connection went down under the request")
+        return applied
+
+
+async def test_keys_of_a_first_transaction_whose_answer_was_lost_are_ours(
+        registry_etcd: Any, etcd_probe: EtcdProbe, prefix: str) -> None:
+    """The sync failed, yet its transaction landed: the next sync finds the keys on the
+    new lease and the lease's record beside them, and takes them as its own."""
+    client = AnswerLostOnce(EtcdConfig(tuple(registry_etcd.endpoints)))
+    registry = await make_registry(client)
+    binding = Binding("default", prefix, "lost")
+    want = desired(prefix, "lost", [Instance.make("10.0.0.1", 8888)])
+    with pytest.raises(EtcdUnavailable):
+        await registry.sync(binding, want, ttl=60)
+    assert etcd_probe.values(f"{prefix}/lost/") == want
+    again = await registry.sync(binding, want, ttl=60)
+    assert (again.puts, again.unchanged, again.conflicts) == (0, 1, [])
+    (record,) = etcd_probe.get_prefix(registry.records_prefix).values()
+    assert registry.owned_leases(binding) == {record.lease}
     await registry.close()
     await client.close()
 
