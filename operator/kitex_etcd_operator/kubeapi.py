@@ -347,8 +347,8 @@ class KubeApi:
         answer. The cache waits until it has seen ``not_older_than``, so the
         answer is as current as a consistent read made just before. A server
         that pages anyway (no watch cache, an older version) is followed page
-        by page. A body the stream refuses (not protobuf) raises
-        ``wire.Undecodable`` before any item: the caller lists page by page.
+        by page. A body the stream refuses (not protobuf, or broken) raises
+        ``wire.Undecodable``: the caller lists page by page.
         """
         if codec.stream is None:
             raise wire.Undecodable(f"{path}: no streaming reader")

@@ -191,19 +191,20 @@ class ListWatch:
                     self.sink.on_item(None, item)
 
         try:
-            try:
-                if codec.stream is None:
-                    raise Undecodable("no streaming reader")
-                present = await self.kube.current_version(path)
-                await read(self.kube.list_cached(
-                    path, codec, present if present.isdigit() else ""))
-            except Undecodable as exc:
-                if codec.stream is not None:
+            paged = codec.stream is None
+            if not paged:
+                try:
+                    present = await self.kube.current_version(path)
+                    await read(self.kube.list_cached(
+                        path, codec, present if present.isdigit() else ""))
+                except Undecodable as exc:
                     log.warning("Listing %s page by page: %s", self.scope, exc)
-                # What the stream gave before it failed is listed again; an object it
-                # had that the pages lack is dropped by ``listed`` like any other.
-                uids.clear()
-                version = present = ""
+                    # What the stream gave is listed again; an object it had that the
+                    # pages lack is dropped by ``listed`` like any other.
+                    uids.clear()
+                    version = present = ""
+                    paged = True
+            if paged:
                 await read(self.kube.list_codec(path, codec))
             self.sink.listed(self.namespace, uids, started)
         finally:

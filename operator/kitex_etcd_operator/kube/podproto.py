@@ -189,9 +189,13 @@ def decode_page(data: bytes) -> wire.Page:
         page = _PodList.FromString(_Unknown.FromString(memoryview(data)[len(MAGIC):]).raw)
     except message.DecodeError as exc:
         raise wire.Undecodable(f"a protobuf pod list page: {exc}") from None
-    items = [wire.Item(pod.metadata.uid, wire.number(pod.metadata.resourceVersion), _view(pod))
-             for pod in page.items]
-    return items, page.metadata.resourceVersion, getattr(page.metadata, "continue")
+    return _items(page), page.metadata.resourceVersion, getattr(page.metadata, "continue")
+
+
+def _items(page: Any) -> list[wire.Item]:
+    """A parsed ``PodList``'s pods, each as its item."""
+    return [wire.Item(pod.metadata.uid, wire.number(pod.metadata.resourceVersion), _view(pod))
+            for pod in page.items]
 
 
 def _varint(data: memoryview | bytearray, at: int) -> tuple[int, int]:
@@ -284,11 +288,8 @@ class ListStream:
 
     def finish(self) -> None:
         """The body ended: raise if the list was cut short."""
-        if self._stage < 3 and not (self._stage == 2 and self._left == 0):
+        if self._stage < 3:
             raise wire.Undecodable("a protobuf pod list ended before its last pod")
-
-    def _field(self) -> tuple[int, int, int]:
-        return self._field_at(self._at)
 
     def _field_at(self, at: int) -> tuple[int, int, int]:
         """The length-delimited field at ``at``: (number, start, end); its header in hand."""
@@ -307,7 +308,7 @@ class ListStream:
                 raise ValueError("not the API server's protobuf")
             self._at, self._stage = len(MAGIC), 1
         elif self._stage == 1:  # runtime.Unknown: step to its raw bytes (field 2)
-            number, start, end = self._field()
+            number, start, end = self._field_at(self._at)
             if number == 2:
                 self._at, self._left, self._stage = start, end - start, 2
             elif end <= len(self._data):
@@ -339,8 +340,7 @@ class ListStream:
             if page.HasField("metadata"):
                 self.resource_version = page.metadata.resourceVersion
                 self.token = getattr(page.metadata, "continue")
-            items.extend(wire.Item(pod.metadata.uid, wire.number(pod.metadata.resourceVersion),
-                                   _view(pod)) for pod in page.items)
+            items += _items(page)
 
 
 CODEC = wire.Codec(decode_page, podwire.decode_event,
