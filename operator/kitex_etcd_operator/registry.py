@@ -328,33 +328,51 @@ class BindingRegistry:
         self._wake.set()
 
     async def _keepalive_loop(self) -> None:
-        """Refresh every lease at a third of its TTL, as etcd's own clients do."""
+        """Refresh every lease at a third of its TTL, as etcd's own clients do.
+
+        Leases due within a sixth of their TTL go along with one that is due: one
+        stream then refreshes them all (``EtcdClient.keepalive_many``). Leases granted
+        in one sync fall due together, and after one early refresh so do the others;
+        a lease is never refreshed later than before, at most earlier.
+        """
         while True:
             now = time.monotonic()
-            for lease, due in sorted(self._keepalive_due.items(), key=lambda item: item[1]):
-                if due > now:
-                    break
-                record = self.records.get(lease)
-                if record is None:
-                    self._keepalive_due.pop(lease, None)
-                    continue
-                try:
-                    self._count("keepalive")
-                    remaining = await self.client.keepalive(lease)
-                except EtcdError as exc:
-                    metrics.keepalive_failures.inc()
-                    log.warning("Keepalive of lease %x failed: %s", lease, exc)
-                    self._keepalive_due[lease] = now + min(record.ttl / 6, 5.0)
-                    continue
-                if remaining <= 0:
-                    metrics.keepalive_failures.inc()
-                    await self._lease_lost(lease)
-                else:
-                    self._keepalive_due[lease] = now + record.ttl / 3
+            if any(due <= now for due in self._keepalive_due.values()):
+                await self._refresh(now)
             self._wake.clear()
             delay = min(self._keepalive_due.values(), default=now + 60) - time.monotonic()
             if delay > 0:
                 await supervisor.wait_set(self._wake, delay)
+
+    async def _refresh(self, now: float) -> None:
+        """One round of keepalives: the leases due, and those close to it."""
+        records: dict[int, LeaseRecord] = {}
+        for lease, due in list(self._keepalive_due.items()):
+            record = self.records.get(lease)
+            if record is None:
+                self._keepalive_due.pop(lease, None)
+            elif due <= now + record.ttl / 6:
+                records[lease] = record
+        if not records:
+            return
+        self._count("keepalive", len(records))
+        try:
+            remaining = await self.client.keepalive_many(records)
+        except EtcdError as exc:
+            metrics.keepalive_failures.inc(len(records))
+            log.warning("Keepalive of %d lease(s) failed: %s", len(records), exc)
+            for lease, record in records.items():
+                if lease in self.records:
+                    self._keepalive_due[lease] = now + min(record.ttl / 6, 5.0)
+            return
+        for lease, left in remaining.items():
+            if lease not in self.records:
+                continue  # revoked or lost while the stream was out
+            if left <= 0:
+                metrics.keepalive_failures.inc()
+                await self._lease_lost(lease)
+            else:
+                self._keepalive_due[lease] = now + records[lease].ttl / 3
 
     async def _lease_lost(self, lease: int) -> None:
         """The lease expired (etcd down longer than the TTL): its keys are gone."""

@@ -12,6 +12,7 @@ import base64
 import json
 import subprocess
 import threading
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,3 +138,16 @@ def wait_keys(probe: EtcdProbe, prefix: str, expected: dict[str, bytes] | Callab
         return wait_for(expected, timeout=timeout, what=what)
     return wait_for(lambda: probe.values(prefix) == expected, timeout=timeout,
                     what=f"{what}: {sorted(expected)}")
+
+
+def grpc_counts(endpoint: str, method: str) -> tuple[float, float]:
+    """etcd's own count of the ``method`` streams (or calls) it started and of the
+    messages it received on them, from its /metrics: how a client used the wire."""
+    with urllib.request.urlopen(f"{endpoint}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    totals = {"grpc_server_started_total": 0.0, "grpc_server_msg_received_total": 0.0}
+    for line in text.splitlines():
+        name, _, rest = line.partition("{")
+        if name in totals and f'grpc_method="{method}"' in rest:
+            totals[name] += float(line.rsplit(" ", 1)[1])
+    return totals["grpc_server_started_total"], totals["grpc_server_msg_received_total"]

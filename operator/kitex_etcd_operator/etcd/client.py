@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -57,6 +57,9 @@ T = TypeVar("T")
 # waiting 0.5, 1, 2 s between them: longer than an election, short enough to report.
 _WATCH_ROUNDS = 4
 _WATCH_BACKOFF = 0.5
+# Leases refreshed over one stream at most: their answers (~30 bytes each) stay well
+# inside the stream's 64 KiB flow-control window while the requests are still written.
+KEEPALIVE_BATCH = 500
 
 
 class EtcdClient:
@@ -249,13 +252,38 @@ class EtcdClient:
 
     async def keepalive(self, lease_id: int) -> int:
         """Refresh a lease; the remaining TTL, 0 when the lease no longer exists."""
-        async def keepalive_on(c: Channel) -> int:
-            stream = c.lease.LeaseKeepAlive(iter([rpc.LeaseKeepAliveRequest(ID=lease_id)]),
-                                            timeout=self.config.request_timeout,
+        return (await self.keepalive_many([lease_id]))[lease_id]
+
+    async def keepalive_many(self, lease_ids: Iterable[int]) -> dict[int, int]:
+        """Refresh leases, many a stream: each one's remaining TTL, 0 when it no longer
+        exists.
+
+        A stream a lease cost 1 ms of the operator's CPU, a message on a shared stream
+        a quarter of that; with 1,000 services their refreshes were the largest part
+        of an idle operator's work. etcd answers a stream's requests in order and
+        ends it only after the last, so an answer missing is a failure, never a lease
+        gone. A stream carries ``KEEPALIVE_BATCH`` leases at most, one after the
+        other: their answers wait in its flow-control window until read.
+        """
+        leases = list(dict.fromkeys(lease_ids))
+        remaining: dict[int, int] = {}
+        for start in range(0, len(leases), KEEPALIVE_BATCH):
+            remaining.update(await self._keepalive_stream(leases[start:start + KEEPALIVE_BATCH]))
+        return remaining
+
+    async def _keepalive_stream(self, wanted: list[int]) -> dict[int, int]:
+        async def keepalive_on(c: Channel) -> dict[int, int]:
+            requests = [rpc.LeaseKeepAliveRequest(ID=lease) for lease in wanted]
+            stream = c.lease.LeaseKeepAlive(iter(requests), timeout=self.config.request_timeout,
                                             metadata=c.metadata)
+            answers: dict[int, int] = {}
             async for reply in stream:
-                return int(reply.TTL)
-            return 0
+                answers[int(reply.ID)] = max(int(reply.TTL), 0)
+            missing = [lease for lease in wanted if lease not in answers]
+            if missing:
+                raise EtcdUnavailable(f"etcd at {c.address} ended a keepalive stream without "
+                                      f"answering {len(missing)} of {len(wanted)} lease(s)")
+            return {lease: answers[lease] for lease in wanted}
 
         return await self._call(keepalive_on, replay_safe=True)
 
