@@ -143,11 +143,13 @@ def _etcd_cost(results: Results) -> list[str]:
              "(tests/interop/cmd), which registers N instances through "
              "kitex-contrib/registry-etcd itself, one registry (client, lease and "
              "keepalive) per instance as N Kitex servers would.", "",
-             "The operator opens a short `LeaseKeepAlive` stream per refresh (one request "
-             "every TTL/3 = 20 s); etcd counts the close of such a stream as a received "
-             "message too (checked: 5 calls, 10 messages), so its messages are twice its "
-             "requests. The Go client keeps one long-lived stream per client, so its "
-             "messages are its requests.", "",
+             "The operator opens a short `LeaseKeepAlive` stream a round of refreshes "
+             "(every TTL/3 = 20 s; one request a lease, the leases of every service due "
+             "within a sixth of their TTL in the same stream, 500 a stream at most); etcd "
+             "counts the close of such a stream as a received message too (checked: 5 "
+             "calls, 10 messages), so with one lease its messages are twice its requests. "
+             "The Go client keeps one long-lived stream per client, so its messages are its "
+             "requests.", "",
              "| writer | keepalive messages/min | requests/min | leases |",
              "| --- | ---: | ---: | ---: |"]
     for name, r in results.keepalive.items():
