@@ -174,17 +174,22 @@ def cpu_seconds(procs: dict[str, psutil.Process]) -> dict[str, float]:
     return out
 
 
-def processes(kube: KubeCluster, etcd: EtcdCluster,
-              operator: Operator) -> dict[str, psutil.Process]:
-    """Every process of the run, by role: where the CPU goes during churn."""
-    procs = {"operator": psutil.Process(operator.proc.pid),
-             "benchmark process (its etcd watch)": psutil.Process()}
-    for proc in kube.processes:
-        procs[proc.name] = psutil.Process(proc.pid)
+def control_plane(kube: KubeCluster) -> dict[str, psutil.Process]:
+    """The cluster's own processes, by role: the API server, its etcd, kwok, the
+    controllers."""
+    procs = {proc.name: psutil.Process(proc.pid) for proc in kube.processes}
     if kube.etcd is not None:
         for member in kube.etcd.members:
             if member.process is not None:
                 procs["etcd of kube-apiserver"] = psutil.Process(member.process.pid)
+    return procs
+
+
+def processes(kube: KubeCluster, etcd: EtcdCluster,
+              operator: Operator) -> dict[str, psutil.Process]:
+    """Every process of the run, by role: where the CPU goes during churn."""
+    procs = {"operator": psutil.Process(operator.proc.pid),
+             "benchmark process (its etcd watch)": psutil.Process(), **control_plane(kube)}
     for member in etcd.members:
         if member.process is not None:
             procs["registry etcd"] = psutil.Process(member.process.pid)
@@ -198,10 +203,7 @@ def settle(kube: KubeCluster, busy: float = 0.5, window: float = 2.0,
     seconds waited. A list of 100,000 pods leaves the API server collecting garbage
     for seconds after it: a sync started then was 14 to 20 s, against 11 to 12 s
     on a quiet one. Each list and each sync starts on a quiet cluster."""
-    procs = {p.name: psutil.Process(p.pid) for p in kube.processes}
-    if kube.etcd is not None:
-        procs.update((f"etcd {i}", psutil.Process(m.process.pid))
-                     for i, m in enumerate(kube.etcd.members) if m.process)
+    procs = control_plane(kube)
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         before = sum(cpu_seconds(procs).values())
