@@ -154,6 +154,14 @@ etcd_seconds = Histogram(
     "etcd's answer time to the operator's reads and writes, by kind: what of a change's "
     "written phase is etcd's (consensus, the disk) rather than the operator's",
     ["op"], buckets=(*_FINE, 5))
+etcd_shared_txns = Counter(
+    f"{NS}_etcd_shared_transactions_total",
+    "Transactions that went to etcd in one request with others (changes to many "
+    "services at once)")
+etcd_shared_txn_retries = Counter(
+    f"{NS}_etcd_shared_transaction_retries_total",
+    "Shared requests that failed as a whole (a member's compare or lease) and whose "
+    "members were sent again one by one")
 etcd_errors = Counter(f"{NS}_etcd_errors_total", "etcd operations that failed, by kind",
                       ["op"])
 keepalive_failures = Counter(f"{NS}_lease_keepalive_failures_total",

@@ -11,6 +11,8 @@ import pytest
 from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.etcd import Compare, EtcdClient, EtcdCompacted, EtcdConfig, WatchEvent
 from kitex_etcd_operator.etcd.client import KEEPALIVE_BATCH
+from kitex_etcd_operator.etcd.coalesce import MAX_MEMBER_OPS
+from kitex_etcd_operator.etcd.errors import EtcdLeaseNotFound
 from kitex_etcd_operator.writes import Delete, Put
 from tests.support.etcd_probe import grpc_started
 from tests.support.helpers import async_wait_for
@@ -66,6 +68,67 @@ async def test_many_leases_are_refreshed_over_few_streams(
     remaining = await client.keepalive_many([*leases, gone, leases[0]])
     assert remaining == {**{lease: 30 for lease in leases}, gone: 0}
     assert grpc_started(etcd_plain.endpoints[0], "LeaseKeepAlive") - streams == 2
+
+
+async def test_transactions_issued_together_share_one_request(
+        etcd_plain: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
+    """A burst of changes to many services costs one request, not one each; every
+    member still gets its own answer."""
+    client = make_client(config(etcd_plain))
+    lease = await client.grant(30)
+    endpoint = etcd_plain.endpoints[0]
+    txns = grpc_started(endpoint, "Txn")
+    answers = await asyncio.gather(*(
+        client.txn([], [Put(f"{prefix}{i:02d}/a", b"1", lease, expect_lease=0),
+                        Put(f"{prefix}{i:02d}/b", b"2", lease, expect_lease=0)])
+        for i in range(40)))
+    assert answers == [True] * 40
+    assert grpc_started(endpoint, "Txn") - txns == 1
+    kvs, revision = await client.get_prefix(prefix)
+    assert len(kvs) == 80 and {kv.mod_revision for kv in kvs} == {revision}
+
+
+async def test_a_shared_request_that_fails_answers_each_member_on_its_own(
+        etcd_plain: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
+    """One member's compare failing, or its lease gone, costs the others nothing: each
+    is sent again alone, and only the one at fault fails."""
+    client = make_client(config(etcd_plain))
+    lease, gone = await client.grant(30), await client.grant(30)
+    await client.revoke(gone)
+    assert await client.txn([], [Put(prefix + "taken", b"other", expect_lease=0)])
+
+    def put(name: str, on: int = lease) -> list[Put]:
+        return [Put(prefix + name, b"v", on, expect_lease=0)]
+
+    answers = await asyncio.gather(
+        client.txn([], put("a")), client.txn([], put("taken")), client.txn([], put("b")),
+        client.txn([], put("c", gone)), client.txn([], put("d")), return_exceptions=True)
+    assert answers[0] is True and answers[2] is True and answers[4] is True
+    assert answers[1] is False
+    assert isinstance(answers[3], EtcdLeaseNotFound)
+    kvs, _ = await client.get_prefix(prefix)
+    assert {kv.key.removeprefix(prefix): kv.value for kv in kvs} == {
+        "a": b"v", "b": b"v", "d": b"v", "taken": b"other"}
+
+
+async def test_large_unguarded_or_overlapping_transactions_go_alone(
+        etcd_plain: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
+    """What could change a member's meaning in a shared request is sent on its own:
+    an unguarded write (a failover may not replay it), two writes of one key, and a
+    batch of an initial sync (etcd's limit on ops a request)."""
+    client = make_client(config(etcd_plain))
+    endpoint = etcd_plain.endpoints[0]
+    big = [Put(f"{prefix}big/{i:03d}", b"v", expect_lease=0) for i in range(MAX_MEMBER_OPS + 1)]
+    txns = grpc_started(endpoint, "Txn")
+    answers = await asyncio.gather(
+        client.txn([], big), client.txn([], [Put(prefix + "plain", b"v")]),
+        client.txn([], [Put(prefix + "same", b"1", expect_lease=0)]),
+        client.txn([], [Put(prefix + "same", b"2", expect_lease=0)]))
+    assert answers[:2] == [True, True]
+    assert sorted(answers[2:]) == [False, True]  # one "same" found the other's written
+    assert grpc_started(endpoint, "Txn") - txns == 4
+    kvs, _ = await client.get_prefix(prefix + "same")
+    assert [kv.value for kv in kvs] == [b"1" if answers[2] else b"2"]
 
 
 async def test_a_range_of_ten_thousand_keys_beyond_grpcs_default_4_mib(

@@ -31,6 +31,7 @@ from aetcd import rpc, utils
 
 from ..writes import Write
 from .channel import MAX_MESSAGE, Channel
+from .coalesce import TxnCoalescer
 from .config import EtcdConfig
 from .errors import (
     EtcdAuthError,
@@ -75,6 +76,7 @@ class EtcdClient:
         self._used: str | None = None  # the endpoint of the last channel, to count failovers
         self.failovers = 0
         self.token_renewals = 0
+        self._txns = TxnCoalescer(self._txn)
 
     def __repr__(self) -> str:
         return f"EtcdClient({self.config.describe()})"
@@ -219,7 +221,11 @@ class EtcdClient:
 
     async def txn(self, compares: Sequence[Compare], ops: Sequence[Write]) -> bool:
         """Apply ``ops`` if every compare, and every op's own guard, holds; False
-        (nothing applied) if one does not."""
+        (nothing applied) if one does not. Small guarded transactions issued together
+        share a request (``coalesce``)."""
+        return await self._txns.txn(compares, ops)
+
+    async def _txn(self, compares: Sequence[Compare], ops: Sequence[Write]) -> bool:
         request = txn_request(compares, ops)
 
         async def txn_on(c: Channel) -> Any:
@@ -403,6 +409,7 @@ class EtcdClient:
         return kind(f"etcd at {address} cancelled the watch of {prefix}: {reason}")
 
     async def close(self) -> None:
+        await self._txns.close()
         channel, self._channel = self._channel, None
         if channel is not None:
             await channel.close()
