@@ -51,6 +51,22 @@ async def test_a_user_limited_to_a_prefix(etcd_auth: EtcdCluster, make_client: M
         await client.get_prefix("elsewhere/")
 
 
+async def test_a_key_outside_the_users_prefix_fails_only_its_own_transaction(
+        etcd_auth: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
+    """Transactions of services under different prefixes may share a request; the one
+    the user's roles do not cover is refused, the others are written."""
+    client = make_client(user(etcd_auth))
+    inside = [f"{AUTH_PREFIX}{prefix}{i}" for i in range(3)]
+    answers = await asyncio.gather(
+        *(client.txn([], [Put(key, b"v", expect_lease=0)]) for key in inside[:2]),
+        client.txn([], [Put(f"elsewhere/{prefix}", b"v", expect_lease=0)]),
+        client.txn([], [Put(inside[2], b"v", expect_lease=0)]), return_exceptions=True)
+    assert answers[:2] == [True, True] and answers[3] is True
+    assert isinstance(answers[2], EtcdPermissionDenied)
+    kvs, _ = await client.get_prefix(AUTH_PREFIX + prefix)
+    assert sorted(kv.key for kv in kvs) == inside
+
+
 async def test_a_wrong_password(etcd_auth: EtcdCluster, make_client: MakeClient) -> None:
     client = make_client(user(etcd_auth, password="not-the-password"))
     with pytest.raises(EtcdAuthError, match=r"refused the credentials.*authentication failed"
