@@ -12,7 +12,7 @@ from kitex_devcluster.etcd import EtcdCluster
 from kitex_etcd_operator.etcd import Compare, EtcdClient, EtcdCompacted, EtcdConfig, WatchEvent
 from kitex_etcd_operator.etcd.client import KEEPALIVE_BATCH
 from kitex_etcd_operator.etcd.coalesce import MAX_MEMBER_OPS
-from kitex_etcd_operator.etcd.errors import EtcdLeaseNotFound
+from kitex_etcd_operator.etcd.errors import EtcdLeaseNotFound, EtcdUnavailable
 from kitex_etcd_operator.writes import Delete, Put
 from tests.support.etcd_probe import grpc_started
 from tests.support.helpers import async_wait_for
@@ -129,6 +129,19 @@ async def test_large_unguarded_or_overlapping_transactions_go_alone(
     assert grpc_started(endpoint, "Txn") - txns == 4
     kvs, _ = await client.get_prefix(prefix + "same")
     assert [kv.value for kv in kvs] == [b"1" if answers[2] else b"2"]
+
+
+async def test_a_transaction_not_yet_sent_when_the_client_closes_fails(
+        etcd_plain: EtcdCluster, make_client: MakeClient, prefix: str) -> None:
+    """Closing the client fails what waits to share a request; nothing is sent after."""
+    client = make_client(config(etcd_plain))
+    await client.get_prefix(prefix)  # connected
+    waiting = asyncio.create_task(client.txn([], [Put(prefix + "k", b"v", expect_lease=0)]))
+    await asyncio.sleep(0)  # the transaction is queued for the next loop turn
+    await client.close()
+    with pytest.raises(EtcdUnavailable, match="client stopped"):
+        await waiting
+    assert (await make_client(config(etcd_plain)).get_prefix(prefix))[0] == []
 
 
 async def test_a_range_of_ten_thousand_keys_beyond_grpcs_default_4_mib(

@@ -154,7 +154,12 @@ class TxnCoalescer:
                 _stopped(member)
 
     async def close(self) -> None:
-        """Stop the requests in flight; their members fail as unanswered."""
+        """Stop the requests in flight, and those not sent yet; their members fail as
+        unanswered (one not sent would otherwise open a new connection after the
+        client closed)."""
+        pending, self._pending = self._pending, []
+        for member in pending:
+            _stopped(member)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
