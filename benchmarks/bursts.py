@@ -20,7 +20,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,7 @@ async def _run(endpoints: Sequence[str], services: int, rounds: int,
                            for b in bindings))
     for size in (10, 50):
         for name, mode in (("one request each", one_request_each), ("shared", None)):
-            with mode() if mode else _nothing():
+            with mode() if mode else nullcontext():
                 figures = await _measure(registry, bindings, size, rounds, seed=size)
             report(f"  burst of {size} services, {name}: the last acknowledged after "
                    f"{figures['last_ms_median']:.1f} ms (median of {rounds}; max "
@@ -98,11 +98,6 @@ async def _run(endpoints: Sequence[str], services: int, rounds: int,
                    "this process's CPU")
     await registry.close()
     await client.close()
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def main() -> None:
