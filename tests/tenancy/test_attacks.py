@@ -81,7 +81,7 @@ def test_a_kitexservice_of_another_namespace_cannot_join_nor_redirect(
         assert cond["reason"] == "NotOwner" and f"namespace {t.a}" in cond["message"]
         assert t.condition(t.b, name, "Ready")["status"] == "False"
         assert t.status(t.b, name).get("readyInstances") == 0
-        assert t.events(t.b, "NotOwner", name)
+        t.wait_event(t.b, "NotOwner", name)
     assert resolved(launcher, registry_etcd, t.service) == team_a_addresses(t)
     t.assert_untouched()
 
