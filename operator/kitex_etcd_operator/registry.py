@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from . import metrics, supervisor
 from .etcd.client import EtcdClient, KeyValue
 from .etcd.errors import EtcdError, EtcdLeaseNotFound
+from .keepalives import KeepaliveSchedule
 from .model import DEFAULT_OWNER_PREFIX
 from .plan import Binding, Observed, Plan, Policy, batches, make_plan
 from .ranges import RangeIndex
@@ -164,7 +165,7 @@ class BindingRegistry:
         self.records = LeaseRecords()
         self._states: dict[Binding, _BindingState] = {}
         self._on_lease_lost = on_lease_lost
-        self._keepalive_due: dict[int, float] = {}
+        self._keepalives = KeepaliveSchedule()
         # Leases we asked etcd to revoke without hearing it done: never written to again.
         self._revoking: set[int] = set()
         self._keepalive_task: asyncio.Task[None] | None = None
@@ -214,8 +215,9 @@ class BindingRegistry:
             if record is not None:
                 records[record.lease] = record
         self.records = records
-        for lease in records:
-            self._keepalive_due.setdefault(lease, 0.0)
+        for lease, record in records.items():
+            if lease not in self._keepalives:
+                self._keepalives.adopted(lease, record.ttl)
         self._ensure_keepalive()
         log.info("Adopted %d lease(s) of cluster %s", len(records), self.cluster_id)
 
@@ -298,7 +300,7 @@ class BindingRegistry:
         if state.unrecorded is record:
             state.unrecorded = None
         self.records[record.lease] = record
-        self._keepalive_due[record.lease] = state.granted + record.ttl / 3
+        self._keepalives.granted(record.lease, record.ttl, state.granted)
         self._ensure_keepalive()
         log.info("Granted lease %x (ttl %ss) for %s/%s", record.lease, record.ttl,
                  record.prefix, record.service)
@@ -328,30 +330,27 @@ class BindingRegistry:
         self._wake.set()
 
     async def _keepalive_loop(self) -> None:
-        """Refresh every lease at a third of its TTL, as etcd's own clients do.
-
-        Leases due within a sixth of their TTL go along with one that is due: one
-        stream then refreshes them all (``EtcdClient.keepalive_many``). Leases granted
-        in one sync fall due together, and after one early refresh so do the others;
-        a lease is never refreshed later than before, at most earlier.
-        """
+        """Refresh every lease at a third of its TTL, as etcd's own clients do, a few
+        at a time (``keepalives``): the leases of one sync, refreshed all in one
+        round, held the writes of churn back by tens of milliseconds."""
+        schedule = self._keepalives
         while True:
-            now = time.monotonic()
-            if any(due <= now for due in self._keepalive_due.values()):
-                await self._refresh(now)
+            await self._refresh(schedule.round(time.monotonic()))
             self._wake.clear()
-            delay = min(self._keepalive_due.values(), default=now + 60) - time.monotonic()
+            due = schedule.next_due()
+            delay = 60.0 if due is None else due - time.monotonic()
             if delay > 0:
                 await supervisor.wait_set(self._wake, delay)
 
-    async def _refresh(self, now: float) -> None:
-        """One round of keepalives: the leases due, and those close to it."""
+    async def _refresh(self, leases: list[int]) -> None:
+        """One round of keepalives, over one stream (``EtcdClient.keepalive_many``)."""
+        schedule, now = self._keepalives, time.monotonic()
         records: dict[int, LeaseRecord] = {}
-        for lease, due in list(self._keepalive_due.items()):
+        for lease in leases:
             record = self.records.get(lease)
             if record is None:
-                self._keepalive_due.pop(lease, None)
-            elif due <= now + record.ttl / 6:
+                schedule.forget(lease)
+            else:
                 records[lease] = record
         if not records:
             return
@@ -361,9 +360,7 @@ class BindingRegistry:
         except EtcdError as exc:
             metrics.keepalive_failures.inc(len(records))
             log.warning("Keepalive of %d lease(s) failed: %s", len(records), exc)
-            for lease, record in records.items():
-                if lease in self.records:
-                    self._keepalive_due[lease] = now + min(record.ttl / 6, 5.0)
+            schedule.failed(records, now)
             return
         for lease, left in remaining.items():
             if lease not in self.records:
@@ -372,12 +369,12 @@ class BindingRegistry:
                 metrics.keepalive_failures.inc()
                 await self._lease_lost(lease)
             else:
-                self._keepalive_due[lease] = now + records[lease].ttl / 3
+                schedule.refreshed(lease, now)
 
     async def _lease_lost(self, lease: int) -> None:
         """The lease expired (etcd down longer than the TTL): its keys are gone."""
         record = self.records.pop(lease, None)
-        self._keepalive_due.pop(lease, None)
+        self._keepalives.forget(lease)
         self._revoking.discard(lease)
         if record is None:
             return
@@ -542,7 +539,7 @@ class BindingRegistry:
         keys still on it and for the revoke to be asked again.
         """
         self._revoking.add(lease)
-        self._keepalive_due.pop(lease, None)
+        self._keepalives.forget(lease)
         record = self.records.get(lease)
         log.info("Revoking lease %x of %s", lease,
                  f"{record.prefix}/{record.service}" if record else "an unknown service")
