@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import metrics, supervisor
+from .alarms import Alarms
 from .connections import EtcdAccessError, EtcdConnections
 from .desired import ANNOTATIONS, BindingConfig, Defaults, DesiredState, EtcdAccess, SpecKey
 from .etcd.errors import EtcdAuthError, EtcdError, EtcdTLSError, summary
@@ -85,6 +86,7 @@ class Controller:
         self.status = StatusReporter(kube, self.state)
         self.finalizers = Finalizers(kube, self.wait_removed)
         self.synced = asyncio.Event()
+        self.alarms = Alarms()  # the workers' periodic checks
         self.workers: dict[Binding, BindingWorker] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._spec_bindings: dict[SpecKey, Binding] = {}
@@ -580,11 +582,15 @@ class BindingWorker:
         while not (self.dirty or self.full):
             self._idle.set()
             self._wake.clear()
-            timeout = deadline - time.monotonic()
-            if timeout <= 0:
+            if deadline <= time.monotonic():
                 self.full = True
                 break
-            await supervisor.wait_set(self._wake, timeout)
+            # One timer for every worker's sleep (see alarms.py), not a timeout each.
+            self.controller.alarms.set(self._wake, deadline)
+            try:
+                await self._wake.wait()
+            finally:
+                self.controller.alarms.cancel(self._wake)
         wait = self._not_before - time.monotonic()
         if wait > 0:  # after a failure, changes wait for retryDelay like everything else
             await asyncio.sleep(wait)

@@ -41,8 +41,12 @@ class RetryState:
     reason: str | None = None
 
     def succeeded(self) -> RetryState:
-        """Any success resets the count, as in the Go registry."""
-        return RetryState()
+        """Any success resets the count, as in the Go registry.
+
+        One shared clean state: a new one each sync outlived the collector's
+        young generations for nothing (see alarms.py).
+        """
+        return CLEAN
 
     def failed(self, error: str, reason: str | None = None) -> RetryState:
         return RetryState(failures=self.failures + 1, last_error=error, reason=reason)
@@ -68,3 +72,7 @@ class RetryState:
         if config.max_attempt_times and self.failures >= config.max_attempt_times:
             return config.observe_delay
         return config.retry_delay
+
+
+CLEAN = RetryState()
+"""No failure: every service's state after a success."""
