@@ -26,6 +26,7 @@ from .harness import (
     processes,
 )
 from .report import Results
+from .report_large import api_trouble
 
 SEEN_WAIT_S = 120.0  # after the churn, for its last changes to reach etcd
 
@@ -65,7 +66,11 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
             "loop lag": ("kitex_etcd_operator_event_loop_lag_seconds", ""),
             "etcd txn": ("kitex_etcd_operator_etcd_request_duration_seconds", 'op="txn"'),
             **{phase: ("kitex_etcd_operator_change_phase_seconds", f'phase="{phase}"')
-               for phase in PHASES}})
+               for phase in PHASES},
+            # What a window's tail may owe to the API server: complete lists of the pods
+            # (a watch too far behind is answered 410 Gone) and watch streams resumed.
+            "relists": ("kitex_etcd_operator_pod_relists_total", ""),
+            "watch errors": ("kitex_etcd_operator_pod_watch_errors_total", "")})
         # etcd's own time for the same transactions, from the moment its server has the
         # request to its answer (with --metrics=extensive; absent otherwise): what of
         # "etcd txn" is etcd's and what is the operator's client and event loop.
@@ -108,6 +113,9 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
               for name in (*PHASES, "etcd txn", "etcd server txn", "etcd wal fsync", "loop lag",
                            "own")
               if hist_after[name]}
+    relists, watch_errors = (int(hist_after[name].get(float("inf"), 0)
+                                 - window["hist"][name].get(float("inf"), 0))
+                             for name in ("relists", "watch errors"))
     cpu = {name: 100 * (window["cpu_after"][name] - window["cpu"][name]) / run.wall
            for name in procs}
     cpu["load generator (Go)"] = 100 * run.cpu_seconds / run.wall
@@ -115,10 +123,12 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
                            "achieved_rate": achieved, "p50_ms": q[49], "p95_ms": q[94],
                            "p99_ms": q[98], "own_p50_ms": own_p50, "own_p99_ms": own_p99,
                            "api_p50_ms": api[49], "api_p99_ms": api[98],
-                           "errors": run.errors, "phases_p99_ms": phases, "unseen": unseen}
+                           "errors": run.errors, "phases_p99_ms": phases, "unseen": unseen,
+                           "pod_relists": relists, "pod_watch_errors": watch_errors}
     results.cpu[rate] = cpu
     where = " (the operator on a core of its own)" if isolate else ""
     late = f", {unseen} not in etcd {SEEN_WAIT_S:.0f} s after" if unseen else ""
+    late += api_trouble(relists, watch_errors)
     print(f"  churn {rate}/s{where} (achieved {achieved:.0f}/s, {run.errors} refused{late}): "
           f"p50 {q[49]:.0f} ms, p95 {q[94]:.0f} ms, p99 {q[98]:.0f} ms; the API server's "
           f"answer p50 {api[49]:.0f} ms, p99 {api[98]:.0f} ms; the operator's own "

@@ -251,10 +251,11 @@ def histograms(operator: Operator | str,
                wanted: dict[str, tuple[str, str]]) -> dict[str, dict[float, float]]:
     """Cumulative bucket counts (le -> count) of the operator's histograms (or those of
     the /metrics at the URL given), by a name of the caller's for each (metric, label)
-    pair; ``label`` (``phase="view"``) picks the series that carries it. One scrape for
-    all of them: rendering /metrics with 1,000 services takes tens of milliseconds of
-    the operator's CPU, and scrapes at the edges of a window delayed the very changes
-    being measured."""
+    pair; ``label`` (``phase="view"``) picks the series that carries it. A counter
+    (a name ending in ``_total``) reads as a histogram of one bucket, its series summed.
+    One scrape for all of them: rendering /metrics with 1,000 services takes tens of
+    milliseconds of the operator's CPU, and scrapes at the edges of a window delayed the
+    very changes being measured."""
     url = operator if isinstance(operator, str) else \
         f"http://127.0.0.1:{operator.port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as r:
@@ -262,7 +263,11 @@ def histograms(operator: Operator | str,
     found: dict[str, dict[float, float]] = {key: {} for key in wanted}
     for line in text.splitlines():
         for key, (name, label) in wanted.items():
-            if line.startswith(f"{name}_bucket{{") and label in line:
+            if name.endswith("_total"):
+                if line.startswith((f"{name}{{", f"{name} ")) and label in line:
+                    total = found[key].get(float("inf"), 0.0)
+                    found[key][float("inf")] = total + float(line.rsplit(" ", 1)[1])
+            elif line.startswith(f"{name}_bucket{{") and label in line:
                 le = line.split('le="', 1)[1].split('"', 1)[0]
                 count = float(line.rsplit(" ", 1)[1])
                 found[key][float("inf") if le == "+Inf" else float(le)] = count

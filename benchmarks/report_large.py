@@ -144,9 +144,11 @@ def _churn_table(runs: dict[str, Any], cpus: dict[str, Any]) -> list[str]:
     for rate, r in sorted(runs.items(), key=lambda kv: int(kv[0])):
         cpu = cpus[rate]["operator"]
         phases = _phases(r)
+        trouble = api_trouble(r.get("pod_relists", 0), r.get("pod_watch_errors", 0))
         lines.append(
             f"| {rate} | {r['achieved_rate']:.0f}"
-            + (f" ({r['unseen']} not in etcd 2 min after)" if r.get("unseen") else "")
+            + (f" ({r['unseen']} not in etcd 2 min after{trouble})" if r.get("unseen")
+               else f" ({trouble[2:]})" if trouble else "")
             + f" | {r['events']:.0f} | {r['p50_ms']:.0f} / "
             f"{r['p99_ms']:.0f} | {r['api_p50_ms']:.0f} / {r['api_p99_ms']:.0f} | "
             f"<= {r['own_p50_ms']:.0f} / <= {r['own_p99_ms']:.0f} | "
@@ -334,6 +336,13 @@ def _fleet(large: dict[str, Any]) -> list[str]:
         "can filter on: namespaces (one watch per namespace set per replica), which is "
         "the fallback when single-namespace services dominate.",
     ]
+
+
+def api_trouble(relists: int, watch_errors: int) -> str:
+    """The pod watch's troubles during a window, as the report and the log say them."""
+    return "".join(f", {n} {one if n == 1 else many}" for n, one, many in (
+        (relists, "relist of the pods", "relists of the pods"),
+        (watch_errors, "pod watch resumed", "pod watches resumed")) if n)
 
 
 def _round_row(name: str, run: dict[str, Any] | None, startup: tuple[float, str] | None
