@@ -26,7 +26,7 @@ from .harness import (
     processes,
 )
 from .report import Results
-from .report_large import api_trouble
+from .report_large import window_troubles
 
 SEEN_WAIT_S = 120.0  # after the churn, for its last changes to reach etcd
 
@@ -127,8 +127,7 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
                            "pod_relists": relists, "pod_watch_errors": watch_errors}
     results.cpu[rate] = cpu
     where = " (the operator on a core of its own)" if isolate else ""
-    late = f", {unseen} not in etcd {SEEN_WAIT_S:.0f} s after" if unseen else ""
-    late += api_trouble(relists, watch_errors)
+    late = "".join(f", {t}" for t in window_troubles(unseen, relists, watch_errors))
     print(f"  churn {rate}/s{where} (achieved {achieved:.0f}/s, {run.errors} refused{late}): "
           f"p50 {q[49]:.0f} ms, p95 {q[94]:.0f} ms, p99 {q[98]:.0f} ms; the API server's "
           f"answer p50 {api[49]:.0f} ms, p99 {api[98]:.0f} ms; the operator's own "

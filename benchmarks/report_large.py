@@ -144,11 +144,11 @@ def _churn_table(runs: dict[str, Any], cpus: dict[str, Any]) -> list[str]:
     for rate, r in sorted(runs.items(), key=lambda kv: int(kv[0])):
         cpu = cpus[rate]["operator"]
         phases = _phases(r)
-        trouble = api_trouble(r.get("pod_relists", 0), r.get("pod_watch_errors", 0))
+        troubles = window_troubles(r.get("unseen", 0), r.get("pod_relists", 0),
+                                   r.get("pod_watch_errors", 0))
         lines.append(
             f"| {rate} | {r['achieved_rate']:.0f}"
-            + (f" ({r['unseen']} not in etcd 2 min after{trouble})" if r.get("unseen")
-               else f" ({trouble[2:]})" if trouble else "")
+            + (f" ({', '.join(troubles)})" if troubles else "")
             + f" | {r['events']:.0f} | {r['p50_ms']:.0f} / "
             f"{r['p99_ms']:.0f} | {r['api_p50_ms']:.0f} / {r['api_p99_ms']:.0f} | "
             f"<= {r['own_p50_ms']:.0f} / <= {r['own_p99_ms']:.0f} | "
@@ -338,11 +338,13 @@ def _fleet(large: dict[str, Any]) -> list[str]:
     ]
 
 
-def api_trouble(relists: int, watch_errors: int) -> str:
-    """The pod watch's troubles during a window, as the report and the log say them."""
-    return "".join(f", {n} {one if n == 1 else many}" for n, one, many in (
+def window_troubles(unseen: int, relists: int, watch_errors: int) -> list[str]:
+    """What went wrong in a churn window, as the report and the log say it: changes
+    etcd never showed, and the pod watch's relists and resumed streams."""
+    return [f"{n} {one if n == 1 else many}" for n, one, many in (
+        (unseen, "not in etcd 2 min after", "not in etcd 2 min after"),
         (relists, "relist of the pods", "relists of the pods"),
-        (watch_errors, "pod watch resumed", "pod watches resumed")) if n)
+        (watch_errors, "pod watch resumed", "pod watches resumed")) if n]
 
 
 def _round_row(name: str, run: dict[str, Any] | None, startup: tuple[float, str] | None
