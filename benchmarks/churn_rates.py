@@ -4,6 +4,7 @@ operator's own share of it."""
 from __future__ import annotations
 
 import contextlib
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from .harness import (
     processes,
 )
 from .report import Results
-from .report_large import window_troubles
+from .report_large import describe_gc, window_troubles
 
 SEEN_WAIT_S = 120.0  # after the churn, for its last changes to reach etcd
 
@@ -64,6 +65,7 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
             "share": ("kitex_etcd_operator_change_to_etcd_seconds", ""),
             "own": ("kitex_etcd_operator_change_own_seconds", ""),
             "loop lag": ("kitex_etcd_operator_event_loop_lag_seconds", ""),
+            "gc pause": ("kitex_etcd_operator_gc_pause_seconds", ""),
             "etcd txn": ("kitex_etcd_operator_etcd_request_duration_seconds", 'op="txn"'),
             **{phase: ("kitex_etcd_operator_change_phase_seconds", f'phase="{phase}"')
                for phase in PHASES},
@@ -116,6 +118,7 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
     relists, watch_errors = (int(hist_after[name].get(float("inf"), 0)
                                  - window["hist"][name].get(float("inf"), 0))
                              for name in ("relists", "watch errors"))
+    collections = gc_pauses(window["hist"]["gc pause"], hist_after["gc pause"])
     cpu = {name: 100 * (window["cpu_after"][name] - window["cpu"][name]) / run.wall
            for name in procs}
     cpu["load generator (Go)"] = 100 * run.cpu_seconds / run.wall
@@ -124,7 +127,8 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
                            "p99_ms": q[98], "own_p50_ms": own_p50, "own_p99_ms": own_p99,
                            "api_p50_ms": api[49], "api_p99_ms": api[98],
                            "errors": run.errors, "phases_p99_ms": phases, "unseen": unseen,
-                           "pod_relists": relists, "pod_watch_errors": watch_errors}
+                           "pod_relists": relists, "pod_watch_errors": watch_errors,
+                           "gc": collections}
     results.cpu[rate] = cpu
     where = " (the operator on a core of its own)" if isolate else ""
     late = "".join(f", {t}" for t in window_troubles(unseen, relists, watch_errors))
@@ -133,9 +137,19 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
           f"answer p50 {api[49]:.0f} ms, p99 {api[98]:.0f} ms; the operator's own "
           f"share: p50 <= {own_p50:.0f} ms, p99 <= {own_p99:.0f} ms ("
           + ", ".join(f"{name} p99 <= {ms:g}" for name, ms in phases.items())
-          + "); CPU % of one core: "
+          + f"); {describe_gc(collections)}; CPU % of one core: "
           + ", ".join(f"{name} {share:.0f}" for name, share in
                       sorted(cpu.items(), key=lambda kv: -kv[1])), flush=True)
+
+
+def gc_pauses(before: dict[float, float], after: dict[float, float]) -> dict[str, float]:
+    """The window's garbage collections: how many, how many over 5 ms, and the bound of
+    the longest's bucket (a collection holds every event arriving then)."""
+    delta = {le: after.get(le, 0) - before.get(le, 0) for le in after}
+    total = delta.get(float("inf"), 0)
+    longest = min((le for le, n in delta.items() if n >= total), default=math.nan)
+    return {"collections": total, "over_5ms": total - delta.get(.005, total),
+            "longest_ms": longest * 1000 if total else 0.0}
 
 
 def _wait_for_etcd(changes: dict[str, list[Any]], seen: dict[str, list[float]]) -> int:

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -174,8 +175,6 @@ def run(out: Path, sizes: tuple[int, ...] = (100, 10_000, 100_000),
         isolated_rates: tuple[int, ...] = (50, 100)) -> dict[str, Any]:
     """The whole run; smaller ``sizes``, no ``rates`` (no churn) and no leases make a
     reduced one that fits a short slot (the 100,000 pods alone take ~30 min to make)."""
-    import tempfile
-
     compile_operator()  # the imports as the image pays them, with bytecode
     large: dict[str, Any] = {"sizes": {}, "churn": {}, "cpu": {}, "leases": {},
                              "churn_isolated": {}, "cpu_isolated": {},
@@ -229,4 +228,19 @@ def run(out: Path, sizes: tuple[int, ...] = (100, 10_000, 100_000),
                 save()  # kept if a later size fails
         finally:
             kube.stop()
+            _keep_logs(workdir)
     return large
+
+
+LOGS = Path(tempfile.gettempdir()) / "kitex-bench-large-logs"
+
+
+def _keep_logs(workdir: Path) -> None:
+    """The operators' logs (warnings and errors) outlive the run's directory: a window
+    whose figures look wrong is read against what the operator said then."""
+    import shutil
+
+    LOGS.mkdir(exist_ok=True)
+    for log in workdir.glob("operator-*.log"):
+        shutil.copy(log, LOGS / log.name)
+    print(f"operator logs kept in {LOGS}", flush=True)

@@ -30,6 +30,7 @@ from .rounds import (
     SEVENTH_ROUND_CHANGES,
     SIXTH_ROUND_CHANGES,
     STARTUP_AB,
+    TENTH_ROUND_CHANGES,
     THIRD_ROUND_CHANGES,
 )
 
@@ -60,6 +61,7 @@ ROUND6 = DOCS / "benchmarks-large-round6.json"  # the sixth round's
 ROUND7_FIRST = DOCS / "benchmarks-large-round7-first.json"
 ROUND7 = DOCS / "benchmarks-large-round7.json"  # the seventh round's second run
 ROUND8 = DOCS / "benchmarks-large-round8.json"  # the eighth round's
+ROUND9 = DOCS / "benchmarks-large-round9.json"  # the ninth round's
 
 
 def _verdict(met: bool) -> str:
@@ -139,8 +141,10 @@ def _churn_table(runs: dict[str, Any], cpus: dict[str, Any]) -> list[str]:
              "| API round trip p50 / p99 ms | operator's share p50 / p99 ms "
              "| p99 by phase ms: queued / gathered / view / written / etcd (etcd's answer) "
              "| event loop lag p99 ms | the share less etcd's part, p99 ms "
-             "| operator CPU (% of a core) | operator CPU s per 1,000 events |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| garbage collections | operator CPU (% of a core) "
+             "| operator CPU s per 1,000 events |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: "
+             "| ---: |"]
     for rate, r in sorted(runs.items(), key=lambda kv: int(kv[0])):
         cpu = cpus[rate]["operator"]
         phases = _phases(r)
@@ -152,7 +156,7 @@ def _churn_table(runs: dict[str, Any], cpus: dict[str, Any]) -> list[str]:
             + f" | {r['events']:.0f} | {r['p50_ms']:.0f} / "
             f"{r['p99_ms']:.0f} | {r['api_p50_ms']:.0f} / {r['api_p99_ms']:.0f} | "
             f"<= {r['own_p50_ms']:.0f} / <= {r['own_p99_ms']:.0f} | "
-            f"{phases} | {cpu:.0f} | "
+            f"{phases} | {describe_gc(r.get('gc'))} | {cpu:.0f} | "
             f"{cpu / 100 / r['achieved_rate'] * 1000:.2f} |")
     return lines
 
@@ -177,7 +181,9 @@ def _churn(large: dict[str, Any], top: int) -> list[str]:
              "column is its own p99, so they do not add up to the share's. The share less "
              "etcd's part is `change_own_seconds`, per change: what the operator itself "
              "adds (a write of the same service already in flight when the change came "
-             "still counts in full)."]
+             "still counts in full). Garbage collections are the operator's cyclic "
+             "collections in the window, from `kitex_etcd_operator_gc_pause_seconds`: how "
+             "many held the loop over 5 ms, and the bucket bound of the longest."]
     for runs_key, cpu_key, where in CHURN_SETUPS:
         if large.get(runs_key):
             lines += ["", f"{where[0].upper()}{where[1:]}:", "",
@@ -347,6 +353,17 @@ def window_troubles(unseen: int, relists: int, watch_errors: int) -> list[str]:
         (watch_errors, "pod watch resumed", "pod watches resumed")) if n]
 
 
+def describe_gc(gc: dict[str, float] | None) -> str:
+    """A churn window's garbage collections, as the report and the log say them (runs
+    before the tenth round did not time them)."""
+    if gc is None:
+        return "-"
+    if not gc["collections"]:
+        return "none"
+    return (f"{gc['over_5ms']:.0f} of {gc['collections']:.0f} over 5 ms, the longest "
+            f"<= {gc['longest_ms']:g} ms")
+
+
 def _round_row(name: str, run: dict[str, Any] | None, startup: tuple[float, str] | None
                ) -> str:
     """One round's figures in the rounds table; "-" where that round did not measure."""
@@ -379,9 +396,9 @@ def _rounds(large: dict[str, Any], reduced: dict[str, Any] | None) -> list[str]:
     third, fourth, first, fifth = (load(ROUND3), load(ROUND4), load(ROUND5_FIRST),
                                    load(ROUND5))
     sixth, seventh_first, seventh = load(ROUND6), load(ROUND7_FIRST), load(ROUND7)
-    eighth = load(ROUND8)
-    if eighth is not None and eighth.get("started") == large.get("started"):
-        eighth = None  # the eighth round's run is this run
+    eighth, ninth = load(ROUND8), load(ROUND9)
+    if ninth is not None and ninth.get("started") == large.get("started"):
+        ninth = None  # the ninth round's run is this run
     return ["| round | 10,000 pods: sync, ratio to the Go list, peak RSS | 100,000 pods: the "
             "same | RSS slope a pod | /readyz at 100 pods (s) | RSS at 100 pods "
             "| operator's share p99 of churn |",
@@ -410,8 +427,10 @@ def _rounds(large: dict[str, Any], reduced: dict[str, Any] | None) -> list[str]:
               if seventh else []),
             *([_round_row("eighth (small transactions of many services share one etcd "
                           "request)", eighth, _startup(eighth, None))] if eighth else []),
-            _round_row("ninth, this run (keepalives spread out, each lease a phase of its "
-                       "own)", large, _startup(large, None))]
+            *([_round_row("ninth (keepalives spread out, each lease a phase of its own)",
+                          ninth, _startup(ninth, None))] if ninth else []),
+            _round_row("tenth, this run (one alarm clock for the workers' sleeps)", large,
+                       _startup(large, None))]
 
 
 def _reading(large: dict[str, Any], reduced: dict[str, Any] | None) -> list[str]:
@@ -589,9 +608,9 @@ def section(large: dict[str, Any]) -> list[str]:
               "before) 3.0 to 3.9 s for its 210 MB, and 4.6 s read and decoded as it "
               "streams, which the operator now does."]
     lines += ["", "### Round by round", "",
-              "The same targets over the nine rounds of work on them (the first round's "
+              "The same targets over the ten rounds of work on them (the first round's "
               "run, the second round's reduced run, the runs of the third to sixth rounds, "
-              "the seventh round's two runs, the eighth round's, this run):", "",
+              "the seventh round's two runs, the eighth and ninth rounds', this run):", "",
               *_rounds(large, reduced)]
     lines += ["", "### Reading the figures", "", *_reading(large, reduced)]
     if large["leases"]:
@@ -612,7 +631,8 @@ def section(large: dict[str, Any]) -> list[str]:
                     for name, seconds, rss in large["imports"]]]
     lines += ["", "### Scale-out, on paper", "", *_fleet(large)]
     lines += ["", "### What changed, round by round", "",
-              "**Ninth round** (this run):", "", *NINTH_ROUND_CHANGES, "",
+              "**Tenth round** (this run):", "", *TENTH_ROUND_CHANGES, "",
+              "**Ninth round:**", "", *NINTH_ROUND_CHANGES, "",
               "**Eighth round:**", "", *EIGHTH_ROUND_CHANGES, "",
               "**Seventh round:**", "", *SEVENTH_ROUND_CHANGES, "",
               "**Sixth round:**", "", *SIXTH_ROUND_CHANGES, "",

@@ -526,6 +526,11 @@ class BindingWorker:
         # A standby made this worker long ago: an absent owner's grace starts when
         # this replica can act on it, not when it first heard of the binding.
         self._owner_claimed_at = time.monotonic()
+        # One accumulator for the task's life, zeroed each cycle: set in every cycle,
+        # the context variable made new context nodes that outlived the young
+        # generations of the garbage collector, a few per worker cycle.
+        waited = [0.0]
+        etcd_wait.set(waited)
         while True:
             await self._wait_for_work()
             woke = time.monotonic()
@@ -541,8 +546,7 @@ class BindingWorker:
                 if await self._remove(self.config.access):
                     return
                 continue
-            waited = [0.0]
-            etcd_wait.set(waited)
+            waited[0] = 0.0
             if await self._sync(keys):
                 if changed is not None:
                     _observe_change(changed, woke, gathered, viewed, time.monotonic(),

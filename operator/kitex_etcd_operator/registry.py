@@ -63,8 +63,9 @@ class LeaseRecord:
         return json.dumps(data, separators=(",", ":")).encode()
 
 
-# The time the calling task's current write cycle spent waiting for etcd (a worker sets a
-# fresh accumulator per cycle): splits a change's share into the operator's part and etcd's.
+# The time the calling task's current write cycle spent waiting for etcd (a worker sets
+# its accumulator once and zeroes it each cycle): splits a change's share into the
+# operator's part and etcd's.
 etcd_wait: ContextVar[list[float] | None] = ContextVar("etcd_wait", default=None)
 
 
@@ -333,6 +334,9 @@ class BindingRegistry:
         """Refresh every lease at a third of its TTL, as etcd's own clients do, a few
         at a time (``keepalives``): the leases of one sync, refreshed all in one
         round, held the writes of churn back by tens of milliseconds."""
+        # Started from a worker's sync, this task copied the worker's context: its
+        # refreshes are nobody's cycle, and must not count into that worker's wait.
+        etcd_wait.set(None)
         schedule = self._keepalives
         while True:
             await self._refresh(schedule.round(time.monotonic()))

@@ -262,6 +262,7 @@ class OperatorRun:
             self.elector_task = supervisor.spawn("leader-election", self.election.identity,
                                                  self.elector.run, fatal=(LostLeadership,))
         self.stop_task = asyncio.create_task(self.shutdown.requested.wait(), name="stop")
+        metrics.measure_collections()
         self._background = [supervisor.spawn("startup", "lead", self._lead),
                             supervisor.spawn("metrics", "event loop lag",
                                              metrics.measure_loop_lag),

@@ -69,3 +69,25 @@ async def test_a_blocked_event_loop_shows_in_the_loop_lag_histogram() -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert over(0.25) > before
+
+
+def test_each_garbage_collection_is_timed_by_generation() -> None:
+    """A collection holds the loop like any long step; the histogram must see each one,
+    under its generation, and installing the hook twice must not count it twice."""
+    import gc
+
+    from kitex_etcd_operator import metrics
+
+    def count(generation: str) -> float:
+        return sum(s.value for s in next(iter(metrics.gc_pause.collect())).samples
+                   if s.name.endswith("_count") and s.labels["generation"] == generation)
+
+    metrics.measure_collections()
+    metrics.measure_collections()
+    try:
+        before = count("2")
+        gc.collect()
+        assert count("2") == before + 1
+    finally:
+        gc.callbacks.remove(metrics._timed_collection)
+    assert metrics._timed_collection not in gc.callbacks
