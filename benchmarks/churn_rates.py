@@ -137,7 +137,7 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
           f"answer p50 {api[49]:.0f} ms, p99 {api[98]:.0f} ms; the operator's own "
           f"share: p50 <= {own_p50:.0f} ms, p99 <= {own_p99:.0f} ms ("
           + ", ".join(f"{name} p99 <= {ms:g}" for name, ms in phases.items())
-          + f"); {describe_gc(collections)}; CPU % of one core: "
+          + f"); garbage collections: {describe_gc(collections)}; CPU % of one core: "
           + ", ".join(f"{name} {share:.0f}" for name, share in
                       sorted(cpu.items(), key=lambda kv: -kv[1])), flush=True)
 
