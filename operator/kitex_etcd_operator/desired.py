@@ -25,6 +25,7 @@ from .kube.spec import field_path
 from .kube.tenancy import RegistryDef
 from .model import DEFAULT_LEASE_TTL, DEFAULT_PREFIX, HERTZ_PREFIX, Framework, instance_key
 from .plan import Binding
+from .pod_errors import PodErrors
 from .policy import (
     ANNOTATIONS,
     DEFAULT_REGISTRY,
@@ -193,7 +194,7 @@ class DesiredState:
         self.selectors: dict[SpecKey, Mapping[str, object]] = {}
         self.spec_created: dict[SpecKey, str] = {}
         self.spec_errors: dict[SpecKey, SpecError] = {}  # valid specs the policy refuses
-        self.pod_errors: dict[str, tuple[Source, SpecError]] = {}
+        self.pod_errors: PodErrors[Source, SpecError] = PodErrors()
         self.dirty: dict[Binding, set[str]] = defaultdict(set)
         self._admitted: dict[SpecKey, _Admission] = {}
         self._by_namespace: dict[str, set[str]] = defaultdict(set)
@@ -231,7 +232,7 @@ class DesiredState:
         pod = self.pods.pop(uid, None)
         if pod is not None:
             self._by_namespace[pod.namespace].discard(uid)
-        self.pod_errors.pop(uid, None)
+        self.pod_errors.put(uid, None)
         self._set_pod_claim(uid, None, "")
         self._set_contributions(uid, [])
         self._services_after_claims()
@@ -536,32 +537,35 @@ class DesiredState:
     def _recompute_pod(self, uid: str) -> None:
         pod = self.pods[uid]
         contributions: list[_Contribution] = []
-        self.pod_errors.pop(uid, None)
+        errors: list[tuple[Source, SpecError]] = []  # the last is the pod's error
         claim: _Admission | None = None
-        for source, spec, admission in self._specs_for(pod):
+        for source, spec, admission in self._specs_for(pod, errors):
             if source.kind == ANNOTATIONS:
                 claim = admission
             try:
                 instance = instance_for(pod, spec)
             except SpecError as err:
-                self.pod_errors[uid] = (source, err)
+                errors.append((source, err))
                 continue
             if instance is None:
                 continue
             binding = admission.binding
             key = instance_key(binding.prefix, binding.service, instance.address)
             contributions.append(_Contribution(binding, key, instance.encode(), source))
+        self.pod_errors.put(uid, errors[-1] if errors else None)
         self._set_pod_claim(uid, claim, pod.created)
         self._set_contributions(uid, contributions)
 
-    def _specs_for(self, pod: PodView) -> Iterator[tuple[Source, ServiceSpec, _Admission]]:
+    def _specs_for(self, pod: PodView, errors: list[tuple[Source, SpecError]]
+                   ) -> Iterator[tuple[Source, ServiceSpec, _Admission]]:
+        """The specs that select the pod; a malformed annotation goes into ``errors``."""
         source = self._source(ANNOTATIONS, pod.namespace)
         try:
             annotated = spec_from_annotations(pod, retry=self.defaults.retry)
             if annotated is not None:
                 yield source, annotated, self._annotation_admission(pod.namespace, annotated)
         except SpecError as err:
-            self.pod_errors[pod.uid] = (source, err)
+            errors.append((source, err))
         for key, spec in self.specs.items():
             admission = self._admitted.get(key)
             if admission is not None and key[0] == pod.namespace \

@@ -50,6 +50,8 @@ class StatusReporter:
         self._task: asyncio.Task[None] | None = None
         self._events: asyncio.Queue[tuple[ObjectRef, str, str, bool]] = asyncio.Queue()
         self._pod_errors_reported: dict[str, str] = {}
+        self._pod_errors_version = -1  # the state's pod errors when last reported
+        self._reported_bound = 1000  # entries of _pod_errors_reported before a cleanup
         self._service_errors_reported: dict[SpecKey, str] = {}
         self._kick = asyncio.Event()
 
@@ -250,10 +252,9 @@ class StatusReporter:
 
     def _pods_condition(self, obj: _ObjectStatus) -> None:
         """Selected pods that cannot be an instance (a bad port name, no IP of the family)."""
-        pod_errors = [f"pod {self.state.pods[uid].name}: {err}"
-                      for uid, (src, err) in self.state.pod_errors.items()
-                      if src == Source("KitexService", obj.ref.namespace, obj.ref.name)
-                      and uid in self.state.pods]
+        pods = self.state.pods
+        pod_errors = [f"pod {pods[uid].name}: {err}" for uid, err in self.state.pod_errors.of(
+            Source(KITEXSERVICE, obj.ref.namespace, obj.ref.name)).items() if uid in pods]
         self._set(obj, "InvalidPods", bool(pod_errors),
                   "PodErrors" if pod_errors else "AllPodsValid",
                   "; ".join(sorted(pod_errors)[:5]) if pod_errors
@@ -295,8 +296,19 @@ class StatusReporter:
                                 "observedGeneration": obj.generation}
 
     def _report_pod_errors(self) -> None:
-        """One Event per pod and problem: on the pod itself, where its owner looks."""
-        for uid, (_source, err) in list(self.state.pod_errors.items()):
+        """One Event per pod and problem: on the pod itself, where its owner looks.
+
+        Called after every write cycle: unless an error came, changed or went since
+        the last call, it reads one version number. Walking every pod error each
+        cycle made one tenant's malformed pods slow every tenant's registrations.
+        """
+        errors = self.state.pod_errors
+        if errors.version == self._pod_errors_version:
+            if len(self._pod_errors_reported) > self._reported_bound:
+                self._forget_gone_pods()  # refused pods' entries, of pods since deleted
+            return
+        self._pod_errors_version = errors.version
+        for uid, (_source, err) in list(errors.items()):
             pod = self.state.pods.get(uid)
             if pod is None or self._pod_errors_reported.get(uid) == str(err):
                 continue
@@ -305,8 +317,14 @@ class StatusReporter:
                         extra={"pod": pod.name, "namespace": pod.namespace})
             self.event(ObjectRef("Pod", "v1", pod.namespace, pod.name, pod.uid),
                        getattr(err, "reason", "InvalidKitexRegistration"), str(err))
+        self._forget_gone_pods()
+
+    def _forget_gone_pods(self) -> None:
+        """Drop what was reported of pods that are gone; at most twice the live entries
+        (and 1,000) accumulate before the next walk."""
         for uid in [u for u in self._pod_errors_reported if u not in self.state.pods]:
             del self._pod_errors_reported[uid]
+        self._reported_bound = 2 * len(self._pod_errors_reported) + 1000
 
     # --- output ----------------------------------------------------------------
 
