@@ -53,6 +53,8 @@ class StatusReporter:
         self._pod_errors_version = -1  # the state's pod errors when last reported
         self._reported_bound = 1000  # entries of _pod_errors_reported before a cleanup
         self._service_errors_reported: dict[SpecKey, str] = {}
+        self._service_errors_version = -1  # the state's Service errors when last reported
+        self._service_reported_bound = 1000  # entries before a cleanup
         self._kick = asyncio.Event()
 
     # --- inputs --------------------------------------------------------------
@@ -146,12 +148,24 @@ class StatusReporter:
         """One Warning Event per Service and problem (malformed annotation, no such port,
         refused by a policy, yielding to an explicit registration), on the Service."""
         errors = self.state.service_errors
+        if errors.version == self._service_errors_version:
+            # Nothing came, changed or went (this runs after every pod event); refusals
+            # reported of Services since deleted are dropped once they pile up.
+            if len(self._service_errors_reported) > self._service_reported_bound:
+                self._forget_gone_services()
+            return
+        self._service_errors_version = errors.version
         for key, err in list(errors.items()):
             self._service_outcome(key, str(err), getattr(err, "reason",
                                                          "InvalidKitexRegistration"))
+        self._forget_gone_services()
+
+    def _forget_gone_services(self) -> None:
+        errors, services = self.state.service_errors, self.state.index.services
         for key in [k for k in self._service_errors_reported
-                    if k not in errors and k not in self.state.index.services]:
+                    if k not in errors and k not in services]:
             del self._service_errors_reported[key]
+        self._service_reported_bound = 2 * len(self._service_errors_reported) + 1000
 
     def _service_outcome(self, key: SpecKey, message: str | None, reason: str) -> None:
         service = self.state.index.services.get(key)

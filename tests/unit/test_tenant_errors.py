@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from kitex_etcd_operator.desired import ANNOTATIONS, KITEXSERVICE, DesiredState, Source
 from kitex_etcd_operator.kube import parse_kitexservice, pod_view
-from kitex_etcd_operator.pod_errors import PodErrors
+from kitex_etcd_operator.tenant_errors import PodErrors, Versioned
 from tests.support.factories import ANNOTATED, kitexservice, pod
 
 HEAVY = {**ANNOTATED, "kitex.cloudwego.io/weight": "heavy"}
@@ -53,3 +53,13 @@ def test_errors_are_found_by_the_kitexservice_that_selected_the_pods() -> None:
     mine = state.pod_errors.of(Source(KITEXSERVICE, "default", "svc"))
     assert list(mine) == ["a"] and "nope" in str(mine["a"])
     assert list(state.pod_errors.of(Source(ANNOTATIONS, "default"))) == ["b"]
+
+
+def test_a_services_error_moves_the_version_only_when_it_changes() -> None:
+    errors: Versioned[tuple[str, str], str] = Versioned()
+    assert errors.put(("ns", "svc"), "no such port") is None and errors.version == 1
+    assert errors.put(("ns", "svc"), "no such port") == "no such port"
+    assert errors.version == 1
+    errors.put(("ns", "svc"), None)
+    errors.put(("ns", "other"), None)
+    assert errors.version == 2 and not errors
