@@ -396,5 +396,9 @@ TENTH_ROUND_CHANGES = [
     "(`benchmarks/tenant_noise.py`, in process). Errors now carry a version that moves "
     "only when one comes, changes or goes, and pod errors are found by the object that "
     "selected the pods: a few microseconds at any count (the section \"One tenant's "
-    "malformed pods and Services\" above).",
+    "malformed pods and Services\" above). The status writer also posted its Events "
+    "first in, first out, all of them before the next status patch: 10,000 of one "
+    "tenant's held every other tenant's Events and every KitexService's status behind "
+    "them. It now takes Events by namespace in turn, 50 between two rounds of status "
+    "patches (`fair_queue.py`).",
 ]

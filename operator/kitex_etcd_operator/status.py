@@ -17,6 +17,7 @@ from typing import Any
 
 from . import metrics, supervisor
 from .desired import KITEXSERVICE, DesiredState, Source, SpecKey
+from .fair_queue import FairQueue
 from .kube.spec import SpecError
 from .kubeapi import KIND, KubeApi, ObjectRef
 from .plan import Binding
@@ -26,6 +27,9 @@ from .report import SyncReport
 log = logging.getLogger(__name__)
 MAX_ADDRESSES = 50
 FLUSH_INTERVAL = 1.0
+# Events posted between two rounds of status patches: a backlog of Events (one
+# tenant's 10,000 malformed pods) must not hold every status behind it.
+EVENTS_PER_ROUND = 50
 
 
 @dataclass(slots=True)
@@ -48,7 +52,8 @@ class StatusReporter:
         self.state = state
         self.objects: dict[SpecKey, _ObjectStatus] = {}
         self._task: asyncio.Task[None] | None = None
-        self._events: asyncio.Queue[tuple[ObjectRef, str, str, bool]] = asyncio.Queue()
+        # by namespace, taken in turn: one tenant's backlog does not delay another's Events
+        self._events: FairQueue[str, tuple[ObjectRef, str, str, bool]] = FairQueue()
         self._pod_errors_reported: dict[str, str] = {}
         self._pod_errors_version = -1  # the state's pod errors when last reported
         self._reported_bound = 1000  # entries of _pod_errors_reported before a cleanup
@@ -203,7 +208,7 @@ class StatusReporter:
                 self.event(obj.ref, "InternalError", message)
 
     def event(self, ref: ObjectRef, reason: str, message: str, warning: bool = True) -> None:
-        self._events.put_nowait((ref, reason, message, warning))
+        self._events.put(ref.namespace, (ref, reason, message, warning))
         self._kick.set()
 
     # --- rendering -----------------------------------------------------------
@@ -363,8 +368,7 @@ class StatusReporter:
                 except Exception as exc:  # any error: the next object, and this one next round
                     metrics.status_errors.labels("status").inc()
                     log.warning("Could not write status of %s/%s: %s", *key, exc)
-            while not self._events.empty():
-                ref, reason, message, warning = self._events.get_nowait()
+            for ref, reason, message, warning in self._events.take(EVENTS_PER_ROUND):
                 try:
                     await self.kube.post_event(ref, reason=reason, message=message,
                                                warning=warning)
@@ -373,6 +377,9 @@ class StatusReporter:
                     log.warning("Could not post event %s on %s/%s: %s", reason, ref.namespace,
                                 ref.name, exc)
             self._kick.clear()
+            if self._events:  # more Events: the next round at once, status patches first
+                await asyncio.sleep(0)
+                continue
             await supervisor.wait_set(self._kick, FLUSH_INTERVAL)
 
     async def stop(self) -> None:
