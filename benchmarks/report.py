@@ -230,9 +230,9 @@ def _noise(results: Results) -> list[str]:
             "error of the cluster: measured the same way on that code, 4 us, 165 us and "
             "19.8 ms for the cycle, 0, 266 us and 24.5 ms for the pod event. 10,000 bad pods "
             "in one namespace cost every write of every tenant 20 ms of the event loop, and "
-            "10,000 bad Services cost every pod event in the cluster 25 ms. Pod errors are "
-            "now indexed by the object that selected the pods, and a version says whether "
-            "any error came, changed or went.", ""]
+            "10,000 bad Services cost every pod event in the cluster 25 ms. The errors that "
+            "came, changed or went are now kept until the status writer takes them, and pod "
+            "errors are indexed by the object that selected the pods.", ""]
 
 
 def _targets(results: Results) -> list[str]:

@@ -63,3 +63,27 @@ def test_a_services_error_moves_the_version_only_when_it_changes() -> None:
     errors.put(("ns", "svc"), None)
     errors.put(("ns", "other"), None)
     assert errors.version == 2 and not errors
+
+
+def test_a_source_keeps_its_version_while_another_sources_errors_change() -> None:
+    errors: PodErrors[str, str] = PodErrors()
+    errors.put("a", ("team-a", "bad port"))
+    mine = errors.version_of("team-a")
+    for i in range(3):
+        errors.put(f"b{i}", ("team-b", "bad weight"))
+    errors.put("b0", None)
+    assert errors.version_of("team-a") == mine and errors.version_of("team-b") == 4
+    errors.put("a", ("team-b", "bad port"))  # moved: both sources changed
+    assert errors.version_of("team-a") == mine + 1 and errors.version_of("team-b") == 5
+
+
+def test_what_changed_is_taken_once() -> None:
+    """The status writer reads only what changed since it last looked."""
+    errors: PodErrors[str, str] = PodErrors()
+    errors.put("a", ("s", "bad port"))
+    errors.put("b", ("s", "bad port"))
+    errors.put("b", ("s", "bad port"))  # no news
+    assert errors.take_changed() == {"a", "b"} and errors.take_changed() == set()
+    errors.put("b", ("s", "bad port"))
+    errors.put("a", None)
+    assert errors.take_changed() == {"a"}
