@@ -18,7 +18,7 @@ from kitex_devcluster.build import ensure_tools
 from kitex_devcluster.etcd import EtcdCluster
 from kitex_devcluster.kube import KubeCluster
 
-from . import sources
+from . import sources, tenant_noise
 from .churn_rates import churn_scenarios
 from .costs import go_library_cost, keepalive_cost, raw_etcd
 from .harness import ROOT, Operator, ready_pods
@@ -77,6 +77,9 @@ def main() -> None:
                         help="1,000 pods and the churn rates; prints, writes no report")
     parser.add_argument("--sources-only", action="store_true",
                         help="pods vs EndpointSlices only, merged into the last run's report")
+    parser.add_argument("--noise-only", action="store_true",
+                        help="one tenant's malformed pods against the others' write cycles "
+                             "only (in process), merged into the last run's report")
     parser.add_argument("--render", action="store_true",
                         help="write docs/benchmarks.md again from docs/benchmarks.json")
     parser.add_argument("--large", action="store_true",
@@ -109,6 +112,11 @@ def main() -> None:
         return
     if args.sources_only:
         sources_only()
+        return
+    if args.noise_only:
+        results = Results.load(out.with_suffix(".json"))
+        results.noise = tenant_noise.measure()
+        report(results, out)
         return
     sizes = [100, 1000] if args.quick else [100, 1000, 5000, 10000]
     rates = [50] if args.quick else [50, 200]
@@ -149,6 +157,7 @@ def main() -> None:
                         etcd.stop()
                 client.CoreV1Api(kube.api_client()).delete_namespace(f"bench-{n}")
             sources_scenario(kube, workdir, results)
+            results.noise = tenant_noise.measure()
         finally:
             kube.stop()
         for n in go_sizes:

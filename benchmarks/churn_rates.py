@@ -72,6 +72,8 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
             # What a window's tail may owe to the API server: complete lists of the pods
             # (a watch too far behind is answered 410 Gone) and watch streams resumed.
             "relists": ("kitex_etcd_operator_pod_relists_total", ""),
+            # the periodic resync (--resync-period) among them: by design, not a fault
+            "resyncs": ("kitex_etcd_operator_pod_relists_total", 'reason="resync"'),
             "watch errors": ("kitex_etcd_operator_pod_watch_errors_total", "")})
         # etcd's own time for the same transactions, from the moment its server has the
         # request to its answer (with --metrics=extensive; absent otherwise): what of
@@ -115,9 +117,9 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
               for name in (*PHASES, "etcd txn", "etcd server txn", "etcd wal fsync", "loop lag",
                            "own")
               if hist_after[name]}
-    relists, watch_errors = (int(hist_after[name].get(float("inf"), 0)
-                                 - window["hist"][name].get(float("inf"), 0))
-                             for name in ("relists", "watch errors"))
+    relists, resyncs, watch_errors = (int(hist_after[name].get(float("inf"), 0)
+                                          - window["hist"][name].get(float("inf"), 0))
+                                      for name in ("relists", "resyncs", "watch errors"))
     collections = gc_pauses(window["hist"]["gc pause"], hist_after["gc pause"])
     cpu = {name: 100 * (window["cpu_after"][name] - window["cpu"][name]) / run.wall
            for name in procs}
@@ -127,11 +129,13 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
                            "p99_ms": q[98], "own_p50_ms": own_p50, "own_p99_ms": own_p99,
                            "api_p50_ms": api[49], "api_p99_ms": api[98],
                            "errors": run.errors, "phases_p99_ms": phases, "unseen": unseen,
-                           "pod_relists": relists, "pod_watch_errors": watch_errors,
+                           "pod_relists": relists, "pod_resyncs": resyncs,
+                           "pod_watch_errors": watch_errors,
                            "gc": collections}
     results.cpu[rate] = cpu
     where = " (the operator on a core of its own)" if isolate else ""
-    late = "".join(f", {t}" for t in window_troubles(unseen, relists, watch_errors))
+    late = "".join(f", {t}" for t in window_troubles(unseen, relists, watch_errors,
+                                                                  resyncs))
     print(f"  churn {rate}/s{where} (achieved {achieved:.0f}/s, {run.errors} refused{late}): "
           f"p50 {q[49]:.0f} ms, p95 {q[94]:.0f} ms, p99 {q[98]:.0f} ms; the API server's "
           f"answer p50 {api[49]:.0f} ms, p99 {api[98]:.0f} ms; the operator's own "

@@ -149,7 +149,7 @@ def _churn_table(runs: dict[str, Any], cpus: dict[str, Any]) -> list[str]:
         cpu = cpus[rate]["operator"]
         phases = _phases(r)
         troubles = window_troubles(r.get("unseen", 0), r.get("pod_relists", 0),
-                                   r.get("pod_watch_errors", 0))
+                                   r.get("pod_watch_errors", 0), r.get("pod_resyncs"))
         lines.append(
             f"| {rate} | {r['achieved_rate']:.0f}"
             + (f" ({', '.join(troubles)})" if troubles else "")
@@ -344,13 +344,19 @@ def _fleet(large: dict[str, Any]) -> list[str]:
     ]
 
 
-def window_troubles(unseen: int, relists: int, watch_errors: int) -> list[str]:
+def window_troubles(unseen: int, relists: int, watch_errors: int,
+                    resyncs: int | None = None) -> list[str]:
     """What went wrong in a churn window, as the report and the log say it: changes
-    etcd never showed, and the pod watch's relists and resumed streams."""
-    return [f"{n} {one if n == 1 else many}" for n, one, many in (
-        (unseen, "not in etcd 2 min after", "not in etcd 2 min after"),
-        (relists, "relist of the pods", "relists of the pods"),
-        (watch_errors, "pod watch resumed", "pod watches resumed")) if n]
+    etcd never showed, and the pod watch's relists (the periodic resyncs among them,
+    where the run counted them apart) and resumed streams."""
+    relisted = f"{relists} {'relist' if relists == 1 else 'relists'} of the pods"
+    if resyncs is not None:
+        relisted += (" (the periodic resync)" if resyncs == relists else
+                     f" ({resyncs} the periodic resync)" if resyncs else " (after a fault)")
+    return [text for n, text in (
+        (unseen, f"{unseen} not in etcd 2 min after"), (relists, relisted),
+        (watch_errors, f"{watch_errors} {'pod watch' if watch_errors == 1 else 'pod watches'}"
+                       " resumed")) if n]
 
 
 def describe_gc(gc: dict[str, float] | None) -> str:

@@ -37,6 +37,7 @@ from .policy import (
 )
 from .ranges import RangeIndex
 from .retry import RetryConfig
+from .tenant_errors import PodErrors, Versioned
 
 SpecKey = tuple[str, str]  # (namespace, name) of a KitexService
 DEFAULT_SCOPE = "default"  # the scope id of the operator's own etcd (its flags)
@@ -193,7 +194,7 @@ class DesiredState:
         self.selectors: dict[SpecKey, Mapping[str, object]] = {}
         self.spec_created: dict[SpecKey, str] = {}
         self.spec_errors: dict[SpecKey, SpecError] = {}  # valid specs the policy refuses
-        self.pod_errors: dict[str, tuple[Source, SpecError]] = {}
+        self.pod_errors: PodErrors[Source, SpecError] = PodErrors()
         self.dirty: dict[Binding, set[str]] = defaultdict(set)
         self._admitted: dict[SpecKey, _Admission] = {}
         self._by_namespace: dict[str, set[str]] = defaultdict(set)
@@ -213,7 +214,8 @@ class DesiredState:
         self._source_keys: dict[Source, Counter[tuple[Binding, str]]] = defaultdict(Counter)
         self._annotation_admissions: dict[tuple[str, ServiceSpec], _Admission | SpecError] = {}
         self.index = ServiceIndex()
-        self.service_errors: dict[SpecKey, SpecError] = {}  # Services not (fully) registered
+        # Services not (fully) registered
+        self.service_errors: Versioned[SpecKey, SpecError] = Versioned()
         self._service_claims: dict[Binding, dict[SpecKey, _SpecClaim]] = defaultdict(dict)
         self._service_binding: dict[SpecKey, Binding] = {}
         self._service_bound: dict[SpecKey, list[_ServiceBound]] = {}
@@ -231,7 +233,7 @@ class DesiredState:
         pod = self.pods.pop(uid, None)
         if pod is not None:
             self._by_namespace[pod.namespace].discard(uid)
-        self.pod_errors.pop(uid, None)
+        self.pod_errors.put(uid, None)
         self._set_pod_claim(uid, None, "")
         self._set_contributions(uid, [])
         self._services_after_claims()
@@ -246,7 +248,9 @@ class DesiredState:
 
     def upsert_slice(self, piece: SliceView) -> None:
         self.index.put_slice(piece)
-        self._recompute_slice(piece.uid)
+        error = self._recompute_slice(piece.uid)
+        if error is not None:  # cleared when its Service is recomputed, with the others
+            self.service_errors.put(piece.service_key, error)
 
     def remove_slice(self, uid: str) -> None:
         self.index.drop_slice(uid)
@@ -536,32 +540,35 @@ class DesiredState:
     def _recompute_pod(self, uid: str) -> None:
         pod = self.pods[uid]
         contributions: list[_Contribution] = []
-        self.pod_errors.pop(uid, None)
+        errors: list[tuple[Source, SpecError]] = []  # the last is the pod's error
         claim: _Admission | None = None
-        for source, spec, admission in self._specs_for(pod):
+        for source, spec, admission in self._specs_for(pod, errors):
             if source.kind == ANNOTATIONS:
                 claim = admission
             try:
                 instance = instance_for(pod, spec)
             except SpecError as err:
-                self.pod_errors[uid] = (source, err)
+                errors.append((source, err))
                 continue
             if instance is None:
                 continue
             binding = admission.binding
             key = instance_key(binding.prefix, binding.service, instance.address)
             contributions.append(_Contribution(binding, key, instance.encode(), source))
+        self.pod_errors.put(uid, errors[-1] if errors else None)
         self._set_pod_claim(uid, claim, pod.created)
         self._set_contributions(uid, contributions)
 
-    def _specs_for(self, pod: PodView) -> Iterator[tuple[Source, ServiceSpec, _Admission]]:
+    def _specs_for(self, pod: PodView, errors: list[tuple[Source, SpecError]]
+                   ) -> Iterator[tuple[Source, ServiceSpec, _Admission]]:
+        """The specs that select the pod; a malformed annotation goes into ``errors``."""
         source = self._source(ANNOTATIONS, pod.namespace)
         try:
             annotated = spec_from_annotations(pod, retry=self.defaults.retry)
             if annotated is not None:
                 yield source, annotated, self._annotation_admission(pod.namespace, annotated)
         except SpecError as err:
-            self.pod_errors[pod.uid] = (source, err)
+            errors.append((source, err))
         for key, spec in self.specs.items():
             admission = self._admitted.get(key)
             if admission is not None and key[0] == pod.namespace \
@@ -623,20 +630,21 @@ class DesiredState:
         """What a Service is registered as (its own opt-in, KitexServices naming it), then
         each of its slices again."""
         self._drop_service_claim(key)
-        self.service_errors.pop(key, None)
+        error: SpecError | None = None
         bound: list[_ServiceBound] = []
         service = self.index.services.get(key)
         if service is not None:
             try:
                 bound = self._service_sources(service)
             except SpecError as err:
-                self.service_errors[key] = err
+                error = err
         if bound:
             self._service_bound[key] = bound
         else:
             self._service_bound.pop(key, None)
         for uid in self.index.slices_of(key):
-            self._recompute_slice(uid)
+            error = self._recompute_slice(uid) or error
+        self.service_errors.put(key, error)
 
     def _service_sources(self, service: ServiceView) -> list[_ServiceBound]:
         """A KitexService naming the Service replaces its auto-registration (explicit
@@ -689,21 +697,24 @@ class DesiredState:
                 del self._service_claims[binding]
             self.dirty[binding]
 
-    def _recompute_slice(self, uid: str) -> None:
+    def _recompute_slice(self, uid: str) -> SpecError | None:
+        """The slice's instances again; what it could not register, if anything."""
         piece = self.index.slices.get(uid)
+        error: SpecError | None = None
         contributions: list[_Contribution] = []
         for bound in self._service_bound.get(piece.service_key, []) if piece else []:
             assert piece is not None
             instances, skipped = slice_instances(piece, bound.spec, bound.port)
             if skipped:
-                self.service_errors[piece.service_key] = SpecError(
-                    f"EndpointSlice {uid}", "endpoints skipped: " + "; ".join(skipped[:3]))
+                error = SpecError(f"EndpointSlice {uid}",
+                                  "endpoints skipped: " + "; ".join(skipped[:3]))
             binding = bound.admission.binding
             contributions += [
                 _Contribution(binding, instance_key(binding.prefix, binding.service,
                                                     instance.address),
                               instance.encode(), bound.source) for instance in instances]
         self._set_contributions(uid, contributions)
+        return error
 
     def _set_contributions(self, uid: str, contributions: list[_Contribution]) -> None:
         """Replace a pod's contributions; an unchanged pod marks nothing dirty.
