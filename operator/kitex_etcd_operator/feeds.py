@@ -61,13 +61,20 @@ class Feed:
             if uid in self._tombstones:
                 return
             version = item.version
-            if version is not None and version < self._versions.get(uid, -1):
+            held = self._versions.get(uid, -1)
+            if version is not None and version < held:
                 return  # an older copy than one we already hold (list vs watch)
-            if version is not None:
-                self._versions[uid] = version
+            if event_type is None and version is not None and version == held:
+                # A relist's copy of what we hold: the same resourceVersion is the same
+                # object. Upserted anyway, every resync made 100,000 new views that
+                # outlived the young generations and undid the frozen heap: old-generation
+                # collections walked them all, 100 to 250 ms of a stalled loop each.
+                return
             if event_type is not None:
                 self._seen_at[uid] = time.monotonic()
             self.upsert(item.value)
+            if version is not None:  # once held: a list's copy of it is skipped above
+                self._versions[uid] = version
         if event_type is not None:  # a list's items: once, when it is complete (``listed``)
             self.changed()
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from kitex_etcd_operator.controller import Controller
 from kitex_etcd_operator.settings import Settings
 from tests.support.factories import pod
@@ -94,3 +96,43 @@ def test_a_list_tells_the_workers_once_when_complete() -> None:
     assert calls == [1]
     feed.on_event("MODIFIED", pod("a", version=2))  # a watch event: at once
     assert calls == [1, 1]
+
+
+def test_a_relist_leaves_what_it_already_holds_alone() -> None:
+    """The same resourceVersion is the same object: a resync's copy of a pod held is
+    not upserted again (100,000 new views a resync undid the frozen heap)."""
+    from kitex_etcd_operator.feeds import Feed
+    from kitex_etcd_operator.kube.wire import item_of
+
+    upserts: list[str] = []
+    feed = Feed("Pod", upsert=lambda body: upserts.append(body["metadata"]["uid"]),
+                remove=lambda uid: None, held=lambda: [], changed=lambda: None,
+                resync_period=300)
+    feed.on_item(None, item_of(pod("a"), lambda body: body))
+    feed.on_item(None, item_of(pod("b"), lambda body: body))
+    feed.on_event("MODIFIED", pod("b", version=2))
+    assert upserts == ["a", "b", "b"]
+    for body in (pod("a"), pod("b", version=2)):  # the resync: nothing new
+        feed.on_item(None, item_of(body, lambda body: body))
+    assert upserts == ["a", "b", "b"]
+    feed.on_item(None, item_of(pod("a", version=3), lambda body: body))  # changed unseen
+    assert upserts == ["a", "b", "b", "a"]
+
+
+def test_a_pod_whose_upsert_failed_is_tried_again_by_the_next_list() -> None:
+    from kitex_etcd_operator.feeds import Feed
+    from kitex_etcd_operator.kube.wire import item_of
+
+    attempts: list[str] = []
+
+    def upsert(body: dict[str, Any]) -> None:
+        attempts.append(body["metadata"]["uid"])
+        if len(attempts) == 1:
+            raise ValueError("a bug")
+
+    feed = Feed("Pod", upsert=upsert, remove=lambda uid: None, held=lambda: [],
+                changed=lambda: None, resync_period=300)
+    with pytest.raises(ValueError):
+        feed.on_item(None, item_of(pod("a"), lambda body: body))
+    feed.on_item(None, item_of(pod("a"), lambda body: body))
+    assert attempts == ["a", "a"]
