@@ -66,9 +66,8 @@ class Feed:
                 return  # an older copy than one we already hold (list vs watch)
             if event_type is None and version is not None and version == held:
                 # A relist's copy of what we hold: the same resourceVersion is the same
-                # object. Upserted anyway, every resync made 100,000 new views that
-                # outlived the young generations and undid the frozen heap: old-generation
-                # collections walked them all, 100 to 250 ms of a stalled loop each.
+                # object. Upserted anyway, each resync recomputed every pod's instances
+                # for nothing (at 20,000 pods 0.4 s of the operator's CPU a resync).
                 return
             if event_type is not None:
                 self._seen_at[uid] = time.monotonic()
