@@ -4,7 +4,6 @@ operator's own share of it."""
 from __future__ import annotations
 
 import contextlib
-import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -149,11 +148,12 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
 def gc_pauses(before: dict[float, float], after: dict[float, float]) -> dict[str, float]:
     """The window's garbage collections: how many, how many over 5 ms, and the bound of
     the longest's bucket (a collection holds every event arriving then)."""
-    delta = {le: after.get(le, 0) - before.get(le, 0) for le in after}
-    total = delta.get(float("inf"), 0)
-    longest = min((le for le, n in delta.items() if n >= total), default=math.nan)
-    return {"collections": total, "over_5ms": total - delta.get(.005, total),
-            "longest_ms": longest * 1000 if total else 0.0}
+    def count(le: float) -> float:
+        return after.get(le, 0) - before.get(le, 0)
+
+    total = count(float("inf"))
+    return {"collections": total, "over_5ms": total - count(.005) if total else 0.0,
+            "longest_ms": bucket_quantile(before, after, 1.0) * 1000 if total else 0.0}
 
 
 def _wait_for_etcd(changes: dict[str, list[Any]], seen: dict[str, list[float]]) -> int:

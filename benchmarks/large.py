@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -238,8 +239,6 @@ LOGS = Path(tempfile.gettempdir()) / "kitex-bench-large-logs"
 def _keep_logs(workdir: Path) -> None:
     """The operators' logs (warnings and errors) outlive the run's directory: a window
     whose figures look wrong is read against what the operator said then."""
-    import shutil
-
     LOGS.mkdir(exist_ok=True)
     for log in workdir.glob("operator-*.log"):
         shutil.copy(log, LOGS / log.name)

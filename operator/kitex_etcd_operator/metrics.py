@@ -232,6 +232,9 @@ def forget_service(prefix: str, service: str) -> None:
     _services.release((prefix, service))
 
 
+_collection_started: float | None = None  # perf_counter() at the running collection's start
+
+
 def _timed_collection(phase: str, info: dict[str, Any]) -> None:
     global _collection_started
     if phase == "start":
@@ -240,9 +243,6 @@ def _timed_collection(phase: str, info: dict[str, Any]) -> None:
         gc_pause.labels(str(info["generation"])).observe(
             time.perf_counter() - _collection_started)
         _collection_started = None
-
-
-_collection_started: float | None = None
 
 
 def measure_collections() -> None:

@@ -12,9 +12,9 @@ import asyncio
 import datetime
 import heapq
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from . import metrics, supervisor
 from .desired import KITEXSERVICE, DesiredState, Source, SpecKey
@@ -26,6 +26,7 @@ from .policy import ANNOTATIONS, SERVICE, describe_group
 from .report import SyncReport
 
 log = logging.getLogger(__name__)
+K = TypeVar("K", bound=Hashable)
 MAX_ADDRESSES = 50
 FLUSH_INTERVAL = 1.0
 # Events posted between two rounds of status patches: a backlog of Events (one
@@ -164,14 +165,9 @@ class StatusReporter:
             elif key not in services:
                 self._service_errors_reported.pop(key, None)
         if len(self._service_errors_reported) > self._service_reported_bound:
-            self._forget_gone_services()  # refusals reported of Services since deleted
-
-    def _forget_gone_services(self) -> None:
-        errors, services = self.state.service_errors, self.state.index.services
-        for key in [k for k in self._service_errors_reported
-                    if k not in errors and k not in services]:
-            del self._service_errors_reported[key]
-        self._service_reported_bound = 2 * len(self._service_errors_reported) + 1000
+            # refusals reported of Services since deleted
+            self._service_reported_bound = _forget(
+                self._service_errors_reported, lambda k: k in errors or k in services)
 
     def _service_outcome(self, key: SpecKey, message: str | None, reason: str) -> None:
         service = self.state.index.services.get(key)
@@ -348,14 +344,8 @@ class StatusReporter:
             self.event(ObjectRef("Pod", "v1", pod.namespace, pod.name, pod.uid),
                        getattr(err, "reason", "InvalidKitexRegistration"), str(err))
         if len(self._pod_errors_reported) > self._reported_bound:
-            self._forget_gone_pods()  # refused pods' entries, of pods since deleted
-
-    def _forget_gone_pods(self) -> None:
-        """Drop what was reported of pods that are gone; at most twice the live entries
-        (and 1,000) accumulate before the next walk."""
-        for uid in [u for u in self._pod_errors_reported if u not in self.state.pods]:
-            del self._pod_errors_reported[uid]
-        self._reported_bound = 2 * len(self._pod_errors_reported) + 1000
+            # refused pods' entries, of pods since deleted
+            self._reported_bound = _forget(self._pod_errors_reported, pods.__contains__)
 
     # --- output ----------------------------------------------------------------
 
@@ -398,6 +388,14 @@ class StatusReporter:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _forget(reported: dict[K, str], alive: Callable[[K], bool]) -> int:
+    """Drop what was reported of objects that are gone; the size at which to walk again:
+    at most twice the live entries (and 1,000) accumulate in between."""
+    for key in [k for k in reported if not alive(k)]:
+        del reported[key]
+    return 2 * len(reported) + 1000
 
 
 def _now() -> str:
