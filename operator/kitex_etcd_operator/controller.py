@@ -23,6 +23,7 @@ from typing import Any
 
 from . import metrics, supervisor
 from .alarms import Alarms
+from .collector import QuietCollector
 from .connections import EtcdAccessError, EtcdConnections
 from .desired import ANNOTATIONS, BindingConfig, Defaults, DesiredState, EtcdAccess, SpecKey
 from .etcd.errors import EtcdAuthError, EtcdError, EtcdTLSError, summary
@@ -87,6 +88,8 @@ class Controller:
         self.finalizers = Finalizers(kube, self.wait_removed)
         self.synced = asyncio.Event()
         self.alarms = Alarms()  # the workers' periodic checks
+        # Started by the runner once the heap is frozen; workers say when they are busy.
+        self.collector = QuietCollector(settings.gc_patience)
         self.workers: dict[Binding, BindingWorker] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._spec_bindings: dict[SpecKey, Binding] = {}
@@ -400,6 +403,7 @@ class Controller:
         await self.status.stop()
         await self.finalizers.stop()
         await self.connections.close()
+        self.collector.stop()
 
     async def view_current(self) -> None:
         """Writes wait while a watch replays a past (a resumed stream, a relist's pages):
@@ -496,6 +500,8 @@ class BindingWorker:
     def poke(self, keys: set[str]) -> None:
         if keys and self._changed_since is None:
             self._changed_since = time.monotonic()
+            if self.task is not None and not self.task.done():
+                self.controller.collector.busy(self)
         self.dirty |= keys
         self._idle.clear()
         self._wake.set()
@@ -531,7 +537,18 @@ class BindingWorker:
         # generations of the garbage collector, a few per worker cycle.
         waited = [0.0]
         etcd_wait.set(waited)
+        try:
+            await self._cycles(waited)
+        finally:
+            self.controller.collector.idle(self)
+
+    async def _cycles(self, waited: list[float]) -> None:
+        collector = self.controller.collector
         while True:
+            # Not busy once nothing came during the last write, or while a failure's
+            # retryDelay holds what it carries.
+            if self._changed_since is None or self.retry.failures:
+                collector.idle(self)
             await self._wait_for_work()
             woke = time.monotonic()
             await self._gather()

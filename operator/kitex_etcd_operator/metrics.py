@@ -211,6 +211,10 @@ gc_pause = Histogram(f"{NS}_gc_pause_seconds",
                      "generation: a pause every event arriving then waited for",
                      ["generation"],
                      buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1))
+gc_moments = Counter(f"{NS}_gc_moments_total",
+                     "Garbage collections started by the operator once due, by moment: "
+                     "quiet (no change on its way to etcd) or busy (none came within "
+                     "--gc-patience)", ["moment"])
 leader = Gauge(f"{NS}_leader", "1 while this replica is the writer")
 task_crashes = Counter(f"{NS}_task_crashes_total",
                        "Unexpected exceptions that ended a supervised task (it is restarted "

@@ -75,6 +75,11 @@ KOPF_SIGNAL_TURNS = 5  # loop turns kopf takes to install its signal handlers (i
               default="5m", show_default=True,
               help="How often pods are relisted, a safety net for a missed deletion; at "
               "100,000 pods a list is ~210 MB from the API server: 30m on a busy one.")
+@click.option("--gc-patience", envvar="KITEX_ETCD_GC_PATIENCE", type=Duration((0.0, 60.0)),
+              default="500ms", show_default=True,
+              help="How long a due garbage collection may wait for a moment when no change "
+              "is on its way to etcd (0: collect when the interpreter would, whatever is "
+              "in flight).")
 @click.option("--metrics-max-services", envvar="KITEX_ETCD_METRICS_MAX_SERVICES",
               type=click.IntRange(1), default=metrics.MAX_SERVICES, show_default=True,
               help="Services with series of their own in per-service metrics; the rest "
@@ -121,7 +126,8 @@ def run(**kw: Any) -> None:
         cluster_id=kw["cluster_id"], owner_prefix=kw["owner_prefix"],
         namespaces=tuple(ns for item in kw["namespaces"] for ns in item.split(",") if ns),
         policy=Policy(kw["policy"]), dry_run=kw["dry_run"], max_deletes=kw["max_deletes"],
-        resync_period=kw["resync_period"], health_port=kw["health_port"],
+        resync_period=kw["resync_period"], gc_patience=kw["gc_patience"],
+        health_port=kw["health_port"],
         operator_namespace=kw["operator_namespace"],
         allow_custom_endpoints=kw["allow_custom_endpoints"], claim_grace=kw["claim_grace"],
         service_source=kw["service_source"])
@@ -312,6 +318,7 @@ class OperatorRun:
         metrics.leader.set(1)
         await self.controller.start()
         freeze_heap()
+        self.controller.collector.start()
 
     async def until_stopped(self) -> None:
         """Until a signal, kopf's end or the elector's; their errors are raised here."""

@@ -46,6 +46,9 @@ class Settings:
     # at once, what comes within this of the last write is gathered into the next.
     debounce: float = 0.02
     resync_period: float = 300.0  # full relist of pods, to catch missed deletions
+    # How long a due garbage collection may wait for a moment without a change on its
+    # way to etcd (seconds; 0: the interpreter's own moments). See collector.py.
+    gc_patience: float = 0.5
     health_port: int = 8080
     health_host: str = "0.0.0.0"
     operator_namespace: str = "kitex-etcd-operator"  # where registries' Secrets live
