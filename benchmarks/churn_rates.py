@@ -65,6 +65,8 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
             "own": ("kitex_etcd_operator_change_own_seconds", ""),
             "loop lag": ("kitex_etcd_operator_event_loop_lag_seconds", ""),
             "gc pause": ("kitex_etcd_operator_gc_pause_seconds", ""),
+            # collections that found no quiet moment within --gc-patience
+            "gc busy": ("kitex_etcd_operator_gc_moments_total", 'moment="busy"'),
             "etcd txn": ("kitex_etcd_operator_etcd_request_duration_seconds", 'op="txn"'),
             **{phase: ("kitex_etcd_operator_change_phase_seconds", f'phase="{phase}"')
                for phase in PHASES},
@@ -120,6 +122,8 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
                                           - window["hist"][name].get(float("inf"), 0))
                                       for name in ("relists", "resyncs", "watch errors"))
     collections = gc_pauses(window["hist"]["gc pause"], hist_after["gc pause"])
+    collections["busy"] = (hist_after["gc busy"].get(float("inf"), 0)
+                           - window["hist"]["gc busy"].get(float("inf"), 0))
     cpu = {name: 100 * (window["cpu_after"][name] - window["cpu"][name]) / run.wall
            for name in procs}
     cpu["load generator (Go)"] = 100 * run.cpu_seconds / run.wall

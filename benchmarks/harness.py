@@ -47,7 +47,8 @@ def compile_operator() -> None:
 class Operator:
     """The operator as a process, with its peak RSS sampled."""
 
-    def __init__(self, kube: KubeCluster, etcd: EtcdCluster, workdir: Path) -> None:
+    def __init__(self, kube: KubeCluster, etcd: EtcdCluster, workdir: Path,
+                 env: dict[str, str] | None = None) -> None:
         compile_operator()
         self.port = free_port()
         self.log = (workdir / f"operator-{self.port}.log").open("wb")
@@ -57,7 +58,7 @@ class Operator:
             [sys.executable, "-m", "kitex_etcd_operator", "run", "--kubeconfig",
              str(kube.kubeconfig), "--etcd-endpoints", ",".join(etcd.endpoints),
              "--health-port", str(self.port), "--log-level", "warning"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         self.peak_rss = 0
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample, daemon=True)

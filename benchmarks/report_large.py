@@ -366,8 +366,10 @@ def describe_gc(gc: dict[str, float] | None) -> str:
         return "-"
     if not gc["collections"]:
         return "none"
+    busy = gc.get("busy")  # counted from the eleventh round (collections at quiet moments)
     return (f"{gc['over_5ms']:.0f} of {gc['collections']:.0f} over 5 ms, the longest "
-            f"<= {gc['longest_ms']:g} ms")
+            f"<= {gc['longest_ms']:g} ms"
+            + ("" if busy is None else f", {busy:.0f} with a change in flight"))
 
 
 def _round_row(name: str, run: dict[str, Any] | None, startup: tuple[float, str] | None

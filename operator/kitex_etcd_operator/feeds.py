@@ -71,7 +71,7 @@ class Feed:
                 return
             if event_type is not None:
                 self._seen_at[uid] = time.monotonic()
-            self.upsert(item.value)
+            self.upsert(item.view())
             if version is not None:  # once held: a list's copy of it is skipped above
                 self._versions[uid] = version
         if event_type is not None:  # a list's items: once, when it is complete (``listed``)

@@ -256,7 +256,7 @@ class KubeApi:
     # --- lists and watches ---------------------------------------------------
 
     async def list_pods(self, namespaces: tuple[str, ...] = ()) -> list[PodView]:
-        return [item.value for ns in (namespaces or (None,))
+        return [item.view() for ns in (namespaces or (None,))
                 async for page in self.list_codec(self.pods_path(ns), podproto.CODEC)
                 for item in page.items]
 

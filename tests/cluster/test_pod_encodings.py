@@ -72,7 +72,7 @@ async def test_protobuf_and_json_pages_make_the_same_views(k8s: Any, kubeconfig:
         as_json = await views("application/json")
         assert as_protobuf == as_json == podwire.decode_page(
             await kube._read("GET", path, params={}, accept="application/json"))[0]
-        by_name = {item.value.name: item.value for item in as_protobuf}
+        by_name = {view.name: view for view in (item.view() for item in as_protobuf)}
         assert by_name["plain"].ready and by_name["plain"].pod_ips
         assert not by_name["gated"].ready  # Ready, but not its gate
         assert by_name["leaving"].terminating

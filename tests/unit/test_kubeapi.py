@@ -311,7 +311,7 @@ class Sink:
         self.listed_uids: set[str] = set()
 
     def on_item(self, event_type: str | None, item: Any) -> None:
-        self.events.append((event_type, item.value.name))
+        self.events.append((event_type, item.view().name))
 
     def listed(self, namespace: str | None, uids: set[str], started: float) -> None:
         self.listed_uids = uids

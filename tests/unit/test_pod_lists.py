@@ -136,3 +136,25 @@ def test_a_pod_whose_upsert_failed_is_tried_again_by_the_next_list() -> None:
         feed.on_item(None, item_of(pod("a"), lambda body: body))
     feed.on_item(None, item_of(pod("a"), lambda body: body))
     assert attempts == ["a", "a"]
+
+
+def test_a_relist_builds_no_view_of_a_pod_held_at_its_version() -> None:
+    """Protobuf pods are read into views only when the feed takes them: a resync of
+    100,000 unchanged pods built 100,000 views to throw away (10 us of CPU each)."""
+    from kitex_etcd_operator.feeds import Feed
+    from kitex_etcd_operator.kube.wire import Item
+
+    built: list[str] = []
+
+    def view(uid: str) -> str:
+        built.append(uid)
+        return uid
+
+    feed = Feed("Pod", upsert=lambda value: None, remove=lambda uid: None,
+                held=lambda: [], changed=lambda: None, resync_period=300)
+    for uid in ("a", "b"):
+        feed.on_item(None, Item(uid, 1, uid, view))
+    assert built == ["a", "b"]
+    feed.on_item(None, Item("a", 1, "a", view))  # the resync's copies
+    feed.on_item(None, Item("b", 2, "b", view))
+    assert built == ["a", "b", "b"]

@@ -193,8 +193,9 @@ def decode_page(data: bytes) -> wire.Page:
 
 
 def _items(page: Any) -> list[wire.Item]:
-    """A parsed ``PodList``'s pods, each as its item."""
-    return [wire.Item(pod.metadata.uid, wire.number(pod.metadata.resourceVersion), _view(pod))
+    """A parsed ``PodList``'s pods, each as its item, its view read when the feed asks
+    (``wire.Item.view``): not for a resync's copy of a pod held at the same version."""
+    return [wire.Item(pod.metadata.uid, wire.number(pod.metadata.resourceVersion), pod, _view)
             for pod in page.items]
 
 

@@ -21,7 +21,17 @@ class Item:
 
     uid: str
     version: int | None  # metadata.resourceVersion as a number; None if opaque
-    value: Any  # what the resource's feed hands the desired state
+    value: Any  # what the resource's feed hands the desired state, or what ``read`` takes
+    read: Callable[[Any], Any] | None = None
+
+    def view(self) -> Any:
+        """What the feed hands the desired state, read from ``value`` only when asked.
+
+        A resync lists every pod again, and almost all come at the resourceVersion
+        already held: the feed skips those by their version, so their views are
+        never built (10 us of the operator's CPU a pod, and its garbage).
+        """
+        return self.value if self.read is None else self.read(self.value)
 
 
 @dataclass(frozen=True, slots=True)
