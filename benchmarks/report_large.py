@@ -18,6 +18,7 @@ from .rounds import (
     CHURN_10K,
     CHURN_AB,
     EIGHTH_ROUND_CHANGES,
+    ELEVENTH_ROUND_CHANGES,
     FIFTH_ROUND_CHANGES,
     FOURTH_ROUND_CHANGES,
     IDLE_PAIRS,
@@ -62,6 +63,7 @@ ROUND7_FIRST = DOCS / "benchmarks-large-round7-first.json"
 ROUND7 = DOCS / "benchmarks-large-round7.json"  # the seventh round's second run
 ROUND8 = DOCS / "benchmarks-large-round8.json"  # the eighth round's
 ROUND9 = DOCS / "benchmarks-large-round9.json"  # the ninth round's
+ROUND10 = DOCS / "benchmarks-large-round10.json"  # the tenth round's
 
 
 def _verdict(met: bool) -> str:
@@ -404,9 +406,9 @@ def _rounds(large: dict[str, Any], reduced: dict[str, Any] | None) -> list[str]:
     third, fourth, first, fifth = (load(ROUND3), load(ROUND4), load(ROUND5_FIRST),
                                    load(ROUND5))
     sixth, seventh_first, seventh = load(ROUND6), load(ROUND7_FIRST), load(ROUND7)
-    eighth, ninth = load(ROUND8), load(ROUND9)
-    if ninth is not None and ninth.get("started") == large.get("started"):
-        ninth = None  # the ninth round's run is this run
+    eighth, ninth, tenth = load(ROUND8), load(ROUND9), load(ROUND10)
+    if tenth is not None and tenth.get("started") == large.get("started"):
+        tenth = None  # the tenth round's run is this run
     return ["| round | 10,000 pods: sync, ratio to the Go list, peak RSS | 100,000 pods: the "
             "same | RSS slope a pod | /readyz at 100 pods (s) | RSS at 100 pods "
             "| operator's share p99 of churn |",
@@ -437,7 +439,9 @@ def _rounds(large: dict[str, Any], reduced: dict[str, Any] | None) -> list[str]:
                           "request)", eighth, _startup(eighth, None))] if eighth else []),
             *([_round_row("ninth (keepalives spread out, each lease a phase of its own)",
                           ninth, _startup(ninth, None))] if ninth else []),
-            _round_row("tenth, this run (one alarm clock for the workers' sleeps)", large,
+            *([_round_row("tenth (one alarm clock for the workers' sleeps)",
+                          tenth, _startup(tenth, None))] if tenth else []),
+            _round_row("eleventh, this run (garbage collections at quiet moments)", large,
                        _startup(large, None))]
 
 
@@ -616,9 +620,9 @@ def section(large: dict[str, Any]) -> list[str]:
               "before) 3.0 to 3.9 s for its 210 MB, and 4.6 s read and decoded as it "
               "streams, which the operator now does."]
     lines += ["", "### Round by round", "",
-              "The same targets over the ten rounds of work on them (the first round's "
+              "The same targets over the eleven rounds of work on them (the first round's "
               "run, the second round's reduced run, the runs of the third to sixth rounds, "
-              "the seventh round's two runs, the eighth and ninth rounds', this run):", "",
+              "the seventh round's two runs, the eighth to tenth rounds', this run):", "",
               *_rounds(large, reduced)]
     lines += ["", "### Reading the figures", "", *_reading(large, reduced)]
     if large["leases"]:
@@ -639,7 +643,8 @@ def section(large: dict[str, Any]) -> list[str]:
                     for name, seconds, rss in large["imports"]]]
     lines += ["", "### Scale-out, on paper", "", *_fleet(large)]
     lines += ["", "### What changed, round by round", "",
-              "**Tenth round** (this run):", "", *TENTH_ROUND_CHANGES, "",
+              "**Eleventh round** (this run):", "", *ELEVENTH_ROUND_CHANGES, "",
+              "**Tenth round:**", "", *TENTH_ROUND_CHANGES, "",
               "**Ninth round:**", "", *NINTH_ROUND_CHANGES, "",
               "**Eighth round:**", "", *EIGHTH_ROUND_CHANGES, "",
               "**Seventh round:**", "", *SEVENTH_ROUND_CHANGES, "",

@@ -60,8 +60,8 @@ async def test_protobuf_and_json_pages_make_the_same_views(k8s: Any, kubeconfig:
     async def views(types: str) -> list[Any]:
         # two pods a page: tokens read ahead, three pages
         codec = dataclasses.replace(podproto.CODEC, page_types=types, page_size=2)
-        return [item for page in [x async for x in kube.list_codec(path, codec)]
-                for item in page.items]
+        return read([item for page in [x async for x in kube.list_codec(path, codec)]
+                     for item in page.items])
 
     try:
         # The first page alone, as each encoding brings it from the server:
@@ -70,9 +70,9 @@ async def test_protobuf_and_json_pages_make_the_same_views(k8s: Any, kubeconfig:
         assert raw.startswith(podproto.MAGIC)
         as_protobuf = await views(podproto.CODEC.page_types)
         as_json = await views("application/json")
-        assert as_protobuf == as_json == podwire.decode_page(
-            await kube._read("GET", path, params={}, accept="application/json"))[0]
-        by_name = {view.name: view for view in (item.view() for item in as_protobuf)}
+        assert as_protobuf == as_json == read(podwire.decode_page(
+            await kube._read("GET", path, params={}, accept="application/json"))[0])
+        by_name = {view.name: view for _, _, view in as_protobuf}
         assert by_name["plain"].ready and by_name["plain"].pod_ips
         assert not by_name["gated"].ready  # Ready, but not its gate
         assert by_name["leaving"].terminating
@@ -84,10 +84,9 @@ async def test_protobuf_and_json_pages_make_the_same_views(k8s: Any, kubeconfig:
 
         # The watch cache's one answer, read as it arrives (it may lag a moment).
         async def cached_like_pages() -> bool:
-            cached = [item async for page in kube.list_cached(path, podproto.CODEC)
-                      for item in page.items]
-            return sorted(cached, key=_uid) == sorted(
-                await views(podproto.CODEC.page_types), key=_uid)
+            cached = read([item async for page in kube.list_cached(path, podproto.CODEC)
+                           for item in page.items])
+            return sorted(cached) == sorted(await views(podproto.CODEC.page_types))
 
         await async_wait_for(cached_like_pages, timeout=10, what="the cache's list")
         # Answered as JSON (a proxy that rewrites): refused before any pod, so the
@@ -99,14 +98,15 @@ async def test_protobuf_and_json_pages_make_the_same_views(k8s: Any, kubeconfig:
         watch = ListWatch(kube, namespace, sink, resource=dataclasses.replace(
             PODS, codec=json_only), resync_period=3600)
         await watch._relist("initial")
-        assert sink.uids == {item.uid for item in as_protobuf}
+        assert sink.uids == {uid for uid, _, _ in as_protobuf}
     finally:
         core.patch_namespaced_pod("leaving", namespace, {"metadata": {"finalizers": None}})
         await kube.close()
 
 
-def _uid(item: Any) -> str:
-    return str(item.uid)
+def read(items: list[wire.Item]) -> list[tuple[str, int | None, Any]]:
+    """Items as the feed reads them: a protobuf pod's view is built when asked."""
+    return [(item.uid, item.version, item.view()) for item in items]
 
 
 class _Sink:
