@@ -5,7 +5,10 @@ One window of churn is a noisy sample here (the rounds of docs/benchmarks.md
 differ by the cluster and the moment more than by the code), so each variant
 runs in turn, ``--rounds`` times, on the same pods: each a fresh etcd and a
 fresh operator with its environment, its initial sync, then churn at each rate
-with the operator and its etcd on a core of their own.
+with the operator and its etcd on a core of their own. Two checkouts compare as
+two variants ``PYTHONPATH=<checkout>/operator`` (compile both first: a start that
+compiles the modules is slower). Each variant's sync time and peak RSS are
+printed too.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 from kitex_devcluster.build import ensure_tools
@@ -39,12 +43,13 @@ def main() -> None:
     parser.add_argument("variants", nargs="+", type=_variant,
                         help="each the operator's environment: NAME=value,... or -")
     parser.add_argument("--pods", type=int, default=10_000)
-    parser.add_argument("--rates", default="50,100,50")
+    parser.add_argument("--rates", default="50,100,50", help="churn rates; '' for none")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()
-    rates = [int(r) for r in args.rates.split(",")]
+    rates = [int(r) for r in args.rates.split(",") if r]
     shares: dict[int, list[float]] = {i: [] for i in range(len(args.variants))}
+    syncs: dict[int, list[tuple[float, float]]] = {i: [] for i in range(len(args.variants))}
     with tempfile.TemporaryDirectory(prefix="kitex-bench-ab-") as tmp:
         workdir = Path(tmp)
         kube = KubeCluster.start(ensure_tools(), workdir=workdir / "kube", nodes=NODES)
@@ -63,6 +68,10 @@ def main() -> None:
                         wait_until(lambda op=operator, db=etcd, want=keys: op.alive()  # type: ignore[misc]
                                    and _keys(db) >= want, timeout=900, interval=0.25,
                                    what=f"{keys} keys in etcd")
+                        synced = time.monotonic() - operator.started
+                        print(f"  synced {keys} keys in {synced:.1f} s, peak RSS "
+                              f"{operator.peak_rss / 2**20:.0f} MiB", flush=True)
+                        syncs[i].append((synced, operator.peak_rss / 2**20))
                         results = Results()
                         for rate in rates:
                             churn(kube, etcd, NAMESPACE, rate, args.seconds, results,
@@ -75,8 +84,9 @@ def main() -> None:
         finally:
             kube.stop()
     for i, env in enumerate(args.variants):
+        median = statistics.median(shares[i]) if shares[i] else float("nan")
         print(f"variant {i} {env}: the share's p99 by window {shares[i]} ms, median "
-              f"{statistics.median(shares[i]):g}", flush=True)
+              f"{median:g}; sync s and peak RSS MiB {syncs[i]}", flush=True)
 
 
 if __name__ == "__main__":

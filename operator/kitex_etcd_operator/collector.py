@@ -37,6 +37,11 @@ class _Probe:
     """An object the interpreter counts as an allocation (no free list serves it)."""
 
 
+def _collections() -> int:
+    """Collections of any generation the interpreter has made so far."""
+    return sum(generation["collections"] for generation in gc.get_stats())
+
+
 class QuietCollector:
     """Starts the interpreter's due collections while nothing is ``busy``.
 
@@ -111,12 +116,13 @@ class QuietCollector:
             return
         moment = "busy" if self._busy else "quiet"
         self._due_since = None
+        before = _collections()
         gc.set_threshold(*threshold)
         try:
             _Probe()
         finally:
             gc.set_threshold(HELD_THRESHOLD, threshold[1], threshold[2])
-        if gc.get_count()[0] > young:
+        if _collections() == before:
             # An interpreter that does not start a collection on an allocation: rather
             # its own moments than none.
             log.warning("This interpreter does not collect on an allocation; garbage "

@@ -358,16 +358,19 @@ class KubeApi:
         response = await self._send(
             "GET", path, params=params, accept=codec.page_types,
             limits=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60))
-        items: list[wire.Item] = []
+        # The pods of each chunk as they complete: a protobuf pod's item holds its parsed
+        # message until the feed has taken it (its view is built then, or never for a
+        # pod held at its version), so items are not gathered into larger pages.
+        given = False
         async with response:
             async for chunk in response.content.iter_any():
-                items += stream.feed(chunk)
-                if len(items) >= codec.page_size:
+                items = stream.feed(chunk)
+                if items:
+                    given = True
                     yield Page(items, stream.resource_version)
-                    items = []
             stream.finish()
-        if items or not stream.token:
-            yield Page(items, stream.resource_version)
+        if not given and not stream.token:
+            yield Page([], stream.resource_version)
         if stream.token:
             async for page in self.list_pages(path, codec.page, codec.page_types,
                                               peek=codec.peek, limit=codec.page_size,

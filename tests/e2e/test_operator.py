@@ -32,7 +32,7 @@ def test_annotated_deployment_scales_and_rolls(
         start_operator: Callable[..., OperatorProcess]) -> None:
     core, apps = client.CoreV1Api(k8s), client.AppsV1Api(k8s)
     service = f"echo-{namespace}"
-    start_operator("--namespace", namespace)
+    operator = start_operator("--namespace", namespace)
     annotations = {ANN + "service": service, ANN + "port": "8888"}
     apps.create_namespaced_deployment(namespace, deployment("echo", 3, annotations=annotations))
     rng = f"{PREFIX}/{service}/"
@@ -57,6 +57,10 @@ def test_annotated_deployment_scales_and_rolls(
                  and etcd_probe.values(rng) == expected(core, namespace, "echo", service, 8888),
                  timeout=90, what="the rolled-out pods, and only them, registered")
     assert counts and min(counts) > 0, f"the service had zero instances during the roll: {counts}"
+    # Its garbage collections wait for moments when no change is on its way to etcd.
+    wait_for(lambda: operator.metric("kitex_etcd_operator_gc_moments_total",
+                                     moment="quiet") > 0,
+             timeout=60, what="a garbage collection made at a quiet moment")
 
 
 def test_kitexservice_selects_names_port_tags_weight_prefix(

@@ -134,3 +134,20 @@ async def test_an_error_gives_collection_back_to_the_interpreter(
     keep = make_due()  # the interpreter's own threshold starts a collection again
     assert collections
     del keep
+
+
+async def test_an_interpreter_that_does_not_collect_on_allocation_keeps_its_moments(
+        collections: list[int], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Another interpreter might not start a collection on the probe's allocation: then
+    rather its own moments than none."""
+    interpreter = gc.get_threshold()
+    quiet = QuietCollector(patience=60)
+    quiet.start()
+    monkeypatch.setattr(collector_module, "_collections", lambda: 0)  # none seen to run
+    keep = make_due()
+    with caplog.at_level(logging.WARNING, logger="kitex_etcd_operator.collector"):
+        await until(lambda: not quiet.holding)
+    assert gc.get_threshold() == interpreter
+    assert "garbage collection is left to it" in caplog.text
+    del keep
