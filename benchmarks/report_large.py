@@ -569,7 +569,15 @@ def section(large: dict[str, Any]) -> list[str]:
                 if any("sync_runs_s" in r for r in large["sizes"].values()) else
                 "It ran three times just before the operator (best kept). ")
              + "The load column is the machine's 1-minute load average as the (last) sync "
-             "ended (2 cores).", "",
+             "ended (2 cores)."
+             + (" The operator ran with "
+                + ", ".join(f"`{name}={value}`" for name, value in
+                            large["operator_env"].items())
+                + ", as docs/install.md advises at this size: the periodic resync, a list "
+                "of every pod from the API server, came in the churn windows on a core of "
+                "their own that fell behind in the tenth and eleventh rounds, when that "
+                "API server had one core."
+                if large.get("operator_env") else ""), "",
              *_targets(large, reduced), "", *_sizes(large)]
     if reduced is not None:
         lines += ["", "The third round's reduced run (`python -m benchmarks --large-reduced "
