@@ -27,7 +27,7 @@ from kitex_devcluster.processes import wait_until
 from . import kubepods
 from .churn_rates import churn
 from .harness import Operator, settle
-from .large import NAMESPACE, NODES, _keys, grow
+from .large import NAMESPACE, NODES, grow, keys_in_etcd
 from .report import Results
 
 
@@ -65,9 +65,9 @@ def main() -> None:
                                              extra_args=["--metrics=extensive"])
                     operator = Operator(kube, etcd, workdir, env=env)
                     try:
-                        wait_until(lambda op=operator, db=etcd, want=keys: op.alive()  # type: ignore[misc]
-                                   and _keys(db) >= want, timeout=900, interval=0.25,
-                                   what=f"{keys} keys in etcd")
+                        wait_until(lambda op=operator, db=etcd, want=keys:  # type: ignore[misc]
+                                   op.alive() and keys_in_etcd(db) >= want,
+                                   timeout=900, interval=0.25, what=f"{keys} keys in etcd")
                         synced = time.monotonic() - operator.started
                         print(f"  synced {keys} keys in {synced:.1f} s, peak RSS "
                               f"{operator.peak_rss / 2**20:.0f} MiB", flush=True)

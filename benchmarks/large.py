@@ -39,7 +39,7 @@ NODES = 10
 OPERATOR_ENV = {"KITEX_ETCD_RESYNC_PERIOD": "30m"}
 
 
-def _keys(etcd: EtcdCluster) -> int:
+def keys_in_etcd(etcd: EtcdCluster) -> int:
     """Keys under the registry prefix, counted by etcd (nothing sent back but the count)."""
     out = etcd.etcdctl("get", "--prefix", f"{PREFIX}/", "--count-only", "-w", "fields")
     return next(int(line.split(":")[1]) for line in out.splitlines()
@@ -88,7 +88,8 @@ def sync(kube: KubeCluster, workdir: Path, n: int, runs: int = 3,
         quiet.append(settle(kube))
         operator = Operator(kube, etcd, workdir, env=OPERATOR_ENV)
         t0 = time.monotonic()
-        wait_until(lambda op=operator, db=etcd, want=keys: op.alive() and _keys(db) >= want,
+        wait_until(lambda op=operator, db=etcd, want=keys:
+                   op.alive() and keys_in_etcd(db) >= want,
                    timeout=900, interval=0.25, what=f"{keys} keys in etcd")
         syncs.append(time.monotonic() - t0)
         if i < runs - 1:
