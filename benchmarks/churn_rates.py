@@ -65,6 +65,10 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
             "own": ("kitex_etcd_operator_change_own_seconds", ""),
             "loop lag": ("kitex_etcd_operator_event_loop_lag_seconds", ""),
             "gc pause": ("kitex_etcd_operator_gc_pause_seconds", ""),
+            # the oldest generation's alone, and the CPU the collections took: a pause
+            # far longer than its CPU was the process waiting, not collecting
+            "gc pause full": ("kitex_etcd_operator_gc_pause_seconds", 'generation="2"'),
+            "gc cpu": ("kitex_etcd_operator_gc_pause_cpu_seconds", ""),
             # collections that found no quiet moment within --gc-patience
             "gc busy": ("kitex_etcd_operator_gc_moments_total", 'moment="busy"'),
             "etcd txn": ("kitex_etcd_operator_etcd_request_duration_seconds", 'op="txn"'),
@@ -124,6 +128,11 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
     collections = gc_pauses(window["hist"]["gc pause"], hist_after["gc pause"])
     collections["busy"] = (hist_after["gc busy"].get(float("inf"), 0)
                            - window["hist"]["gc busy"].get(float("inf"), 0))
+    full = gc_pauses(window["hist"]["gc pause full"], hist_after["gc pause full"])
+    collections["full"], collections["longest_full_ms"] = full["collections"], full["longest_ms"]
+    if hist_after["gc cpu"]:  # from the twelfth round
+        collections["longest_cpu_ms"] = gc_pauses(window["hist"]["gc cpu"],
+                                                  hist_after["gc cpu"])["longest_ms"]
     cpu = {name: 100 * (window["cpu_after"][name] - window["cpu"][name]) / run.wall
            for name in procs}
     cpu["load generator (Go)"] = 100 * run.cpu_seconds / run.wall
