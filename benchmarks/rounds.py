@@ -432,7 +432,7 @@ TENTH_ROUND_CHANGES = [
 ]
 
 
-# The eleventh round's changes; its run is the latest bench-large.
+# The eleventh round's changes.
 ELEVENTH_ROUND_CHANGES = [
     "- **Garbage collections at quiet moments** (by hand before this run; `collector.py`, "
     "`--gc-patience`). A collection stops the event loop, and every change then on its "
@@ -464,7 +464,8 @@ ELEVENTH_ROUND_CHANGES = [
     "(`benchmarks.ab`, the checkouts by PYTHONPATH): 89.6 to 90.0 MiB at the peak before "
     "the round, 90.5 to 97.8 MiB with pods gathered, 90.0 to 90.4 MiB now; the syncs "
     "2.96 to 3.31, 2.89 to 3.57 and 3.21 to 3.48 s, within each other's noise.",
-    "- **This run at 100,000 pods** met the slowest control plane of the rounds: the Go "
+    "- **The round's run at 100,000 pods** met the slowest control plane of the rounds: "
+    "the Go "
     "list took 16.3 s (11.0 s in the tenth round), the pods were all ready 31 min after "
     "their creation began. The sync 14.3 s against it (0.9x), 212 MiB at the peak, 1.37 "
     "KiB a pod. Beside the API server on the shared cores: the share's p99 <= 75 ms at "
@@ -485,4 +486,10 @@ ELEVENTH_ROUND_CHANGES = [
     "- **`python -m benchmarks.ab`** alternates settings of the operator (its environment) "
     "on one cluster, a fresh etcd and operator each, churn on the operator's own core: "
     "the by-hand comparisons of the earlier rounds, kept in the repository.",
+]
+
+
+# The twelfth round's changes; its run is the latest bench-large.
+TWELFTH_ROUND_CHANGES = [
+    "TODO",
 ]

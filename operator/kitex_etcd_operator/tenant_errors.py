@@ -69,7 +69,12 @@ class PodErrors(Versioned[str, tuple[S, E]], Generic[S, E]):
     def __init__(self) -> None:
         super().__init__()
         self._by_source: dict[S, dict[str, E]] = {}
-        self._source_versions: dict[S, int] = {}  # sources whose errors ever changed
+        # The overall version at each erring source's last news. Only sources with
+        # errors now have an entry: a tenant making and deleting KitexServices of broken
+        # pods must not grow it for good. One that lost all its errors reads 0, which
+        # no stamp is, so the change is still news to a reader that saw the errors; one
+        # whose errors came and went between two reads reads as before, and is as before.
+        self._source_versions: dict[S, int] = {}
 
     def of(self, source: S) -> Mapping[str, E]:
         """The errors of one source's pods, by uid."""
@@ -86,9 +91,6 @@ class PodErrors(Versioned[str, tuple[S, E]], Generic[S, E]):
     def put(self, key: str, value: tuple[S, E] | None) -> tuple[S, E] | None:
         version = self.version
         before = super().put(key, value)
-        if self.version != version:
-            for changed in {pair[0] for pair in (before, value) if pair is not None}:
-                self._source_versions[changed] = self._source_versions.get(changed, 0) + 1
         if before is not None:
             errors = self._by_source[before[0]]
             del errors[key]
@@ -96,4 +98,10 @@ class PodErrors(Versioned[str, tuple[S, E]], Generic[S, E]):
                 del self._by_source[before[0]]
         if value is not None:
             self._by_source.setdefault(value[0], {})[key] = value[1]
+        if self.version != version:
+            for changed in {pair[0] for pair in (before, value) if pair is not None}:
+                if changed in self._by_source:
+                    self._source_versions[changed] = self.version
+                else:
+                    self._source_versions.pop(changed, None)
         return before
