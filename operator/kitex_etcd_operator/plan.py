@@ -56,9 +56,6 @@ class Observed:
 
     value: bytes
     lease: int
-    mod_revision: int = 0
-
-
 
 
 @dataclass(slots=True)

@@ -204,6 +204,34 @@ async def test_keys_of_a_first_transaction_whose_answer_was_lost_are_ours(
     await client.close()
 
 
+async def test_a_periodic_read_keeps_what_it_holds_of_unchanged_keys(
+        client: EtcdClient, etcd_probe: EtcdProbe, prefix: str) -> None:
+    """The check every observeDelay reads each key again: what etcd holds as before keeps
+    its record (new ones for 100,000 keys a period made the young generations of the
+    garbage collector walk them), a key changed or deleted behind our back does not."""
+    registry = await make_registry(client)
+    binding = Binding("default", prefix, "echo")
+    want = desired(prefix, "echo", [Instance.make(f"10.0.0.{i}", 8888) for i in range(1, 4)])
+    await registry.sync(binding, want, ttl=60)
+    held = registry._states[binding].observed
+    before = dict(held)
+    await registry.sync(binding, want, ttl=60, keys=None)  # a full check: read and diff
+    assert registry._states[binding].observed is held
+    assert all(held[key] is record for key, record in before.items())
+
+    changed, gone = sorted(want)[:2]
+    etcd_probe.put(changed, "not a kitex value")  # someone else's now: no lease of ours
+    etcd_probe.delete(gone)
+    seen = await registry.observe(binding)
+    assert seen == held and seen is not held  # callers get a copy
+    assert held[changed] is not before[changed] and held[changed].value == b"not a kitex value"
+    assert gone not in held and set(held) == set(want) - {gone}
+    result = await registry.sync(binding, want, ttl=60, keys=None)
+    assert result.conflicts == [changed]  # not ours any more: reported, never overwritten
+    assert etcd_probe.values(f"{prefix}/echo/")[gone] == want[gone]  # put back
+    await registry.close()
+
+
 async def test_foreign_keys_are_left_alone_and_reported(client: EtcdClient,
                                                         etcd_probe: EtcdProbe,
                                                         prefix: str) -> None:
