@@ -39,6 +39,7 @@ STOP_GRACE = 10.0  # seconds the controller gets to stop writing on SIGTERM
 # kopf starts once the first sync is done, or after this many seconds: KitexService
 # and policy changes made during a long initial sync are not held back longer.
 KOPF_START_WAIT = 2.0
+FREEZE_WAIT = 30.0  # seconds for the first writes before the heap is frozen anyway
 KOPF_SIGNAL_TURNS = 5  # loop turns kopf takes to install its signal handlers (it takes 2)
 
 
@@ -317,8 +318,26 @@ class OperatorRun:
             await self.elector.leading.wait()
         metrics.leader.set(1)
         await self.controller.start()
-        freeze_heap()
+        freeze_heap()  # the lists' state: every pod's view and desired entry
+        await self._first_writes()
+        freeze_heap()  # what the first writes keep of etcd
         self.controller.collector.start()
+
+    async def _first_writes(self) -> None:
+        """Until every service's first sync was tried, or ``FREEZE_WAIT`` has passed.
+
+        Those syncs make what the operator keeps of etcd (a record a key, each
+        worker's state). Frozen only with the lists' state, before them, they
+        went through the young generations right after the start (at 100,000
+        pods, a collection of 100 ms on the way) to stay in the old one, walked
+        by each of its collections. Frozen only after them, the collector
+        would have been off during the writes, and their garbage in memory.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FREEZE_WAIT
+        # Readiness is computed over every worker, no one event says it: polled.
+        while not self.controller.ready and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
 
     async def until_stopped(self) -> None:
         """Until a signal, kopf's end or the elector's; their errors are raised here."""
