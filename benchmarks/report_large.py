@@ -66,6 +66,7 @@ ROUND8 = DOCS / "benchmarks-large-round8.json"  # the eighth round's
 ROUND9 = DOCS / "benchmarks-large-round9.json"  # the ninth round's
 ROUND10 = DOCS / "benchmarks-large-round10.json"  # the tenth round's
 ROUND11 = DOCS / "benchmarks-large-round11.json"  # the eleventh round's
+ROUND12_FIRST = DOCS / "benchmarks-large-round12-first.json"  # the twelfth's first run
 
 
 def _verdict(met: bool) -> str:
@@ -415,9 +416,9 @@ def _rounds(large: dict[str, Any], reduced: dict[str, Any] | None) -> list[str]:
                                    load(ROUND5))
     sixth, seventh_first, seventh = load(ROUND6), load(ROUND7_FIRST), load(ROUND7)
     eighth, ninth, tenth = load(ROUND8), load(ROUND9), load(ROUND10)
-    eleventh = load(ROUND11)
-    if eleventh is not None and eleventh.get("started") == large.get("started"):
-        eleventh = None  # the eleventh round's run is this run
+    eleventh, twelfth_first = load(ROUND11), load(ROUND12_FIRST)
+    if twelfth_first is not None and twelfth_first.get("started") == large.get("started"):
+        twelfth_first = None  # the twelfth round's first run is this run
     return ["| round | 10,000 pods: sync, ratio to the Go list, peak RSS | 100,000 pods: the "
             "same | RSS slope a pod | /readyz at 100 pods (s) | RSS at 100 pods "
             "| operator's share p99 of churn |",
@@ -452,7 +453,12 @@ def _rounds(large: dict[str, Any], reduced: dict[str, Any] | None) -> list[str]:
                           tenth, _startup(tenth, None))] if tenth else []),
             *([_round_row("eleventh (garbage collections at quiet moments)",
                           eleventh, _startup(eleventh, None))] if eleventh else []),
-            _round_row("twelfth, this run (TODO)", large, _startup(large, None))]
+            *([_round_row("twelfth, a first run (churn on a core of their own from 25/s, "
+                          "a resync every 30 min)", twelfth_first,
+                          _startup(twelfth_first, None))] if twelfth_first else []),
+            _round_row("twelfth, a second run, this run (the first writes frozen with the "
+                       "heap, a read keeping the records of unchanged keys)", large,
+                       _startup(large, None))]
 
 
 def _reading(large: dict[str, Any], reduced: dict[str, Any] | None) -> list[str]:
@@ -640,7 +646,8 @@ def section(large: dict[str, Any]) -> list[str]:
     lines += ["", "### Round by round", "",
               "The same targets over the twelve rounds of work on them (the first round's "
               "run, the second round's reduced run, the runs of the third to sixth rounds, "
-              "the seventh round's two runs, the eighth to eleventh rounds', this run):", "",
+              "the seventh round's two runs, the eighth to eleventh rounds', the twelfth round's "
+              "first run, this run):", "",
               *_rounds(large, reduced)]
     lines += ["", "### Reading the figures", "", *_reading(large, reduced)]
     if large["leases"]:
