@@ -525,7 +525,7 @@ TWELFTH_ROUND_CHANGES = [
     "unchanged or not: 100,000 new objects a period at 100,000 pods. A collection of the "
     "middle generation walked 50,000 objects, 9,800 of them records, 15 to 16 ms. Now "
     "the heap is frozen a second time once every service's first sync was tried "
-    "(`runner._first_writes`, 30 s at most), and a read keeps the record of a key etcd "
+    "(`runner.OperatorRun._lead`, 30 s at most), and a read keeps the record of a key etcd "
     "holds as before, and the mapping itself (`registry._read`). Traced after, two runs: "
     "the collections in the churn walked 14,000 to 17,000 objects, about 15 for each "
     "worker asleep (its coroutines, future, dirty set and last sync result), 4 to 7 ms "

@@ -287,11 +287,7 @@ class OperatorRun:
         discovery and four initial lists shared the one event loop with the
         first sync, a good part of the start-up to /readyz.
         """
-        deadline = asyncio.get_running_loop().time() + KOPF_START_WAIT
-        # Readiness is computed over every worker, no one event says it: polled.
-        while not self.ready() and not self.kopf_stop.is_set() \
-                and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+        await self._until_ready(KOPF_START_WAIT)
         if self.kopf_stop.is_set():
             return
         import_kopf()
@@ -319,24 +315,24 @@ class OperatorRun:
         metrics.leader.set(1)
         await self.controller.start()
         freeze_heap()  # the lists' state: every pod's view and desired entry
-        await self._first_writes()
-        freeze_heap()  # what the first writes keep of etcd
+        # Then what every service's first sync keeps of etcd (a record a key, each
+        # worker's state). Frozen only with the lists' state, before those syncs, it
+        # went through the young generations right after the start (at 100,000 pods,
+        # a collection of 100 ms on the way) to stay in the old one, walked by each of
+        # its collections. Frozen only after them, the collector would have been off
+        # during the writes, and their garbage in memory.
+        await self._until_ready(FREEZE_WAIT)
+        freeze_heap()
         self.controller.collector.start()
 
-    async def _first_writes(self) -> None:
-        """Until every service's first sync was tried, or ``FREEZE_WAIT`` has passed.
-
-        Those syncs make what the operator keeps of etcd (a record a key, each
-        worker's state). Frozen only with the lists' state, before them, they
-        went through the young generations right after the start (at 100,000
-        pods, a collection of 100 ms on the way) to stay in the old one, walked
-        by each of its collections. Frozen only after them, the collector
-        would have been off during the writes, and their garbage in memory.
-        """
+    async def _until_ready(self, seconds: float) -> None:
+        """Until every service's first sync was tried (``/readyz``), a stop, or
+        ``seconds``. Readiness is computed over every worker, no one event says it:
+        polled."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + FREEZE_WAIT
-        # Readiness is computed over every worker, no one event says it: polled.
-        while not self.controller.ready and loop.time() < deadline:  # noqa: ASYNC110
+        deadline = loop.time() + seconds
+        while not self.ready() and not self.kopf_stop.is_set() \
+                and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
     async def until_stopped(self) -> None:
