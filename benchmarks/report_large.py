@@ -188,7 +188,10 @@ def _churn(large: dict[str, Any], top: int) -> list[str]:
              "adds (a write of the same service already in flight when the change came "
              "still counts in full). Garbage collections are the operator's cyclic "
              "collections in the window, from `kitex_etcd_operator_gc_pause_seconds`: how "
-             "many held the loop over 5 ms, and the bucket bound of the longest."]
+             "many held the loop over 5 ms, and the bucket bound of the longest. A window "
+             "lasts 20 s, or as long as 2,000 changes take if longer (80 s at 25/s, from "
+             "the thirteenth round; 20 s before), so that its p99 is at least its 20th "
+             "slowest change."]
     for runs_key, cpu_key, where in CHURN_SETUPS:
         if large.get(runs_key):
             lines += ["", f"{where[0].upper()}{where[1:]}:", "",
