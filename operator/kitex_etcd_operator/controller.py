@@ -555,8 +555,11 @@ class BindingWorker:
             gathered = time.monotonic()
             await self.controller.view_current()
             viewed = time.monotonic()
-            keys = None if self.full else self.dirty
-            self.dirty, self.full = set(), False
+            # The set is kept and emptied: a new one each cycle lived through the sleep
+            # after it, one more object a worker for every young collection to walk.
+            keys = None if self.full else set(self.dirty)
+            self.dirty.clear()
+            self.full = False
             changed, self._changed_since = self._changed_since, None
             state = self.controller.state
             if not state.claimed(self.binding) and not state.instance_count(self.binding):
@@ -691,7 +694,9 @@ class BindingWorker:
             await self.controller.connections.refresh(config.access)
             self.refusal = self._nesting_refusal(registry)
         self.config, self.owner = config, owner
-        self.namespaces = self.controller.state.namespaces_of(self.binding, owner)
+        namespaces = self.controller.state.namespaces_of(self.binding, owner)
+        if namespaces != self.namespaces:  # the same kept: see _succeeded
+            self.namespaces = namespaces
         settings = self.controller.settings
         if self.refusal is not None:
             if registry.recorded(self.binding):
@@ -737,7 +742,11 @@ class BindingWorker:
         metrics.writes.labels("put").inc(result.puts)
         metrics.writes.labels("delete").inc(result.deletes)
         self.retry = self.retry.succeeded()
-        self.last = result
+        if result != self.last:
+            # An equal result (a periodic check that found etcd as it left it, the
+            # common cycle) keeps the one held: a new one each cycle outlived the
+            # collector's young generations, two objects a worker every observeDelay.
+            self.last = result
         # Under upsert-only every delete is withheld by design; only the cap is news.
         self.capped_deletes = (result.withheld_deletes
                                if self.controller.settings.policy is Policy.SYNC else 0)
