@@ -33,6 +33,7 @@ from .rounds import (
     STARTUP_AB,
     TENTH_ROUND_CHANGES,
     THIRD_ROUND_CHANGES,
+    THIRTEENTH_ROUND_CHANGES,
     TWELFTH_ROUND_CHANGES,
 )
 
@@ -67,6 +68,7 @@ ROUND9 = DOCS / "benchmarks-large-round9.json"  # the ninth round's
 ROUND10 = DOCS / "benchmarks-large-round10.json"  # the tenth round's
 ROUND11 = DOCS / "benchmarks-large-round11.json"  # the eleventh round's
 ROUND12_FIRST = DOCS / "benchmarks-large-round12-first.json"  # the twelfth's first run
+ROUND12 = DOCS / "benchmarks-large-round12.json"  # the twelfth's second run
 
 
 def _verdict(met: bool) -> str:
@@ -419,9 +421,9 @@ def _rounds(large: dict[str, Any], reduced: dict[str, Any] | None) -> list[str]:
                                    load(ROUND5))
     sixth, seventh_first, seventh = load(ROUND6), load(ROUND7_FIRST), load(ROUND7)
     eighth, ninth, tenth = load(ROUND8), load(ROUND9), load(ROUND10)
-    eleventh, twelfth_first = load(ROUND11), load(ROUND12_FIRST)
-    if twelfth_first is not None and twelfth_first.get("started") == large.get("started"):
-        twelfth_first = None  # the twelfth round's first run is this run
+    eleventh, twelfth_first, twelfth = load(ROUND11), load(ROUND12_FIRST), load(ROUND12)
+    if twelfth is not None and twelfth.get("started") == large.get("started"):
+        twelfth = None  # the twelfth round's second run is this run
     return ["| round | 10,000 pods: sync, ratio to the Go list, peak RSS | 100,000 pods: the "
             "same | RSS slope a pod | /readyz at 100 pods (s) | RSS at 100 pods "
             "| operator's share p99 of churn |",
@@ -459,9 +461,11 @@ def _rounds(large: dict[str, Any], reduced: dict[str, Any] | None) -> list[str]:
             *([_round_row("twelfth, a first run (churn on a core of their own from 25/s, "
                           "a resync every 30 min)", twelfth_first,
                           _startup(twelfth_first, None))] if twelfth_first else []),
-            _round_row("twelfth, a second run, this run (the first writes frozen with the "
-                       "heap, a read keeping the records of unchanged keys)", large,
-                       _startup(large, None))]
+            *([_round_row("twelfth, a second run (the first writes frozen with the heap, a "
+                          "read keeping the records of unchanged keys)", twelfth,
+                          _startup(twelfth, None))] if twelfth else []),
+            _round_row("thirteenth, this run (the same code; churn windows of 2,000 "
+                       "changes at least)", large, _startup(large, None))]
 
 
 def _reading(large: dict[str, Any], reduced: dict[str, Any] | None) -> list[str]:
@@ -647,10 +651,10 @@ def section(large: dict[str, Any]) -> list[str]:
               "before) 3.0 to 3.9 s for its 210 MB, and 4.6 s read and decoded as it "
               "streams, which the operator now does."]
     lines += ["", "### Round by round", "",
-              "The same targets over the twelve rounds of work on them (the first round's "
+              "The same targets over the thirteen rounds of work on them (the first round's "
               "run, the second round's reduced run, the runs of the third to sixth rounds, "
-              "the seventh round's two runs, the eighth to eleventh rounds', the twelfth round's "
-              "first run, this run):", "",
+              "the seventh round's two runs, the eighth to eleventh rounds', the twelfth "
+              "round's two runs, this run):", "",
               *_rounds(large, reduced)]
     lines += ["", "### Reading the figures", "", *_reading(large, reduced)]
     if large["leases"]:
@@ -671,7 +675,8 @@ def section(large: dict[str, Any]) -> list[str]:
                     for name, seconds, rss in large["imports"]]]
     lines += ["", "### Scale-out, on paper", "", *_fleet(large)]
     lines += ["", "### What changed, round by round", "",
-              "**Twelfth round** (this run):", "", *TWELFTH_ROUND_CHANGES, "",
+              "**Thirteenth round** (this run):", "", *THIRTEENTH_ROUND_CHANGES, "",
+              "**Twelfth round:**", "", *TWELFTH_ROUND_CHANGES, "",
               "**Eleventh round:**", "", *ELEVENTH_ROUND_CHANGES, "",
               "**Tenth round:**", "", *TENTH_ROUND_CHANGES, "",
               "**Ninth round:**", "", *NINTH_ROUND_CHANGES, "",
