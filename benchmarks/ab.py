@@ -5,10 +5,10 @@ One window of churn is a noisy sample here (the rounds of docs/benchmarks.md
 differ by the cluster and the moment more than by the code), so each variant
 runs in turn, ``--rounds`` times, on the same pods: each a fresh etcd and a
 fresh operator with its environment, its initial sync, then churn at each rate
-with the operator and its etcd on a core of their own. Two checkouts compare as
-two variants ``PYTHONPATH=<checkout>/operator`` (compile both first: a start that
-compiles the modules is slower). Each variant's sync time and peak RSS are
-printed too.
+with the operator and its etcd on a core of their own (or as ``--placement``
+says). Two checkouts compare as two variants ``PYTHONPATH=<checkout>/operator``
+(compile both first: a start that compiles the modules is slower). Each
+variant's sync time and peak RSS are printed too.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from kitex_devcluster.processes import wait_until
 
 from . import kubepods
 from .churn_rates import churn
-from .harness import Operator, settle
+from .harness import PLACEMENTS, Operator, settle
 from .large import NAMESPACE, NODES, grow, keys_in_etcd
 from .report import Results
 
@@ -46,9 +46,16 @@ def main() -> None:
     parser.add_argument("--rates", default="50,100,50", help="churn rates; '' for none")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--placements", default="own core",
+                        help="where the processes run during churn, each in turn at each "
+                        f"rate (harness.placed): some of {', '.join(PLACEMENTS)}")
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",") if r]
-    shares: dict[int, list[float]] = {i: [] for i in range(len(args.variants))}
+    placements = args.placements.split(",")
+    if not set(placements) <= set(PLACEMENTS):
+        parser.error(f"--placements: some of {', '.join(PLACEMENTS)}")
+    runs = [(i, where) for i in range(len(args.variants)) for where in placements]
+    shares: dict[tuple[int, str], list[float]] = {run: [] for run in runs}
     syncs: dict[int, list[tuple[float, float]]] = {i: [] for i in range(len(args.variants))}
     with tempfile.TemporaryDirectory(prefix="kitex-bench-ab-") as tmp:
         workdir = Path(tmp)
@@ -72,21 +79,22 @@ def main() -> None:
                         print(f"  synced {keys} keys in {synced:.1f} s, peak RSS "
                               f"{operator.peak_rss / 2**20:.0f} MiB", flush=True)
                         syncs[i].append((synced, operator.peak_rss / 2**20))
-                        results = Results()
                         for rate in rates:
-                            churn(kube, etcd, NAMESPACE, rate, args.seconds, results,
-                                  operator, workdir, selector="app=bench-large",
-                                  every_service=True, isolate=True)
-                            shares[i].append(results.churn[rate]["own_p99_ms"])
+                            for where in placements:
+                                results = Results()
+                                churn(kube, etcd, NAMESPACE, rate, args.seconds, results,
+                                      operator, workdir, selector="app=bench-large",
+                                      every_service=True, placement=where)
+                                shares[i, where].append(results.churn[rate]["own_p99_ms"])
                     finally:
                         operator.stop()
                         etcd.stop()
         finally:
             kube.stop()
-    for i, env in enumerate(args.variants):
-        median = statistics.median(shares[i]) if shares[i] else float("nan")
-        print(f"variant {i} {env}: the share's p99 by window {shares[i]} ms, median "
-              f"{median:g}; sync s and peak RSS MiB {syncs[i]}", flush=True)
+    for (i, where), p99s in shares.items():
+        median = statistics.median(p99s) if p99s else float("nan")
+        print(f"variant {i} {args.variants[i]} ({where}): the share's p99 by window {p99s} "
+              f"ms, median {median:g}; sync s and peak RSS MiB {syncs[i]}", flush=True)
 
 
 if __name__ == "__main__":

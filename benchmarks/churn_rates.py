@@ -3,7 +3,6 @@ operator's own share of it."""
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from .harness import (
     bucket_quantile,
     cpu_seconds,
     histograms,
-    isolated,
+    placed,
     processes,
 )
 from .report import Results
@@ -36,12 +35,13 @@ PHASES = ("queued", "gathered", "view", "written", "etcd")  # of ..._change_phas
 def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, seconds: float,
           results: Results, operator: Operator, workdir: Path, profile: bool = False, *,
           selector: str = "app=bench", every_service: bool = False,
-          isolate: bool = False) -> None:
+          placement: str = "shared") -> None:
     """Pods turn ready, not ready, or are deleted at ``rate`` events per second.
 
     With ``profile`` it is a profiling run: only the py-spy profile is kept.
-    With ``isolate`` the operator and its etcd run on a core of their own
-    (``harness.isolated``) while the changes are made.
+    ``placement`` puts the processes on the cores while the changes are made
+    (``harness.placed``): as they were started, the operator and its etcd on a
+    core of their own, or each weighted by the CPU it would request as a pod.
 
     Latency: from the request for the change (the patch or delete) going out
     to etcd's watch event for the key, both on this machine's clock. The change
@@ -97,7 +97,7 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
     def finished() -> None:
         window["cpu_after"] = cpu_seconds(procs)
 
-    with isolated(procs) if isolate else contextlib.nullcontext(False):
+    with placed(procs, placement):
         run = generator.run(kube.kubeconfig, namespace, rate, int(rate * seconds),
                             f"{PREFIX}/{SERVICE}/", 8888, started, finished, selector=selector,
                             registry_prefix=PREFIX if every_service else "")
@@ -145,7 +145,8 @@ def churn(kube: KubeCluster, etcd: EtcdCluster, namespace: str, rate: int, secon
                            "pod_watch_errors": watch_errors,
                            "gc": collections}
     results.cpu[rate] = cpu
-    where = " (the operator on a core of its own)" if isolate else ""
+    where = {"own core": " (the operator on a core of its own)",
+             "weighted": " (each process weighted by its CPU request)"}.get(placement, "")
     late = "".join(f", {t}" for t in window_troubles(unseen, relists, watch_errors,
                                                                   resyncs))
     print(f"  churn {rate}/s{where} (achieved {achieved:.0f}/s, {run.errors} refused{late}): "

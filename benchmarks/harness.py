@@ -248,6 +248,79 @@ def isolated(procs: dict[str, psutil.Process]) -> Iterator[bool]:
             _pin(proc, set(cpus))
 
 
+CPU_CGROUP = Path("/sys/fs/cgroup/cpu")  # cgroup v1's cpu controller, as on this machine
+# The CPU each role would request as a pod of a node with this machine's cores, in
+# millicores: kubeadm's requests for the control plane's static pods, and the
+# operator's as docs/install.md advises at 100,000 pods. kwok (standing for the
+# nodes' kubelets) and this process with the load generator it starts (standing for
+# the users) share what the node has left: every core requested, none spare.
+REQUESTS = {"kube-apiserver": 250, "kube-controller-manager": 200, "kube-scheduler": 100,
+            "etcd of kube-apiserver": 100, "operator": 250, "registry etcd": 100}
+
+
+def _cgroup_move(group: Path, pid: int) -> None:
+    """Every thread of ``pid`` into ``group`` (cgroup v1 moves a thread group through
+    cgroup.procs; threads made later, and children, start where their creator is)."""
+    with contextlib.suppress(OSError):
+        (group / "cgroup.procs").write_text(f"{pid}\n")
+
+
+@contextlib.contextmanager
+def weighted(procs: dict[str, psutil.Process]) -> Iterator[bool]:
+    """Every process on the shared cores in a CPU cgroup of its own, weighted by the
+    CPU it would request as a pod, as the kubelet weights a node's pods
+    (cpu.shares = millicores * 1024 / 1000). Started as they are, each process leads
+    a session of its own, and the kernel's autogroups weigh the sessions alike: the
+    API server, which uses most, weighs what the operator does. Weighted, it is the
+    question whether a node's weights would spare the operator the waits for a CPU
+    (by hand, at 10,000 pods: they did not). Yields False (nothing moved) where the
+    cpu controller cannot be written."""
+    base = CPU_CGROUP / f"kitex-bench-{os.getpid()}"
+    try:
+        base.mkdir()
+    except OSError:
+        yield False
+        return
+    cores = len(os.sched_getaffinity(0))
+    requests = {name: REQUESTS.get(name, 0) for name in procs}
+    others = [name for name, millis in requests.items() if not millis]
+    left = max(cores * 1000 - sum(requests.values()), 2 * len(others))
+    groups: list[Path] = []
+    try:
+        for index, (name, proc) in enumerate(procs.items()):
+            millis = requests[name] or left // len(others)
+            group = base / f"role-{index}"
+            group.mkdir()
+            groups.append(group)
+            (group / "cpu.shares").write_text(f"{max(2, millis * 1024 // 1000)}\n")
+            _cgroup_move(group, proc.pid)
+        yield True
+    finally:
+        for proc in procs.values():
+            _cgroup_move(CPU_CGROUP, proc.pid)
+        for group in groups:
+            with contextlib.suppress(OSError):
+                for pid in (group / "cgroup.procs").read_text().split():
+                    _cgroup_move(CPU_CGROUP, int(pid))  # the load generator's, if alive
+                group.rmdir()
+        with contextlib.suppress(OSError):
+            base.rmdir()
+
+
+PLACEMENTS = ("shared", "own core", "weighted")
+
+
+def placed(procs: dict[str, psutil.Process],
+           placement: str) -> contextlib.AbstractContextManager[bool]:
+    """The processes as ``placement`` puts them on this machine's cores: beside one
+    another as they were started ("shared"), ``isolated`` ("own core") or ``weighted``."""
+    if placement == "own core":
+        return isolated(procs)
+    if placement == "weighted":
+        return weighted(procs)
+    return contextlib.nullcontext(False)
+
+
 def histograms(operator: Operator | str,
                wanted: dict[str, tuple[str, str]]) -> dict[str, dict[float, float]]:
     """Cumulative bucket counts (le -> count) of the operator's histograms (or those of

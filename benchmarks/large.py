@@ -234,12 +234,12 @@ def run(out: Path, sizes: tuple[int, ...] = (100, 10_000, 100_000),
                         large["churn"], large["cpu"] = churned.churn, churned.cpu
                         large["churn_isolated"] = alone.churn
                         large["cpu_isolated"] = alone.cpu
-                        for into, isolate, at in ((churned, False, rates),
-                                                  (alone, True, isolated_rates)):
+                        for into, where, at in ((churned, "shared", rates),
+                                                (alone, "own core", isolated_rates)):
                             for rate in at:
                                 churn(kube, etcd, NAMESPACE, rate, window_seconds(rate),
                                       into, operator, workdir, selector="app=bench-large",
-                                      every_service=True, isolate=isolate)
+                                      every_service=True, placement=where)
                                 save()
                         sized["rss_after_churn_mib"] = operator.rss() / 2**20
                 finally:
