@@ -9,7 +9,9 @@ the old leader's leases through the ownership records and keeps them alive.
 Expiry is judged by the standby's own clock, from when it last saw the Lease
 change, as client-go does, so clock skew between nodes does not matter.
 A leader that cannot renew before ``renew_deadline`` steps down by exiting:
-the Deployment restarts it as a standby. A leader that stops on purpose (a
+the Deployment restarts it as a standby. That deadline bounds each attempt
+too (a hung call to the API server is cut off there), and an unexpected error
+while leading steps down the same way. A leader that stops on purpose (a
 rollout, a drain) releases the Lease once it has stopped writing, so the
 standby takes over within ``retry_period`` instead of ``lease_duration``.
 """
@@ -52,28 +54,51 @@ class LeaderElector:
         self._observed: tuple[str, float] | None = None  # (resourceVersion, local time seen)
 
     async def run(self) -> None:
-        """Try until leading, then renew until it fails; raises ``LostLeadership``."""
+        """Try until leading, then renew until it fails; raises ``LostLeadership``.
+
+        While leading, no attempt may outlast the renew deadline: a call to a
+        black-holed API server would otherwise keep this replica writing for two
+        ``CALL_TIMEOUT``s, long after the standby took over. A renewal counts from
+        when it was sent, not answered: the standby's clock starts when it sees the
+        write, never before it was sent.
+        """
+        cfg = self.config
         last_renew = 0.0
         while True:
+            started = time.monotonic()
+            left = cfg.renew_deadline - (started - last_renew)
+            bound = asyncio.timeout(left if self.leading.is_set() else None)
             try:
-                held = await self._try_acquire_or_renew()
+                async with bound:
+                    held = await self._try_acquire_or_renew()
             except API_ERRORS as exc:
                 # The API server unreachable (restarting, the network cut) is not renewing,
                 # no more: past renew_deadline the leader steps down below. It used to end
                 # this task, and with it the process, at the first refused connection.
-                log.warning("Leader election: %s", describe_error(exc))
+                # Our own deadline's TimeoutError is an OSError: it lands here too.
+                log.warning("Leader election: %s", "no answer within the renew deadline"
+                            if bound.expired() else describe_error(exc))
                 held = False
+            except Exception as exc:
+                if not self.leading.is_set():
+                    raise  # a standby writes nothing: the supervisor counts it and restarts
+                # A bug while leading: restarted by the supervisor after its backoff, the
+                # election would leave ``leading`` set with nobody renewing the Lease.
+                self.leading.clear()
+                raise LostLeadership(f"renewing the Lease failed: "
+                                     f"{type(exc).__name__}: {exc}") from exc
             now = time.monotonic()
             if held:
-                last_renew = now
+                last_renew = started
                 if not self.leading.is_set():
-                    log.info("Became the leader (%s)", self.config.identity)
+                    log.info("Became the leader (%s)", cfg.identity)
                     self.leading.set()
-            elif self.leading.is_set() and now - last_renew > self.config.renew_deadline:
+            elif self.leading.is_set() and (bound.expired()
+                                            or now - last_renew > cfg.renew_deadline):
                 self.leading.clear()
                 raise LostLeadership(f"could not renew the Lease for "
-                                     f"{self.config.renew_deadline:g}s")
-            await asyncio.sleep(self.config.retry_period)
+                                     f"{cfg.renew_deadline:g}s")
+            await asyncio.sleep(cfg.retry_period)
 
     def _path(self, name: str = "") -> str:
         path = f"/apis/coordination.k8s.io/v1/namespaces/{self.config.namespace}/leases"

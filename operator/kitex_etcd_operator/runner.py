@@ -144,7 +144,8 @@ def run(**kw: Any) -> None:
     except NoKubeConfig as exc:
         raise click.ClickException(str(exc)) from None
     except LostLeadership as exc:
-        log.error("Stepping down: %s", exc)
+        # A bug while leading steps down too (leader.py): its traceback must be seen.
+        log.error("Stepping down: %s", exc, exc_info=exc.__cause__)
         sys.exit(1)
 
 

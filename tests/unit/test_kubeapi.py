@@ -29,8 +29,9 @@ from kitex_etcd_operator.kubeapi import (
     SecretNotFound,
     SecretUnusable,
 )
-from kitex_etcd_operator.leader import ElectionConfig, LeaderElector
+from kitex_etcd_operator.leader import ElectionConfig, LeaderElector, LostLeadership
 from kitex_etcd_operator.listwatch import PODS, Gone, ListWatch
+from kitex_etcd_operator.supervisor import Supervisor
 from tests.support.helpers import async_wait_for
 
 
@@ -58,6 +59,9 @@ class FakeApi:
         self.pages = [[pod(1), pod(2)], [pod(3)]]
         self.accepts: list[str] = []  # the Accept header of each list page asked for
         self.broken_protobuf = False  # answer pod pages asked for as protobuf with garbage
+        self.leases_answered = asyncio.Event()  # cleared: Lease calls hang (a black hole)
+        self.leases_answered.set()
+        self.lease_garbage = False  # answer a Lease GET with a body that is no object
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.auth])
@@ -103,6 +107,9 @@ class FakeApi:
         if "/kitexservices" in path and request.method == "GET":
             return web.json_response({"message": "the server could not find it"}, status=404)
         if path.startswith("/apis/coordination.k8s.io/"):
+            await self.leases_answered.wait()
+            if self.lease_garbage and request.method == "GET":
+                return web.json_response(["not", "a", "Lease"])
             return self.leases(request.method, body)
         return web.json_response(body or {})
 
@@ -161,6 +168,7 @@ async def api(pki: dict[str, Any]) -> AsyncIterator[tuple[FakeApi, str]]:
     try:
         yield fake, f"https://127.0.0.1:{port}"
     finally:
+        fake.leases_answered.set()  # a hung handler would hold up the cleanup
         await runner.cleanup()
 
 
@@ -374,6 +382,56 @@ async def test_leader_election_takes_renews_and_releases_the_lease(
         assert fake.lease["spec"]["leaseDurationSeconds"] == 1
     finally:
         task.cancel()
+        await kube.close()
+
+
+async def test_a_leader_whose_renewal_hangs_steps_down_at_its_renew_deadline(
+        api: tuple[FakeApi, str], pki: dict[str, Any], tmp_path: Path) -> None:
+    """Before, the deadline was checked only once a call returned: a black-holed API
+    server kept ``leading`` set for a call timeout (60 s) per call, while the standby
+    took over after ``lease_duration``: two writers."""
+    fake, server = api
+    kube = KubeApi.from_environment(str(client_kubeconfig(tmp_path, server, pki)))
+    config = ElectionConfig(namespace="ns", identity="me", lease_duration=1.5,
+                            renew_deadline=0.5, retry_period=0.05)
+    elector = LeaderElector(kube, config)
+    task = asyncio.create_task(elector.run())
+    try:
+        await asyncio.wait_for(elector.leading.wait(), 10)
+        fake.leases_answered.clear()
+        loop = asyncio.get_running_loop()
+        blackholed = loop.time()
+        with pytest.raises(LostLeadership):
+            await asyncio.wait_for(task, 10)
+        assert not elector.leading.is_set()
+        # Down before the standby could take over (its clock starts at the last write).
+        assert loop.time() - blackholed < config.lease_duration
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await kube.close()
+
+
+async def test_a_bug_in_the_election_while_leading_steps_down(
+        api: tuple[FakeApi, str], pki: dict[str, Any], tmp_path: Path) -> None:
+    """Before, an error other than an API error went to the supervisor, which started
+    the election again after its backoff, ``leading`` still set and nobody renewing."""
+    fake, server = api
+    kube = KubeApi.from_environment(str(client_kubeconfig(tmp_path, server, pki)))
+    elector = LeaderElector(kube, ElectionConfig(namespace="ns", identity="me",
+                                                 retry_period=0.05))
+    supervisor = Supervisor(backoff_initial=0.01, backoff_max=0.02)
+    task = supervisor.spawn("leader-election", "me", elector.run, fatal=(LostLeadership,))
+    try:
+        await asyncio.wait_for(elector.leading.wait(), 10)
+        fake.lease_garbage = True
+        with pytest.raises(LostLeadership) as lost:
+            await asyncio.wait_for(task, 10)
+        assert isinstance(lost.value.__cause__, AttributeError)
+        assert not elector.leading.is_set()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
         await kube.close()
 
 
