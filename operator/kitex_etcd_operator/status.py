@@ -366,7 +366,9 @@ class StatusReporter:
                     continue
                 try:
                     await self.kube.patch_status(key[0], key[1], pending)
-                    obj.written, obj.pending = comparable, None
+                    obj.written = comparable
+                    if obj.pending is pending:  # a newer status that came meanwhile goes next
+                        obj.pending = None
                 except Exception as exc:  # any error: the next object, and this one next round
                     metrics.status_errors.labels("status").inc()
                     log.warning("Could not write status of %s/%s: %s", *key, exc)

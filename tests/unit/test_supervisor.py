@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 
 from kitex_etcd_operator.desired import Defaults, DesiredState
+from kitex_etcd_operator.kube.spec import SpecError
 from kitex_etcd_operator.kubeapi import KubeApi, ObjectRef
 from kitex_etcd_operator.kubeauth import Credentials
 from kitex_etcd_operator.status import StatusReporter
@@ -200,6 +202,47 @@ async def test_the_status_writer_survives_an_unreachable_api_server() -> None:
     finally:
         await reporter.stop()
         await kube.close()
+
+
+class GatedKube:
+    """Status patches recorded; the first one held until ``gate`` is set."""
+
+    def __init__(self) -> None:
+        self.patches: list[dict[str, Any]] = []
+        self.gate = asyncio.Event()
+
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.patches.append(status)
+        if len(self.patches) == 1:
+            await self.gate.wait()
+
+    async def post_event(self, *_: Any, **__: Any) -> None:
+        pass
+
+
+async def test_a_status_that_arrives_mid_patch_is_written_after_it() -> None:
+    """Before, the writer cleared ``pending`` after its patch without looking: a newer
+    status (generation 2's invalid spec) set during the patch was never written."""
+    kube = GatedKube()
+    reporter = StatusReporter(kube, DesiredState(Defaults()))  # type: ignore[arg-type]
+    body: dict[str, Any] = {"apiVersion": "kitex.cloudwego.io/v1alpha1", "metadata": {
+        "namespace": "ns", "name": "svc", "uid": "u1", "generation": 1}}
+    reporter.spec_invalid(("ns", "svc"), body, SpecError("spec.a", "first problem"))
+    reporter.start()
+    try:
+        await async_wait_for(lambda: _true(len(kube.patches) == 1), timeout=10,
+                             what="the first patch in flight", interval=0.01)
+        body["metadata"]["generation"] = 2
+        reporter.spec_invalid(("ns", "svc"), body, SpecError("spec.b", "second problem"))
+        kube.gate.set()
+        await async_wait_for(lambda: _true(len(kube.patches) == 2), timeout=10,
+                             what="the newer status written", interval=0.01)
+        assert kube.patches[1]["observedGeneration"] == 2
+        assert "spec.b" in kube.patches[1]["lastError"]
+        await async_wait_for(lambda: _true(reporter.objects[("ns", "svc")].pending is None),
+                             timeout=10, what="nothing left to write", interval=0.01)
+    finally:
+        await reporter.stop()
 
 
 async def test_leader_election_survives_an_unreachable_api_server(
