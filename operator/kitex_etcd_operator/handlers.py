@@ -52,22 +52,29 @@ def make_registry(controller: Controller,
         if on_startup is not None:
             on_startup()
 
-    # KitexServices, and the admin's objects and namespace labels, which decide what
-    # tenants may register (the controller lists them completely before it admits
-    # anything). Each event goes to one controller method; nothing is written back.
-    watched: list[tuple[str, str, str, str, EventSink]] = [
-        (GROUP, VERSION, PLURAL, "kitexservice-event", controller.on_kitexservice),
-        (GROUP, VERSION, POLICY_PLURAL, "policy-event", controller.on_policy),
-        (GROUP, VERSION, REGISTRY_PLURAL, "registry-event", controller.on_registry),
-        ("", "v1", "namespaces", "namespace-event", controller.on_namespace),
-    ]
-    for group, version, plural, kind, sink in watched:
+    for group, version, plural, kind, sink in event_sinks(controller):
         kopf.on.event(group, version, plural, id=kind, registry=registry)(_forward(kind, sink))
 
     return registry
 
 
 EventSink = Callable[[str | None, Mapping[str, Any]], None]
+
+
+def event_sinks(controller: Controller) -> list[tuple[str, str, str, str, EventSink]]:
+    """(group, version, plural, kind, sink) of each resource kopf watches.
+
+    KitexServices, and the admin's objects and namespace labels, which decide what
+    tenants may register (the controller lists them completely before it admits
+    anything). Each event goes to one controller method; nothing is written back.
+    The kind names the handler and its crashes' label: one of ``supervisor.KINDS``.
+    """
+    return [
+        (GROUP, VERSION, PLURAL, "kitexservice-event", controller.on_kitexservice),
+        (GROUP, VERSION, POLICY_PLURAL, "policy-event", controller.on_policy),
+        (GROUP, VERSION, REGISTRY_PLURAL, "registry-event", controller.on_registry),
+        ("", "v1", "namespaces", "namespace-event", controller.on_namespace),
+    ]
 
 
 def _forward(kind: str, sink: EventSink) -> Callable[..., Awaitable[None]]:

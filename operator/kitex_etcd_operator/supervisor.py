@@ -52,7 +52,11 @@ KINDS = frozenset({
     "initial-sync",  # the progress report of the first sync
     "metrics",  # the event loop's lag, measured for its histogram
     "finalizer",  # one per KitexService being finalized
-    "kitexservice-event",  # kopf's handler: not restarted by us, but seen and counted
+    # kopf's handlers (handlers.event_sinks): not restarted by us, but seen and counted
+    "kitexservice-event",
+    "policy-event",
+    "registry-event",
+    "namespace-event",
 })
 """The label values of the crash metric: fixed in code, so its cardinality is bounded."""
 

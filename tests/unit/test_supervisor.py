@@ -12,6 +12,7 @@ import asyncio
 import logging
 import socket
 from typing import Any
+from unittest.mock import Mock
 
 import pytest
 from prometheus_client import REGISTRY
@@ -21,7 +22,13 @@ from kitex_etcd_operator.kube.spec import SpecError
 from kitex_etcd_operator.kubeapi import KubeApi, ObjectRef
 from kitex_etcd_operator.kubeauth import Credentials
 from kitex_etcd_operator.status import StatusReporter
-from kitex_etcd_operator.supervisor import InjectedCrash, Supervisor, _injections, wait_set
+from kitex_etcd_operator.supervisor import (
+    KINDS,
+    InjectedCrash,
+    Supervisor,
+    _injections,
+    wait_set,
+)
 from tests.support.helpers import async_wait_for
 
 FAST = {"backoff_initial": 0.01, "backoff_max": 0.02}
@@ -172,6 +179,32 @@ def test_kinds_are_a_fixed_set() -> None:
     with pytest.raises(ValueError, match="unknown task kind"):
         _injections("nope:1")
     assert _injections("binding:3, status-writer") == {"binding": 3, "status-writer": 1}
+
+
+async def test_every_kopf_handler_kind_is_a_task_kind_and_its_crashes_are_counted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, only ``kitexservice-event`` was in KINDS: a bug in ``on_policy``,
+    ``on_registry`` or ``on_namespace`` made ``crashed()`` itself raise, so kopf only
+    logged it, never counted and never weighing on /healthz. The kinds are read from
+    the handlers' own table."""
+    from kitex_etcd_operator import handlers
+    from kitex_etcd_operator import supervisor as module
+    from kitex_etcd_operator.controller import Controller
+
+    monkeypatch.setattr(module, "_default", Supervisor())
+
+    def bug(kind: str | None, body: Any) -> None:
+        raise KeyError("a bug")
+
+    kinds = [kind for _, _, _, kind, _ in handlers.event_sinks(Mock(spec=Controller))]
+    assert len(kinds) == 4
+    for kind in kinds:
+        assert kind in KINDS
+        before = crashes(kind)
+        await handlers._forward(kind, bug)(
+            event={"type": "ADDED", "object": {"metadata": {"namespace": "ns", "name": "x"}}})
+        assert crashes(kind) == before + 1
+    assert module.default().crash_count == len(kinds)
 
 
 def _unreachable_kube() -> KubeApi:
