@@ -24,7 +24,12 @@ from typing import Any
 from . import metrics, supervisor
 from .alarms import Alarms
 from .collector import QuietCollector
-from .connections import EtcdAccessError, EtcdConnections
+from .connections import (
+    ConnectionsClosed,
+    CredentialsUnavailable,
+    EtcdAccessError,
+    EtcdConnections,
+)
 from .desired import ANNOTATIONS, BindingConfig, Defaults, DesiredState, EtcdAccess, SpecKey
 from .etcd.errors import EtcdAuthError, EtcdError, EtcdTLSError, summary
 from .feeds import Feed, Held
@@ -63,7 +68,8 @@ from .settings import Settings
 from .status import StatusReporter
 
 log = logging.getLogger(__name__)
-RECOVERABLE = (EtcdError, RegistryError, EtcdAccessError, OSError)
+RECOVERABLE = (EtcdError, RegistryError, EtcdAccessError, CredentialsUnavailable,
+               ConnectionsClosed, OSError)
 LIST_RETRY = 5.0
 OBSERVE_SPREAD = 0.25  # how much earlier than observeDelay a healthy binding may check etcd
 
@@ -80,13 +86,17 @@ class Controller:
                 allow_custom_endpoints=settings.allow_custom_endpoints)))
         self.connections = EtcdConnections(settings, kube,
                                            registries=lambda: self.state.registries,
-                                           on_lease_lost=self._lease_lost)
+                                           on_lease_lost=self._lease_lost,
+                                           on_ownership_loaded=self._ownership_loaded)
         self.rules: dict[str, Rule] = {}
         self.invalid_policies: set[str] = set()
         self.registry_defs: dict[str, RegistryDef] = {}
         self.status = StatusReporter(kube, self.state)
         self.finalizers = Finalizers(kube, self.wait_removed)
         self.synced = asyncio.Event()
+        self.stopping = False  # set by stop(): no new worker, no new connection
+        # Etcds whose records were read before the view was complete: their orphans wait.
+        self._unadopted: list[tuple[EtcdAccess, BindingRegistry]] = []
         self.alarms = Alarms()  # the workers' periodic checks
         # Started by the runner once the heap is frozen; workers say when they are busy.
         self.collector = QuietCollector(settings.gc_patience)
@@ -244,6 +254,10 @@ class Controller:
         self.state.dirty[binding]
 
     def _wake_dirty(self) -> None:
+        if self.stopping:
+            # kopf delivers events until the Lease is released: a worker started now
+            # would connect again and write while the standby takes over.
+            return
         self.status.report_service_errors()
         for binding, keys in self.state.take_dirty().items():
             worker = self.workers.get(binding)
@@ -281,11 +295,13 @@ class Controller:
         await asyncio.gather(*(watch.listed.wait() for watch in self.watches))
         # The default etcd is connected before any worker runs, so that no other
         # scope (a tenant's endpoints naming it another way) can be first there.
-        default = await self._connect_default()
+        await self._connect_default()
         self.synced.set()
         self.finalizers.start()
         metrics.initial_sync_done.set(1)
-        await self._adopt_orphans(default)
+        unadopted, self._unadopted = self._unadopted, []
+        for access, registry in unadopted:
+            self._adopt_orphans(access, registry)
         started = time.monotonic()
         self._tasks.append(supervisor.spawn("initial-sync", "report",
                                             lambda: self._report_initial_sync(started)))
@@ -336,29 +352,42 @@ class Controller:
         for body in specs:
             self.on_kitexservice(None, body)
 
-    async def _connect_default(self) -> BindingRegistry | None:
+    async def _connect_default(self) -> None:
+        """Its ownership records, kept alive at once; an etcd down now is connected by
+        the first worker that needs it (``_ownership_loaded`` then finds its orphans)."""
         try:
-            return await self.connections.get(EtcdAccess())
+            await self.connections.get(EtcdAccess())
         except RECOVERABLE as exc:
             log.warning("Default etcd target not reachable yet: %s", exc)
-            return None
 
-    async def _adopt_orphans(self, registry: BindingRegistry | None) -> None:
+    def _ownership_loaded(self, access: EtcdAccess, registry: BindingRegistry) -> None:
+        """An etcd's records were read, whenever that is (the default etcd down at the
+        start, another etcd first named by a spec): its leases are kept alive from now
+        on, so the orphans among them are emptied, once the view is complete."""
+        if self.synced.is_set():
+            self._adopt_orphans(access, registry)
+        else:
+            self._unadopted.append((access, registry))
+
+    def _adopt_orphans(self, access: EtcdAccess, registry: BindingRegistry) -> None:
         """Bindings we own leases for that nothing asks for any more: empty them.
 
-        Only the default etcd is known without a spec; other etcds'
-        orphans are found once a spec names them again.
+        A worker for each recorded binding that has none: one still claimed
+        writes as usual, the others are removed through the etcd they were
+        found in. Only after the initial lists (``synced``), so that a service
+        is never judged orphaned from an incomplete view.
         """
-        if registry is None:
+        if self.stopping:
             return
         for prefix, service in registry.bindings_on_record():
-            binding = Binding(EtcdAccess().id, prefix, service)
+            binding = Binding(access.scope, prefix, service)
             if binding not in self.workers:
-                self.workers[binding] = BindingWorker(self, binding)
+                self.workers[binding] = BindingWorker(self, binding, access)
                 self.workers[binding].poke(set())
 
-    def default_config(self) -> BindingConfig:
-        return BindingConfig(EtcdAccess(), self.settings.lease_ttl, self.settings.retry)
+    def default_config(self, access: EtcdAccess | None = None) -> BindingConfig:
+        return BindingConfig(access or EtcdAccess(), self.settings.lease_ttl,
+                             self.settings.retry)
 
     async def _report_initial_sync(self, started: float) -> None:
         """Progress of the first sync, which takes seconds with thousands of pods."""
@@ -394,6 +423,7 @@ class Controller:
             await self.connections.release(scope)
 
     async def stop(self) -> None:
+        self.stopping = True
         for task in self._tasks:
             task.cancel()
         for worker in self.workers.values():
@@ -457,7 +487,8 @@ class BindingWorker:
     instances, with the owner's settings.
     """
 
-    def __init__(self, controller: Controller, binding: Binding) -> None:
+    def __init__(self, controller: Controller, binding: Binding,
+                 access: EtcdAccess | None = None) -> None:
         self.controller = controller
         self.binding = binding
         self.dirty: set[str] = set()
@@ -468,7 +499,8 @@ class BindingWorker:
         self.capped_deletes = 0  # deletes --max-deletes held back in the last cycle
         self.last_sync_time: float | None = None
         self.done = False
-        self.config: BindingConfig = controller.default_config()  # the last one used
+        # The last one used; an orphan's is the etcd its record was found in.
+        self.config: BindingConfig = controller.default_config(access)
         self.trying = self.config  # the one the current cycle connects with
         self.owner: str | None = None  # the owner group written in the last cycle
         self.namespaces: set[str] = set()  # the owner's namespaces
@@ -819,6 +851,12 @@ class BindingWorker:
             return False
         else:
             log.info("Removed %s", self.binding, extra=self._log_extra)
+        state = self.controller.state
+        if self.dirty or state.claimed(self.binding) or state.instance_count(self.binding):
+            # Claimed again during the removal (a new KitexService, a pod turned ready):
+            # the change poked this worker, still running, so this worker writes it.
+            self.full = True
+            return False
         return await self._forget()
 
     async def _forget(self) -> bool:
@@ -848,6 +886,8 @@ def failure_reason(exc: BaseException) -> str:
         return exc.reason
     if isinstance(exc, EtcdAccessError):
         return "InvalidEtcdTarget"
+    if isinstance(exc, CredentialsUnavailable):
+        return "CredentialsUnavailable"
     return "SyncFailed"
 
 

@@ -218,3 +218,46 @@ async def test_a_lease_whose_revoke_failed_is_never_written_again(
     finally:
         await registry.close()
         await client.close()
+
+
+async def test_orphans_are_removed_when_the_default_etcd_is_down_at_the_start(
+        etcd: Any, tools: Any) -> None:
+    """A service deleted while the operator was down, and its etcd down too as the
+    operator started: the one connection at the start failed, and the first worker
+    to connect later put the orphan's lease on the keepalive schedule for good."""
+    from kitex_etcd_operator.etcd import EtcdClient, EtcdConfig
+    from kitex_etcd_operator.model import Instance, instance_key
+    from kitex_etcd_operator.registry import BindingRegistry
+
+    probe = EtcdProbe(tools.etcdctl, etcd.endpoints)
+    cluster, prefix = f"c-{uuid.uuid4().hex[:6]}", "kitex/registry-etcd"
+    address = Instance.make("10.4.0.1", 8888)
+    client = EtcdClient(EtcdConfig(tuple(etcd.endpoints)))
+    earlier = BindingRegistry(client, cluster_id=cluster)  # the operator before it stopped
+    try:
+        await earlier.load_ownership()
+        await earlier.sync(Binding("default", prefix, "gone"),
+                           {instance_key(prefix, "gone", address.address): address.encode()},
+                           ttl=60)
+    finally:
+        await earlier.close()
+        await client.close()
+
+    etcd.stop_member(0)
+    settings = Settings(
+        etcd=DefaultEtcd(endpoints=tuple(etcd.endpoints), dial_timeout=0.5),
+        retry=RetryConfig(max_attempt_times=ATTEMPTS, observe_delay=OBSERVE, retry_delay=RETRY),
+        cluster_id=cluster, lease_ttl=10)
+    controller = Controller(settings, kube=None)
+    await controller.start()
+    try:
+        assert not controller.connections.scopes(), "the default etcd was reachable"
+        etcd.start_member(0)
+        feed(controller, "alive", 1)
+        await async_wait_for(_has(probe, f"{prefix}/alive/", 1), timeout=30, what="alive written")
+        # Well within the orphan's 60 s TTL: revoked, not left to expire (or kept alive).
+        await async_wait_for(_has(probe, f"{prefix}/gone/", 0), timeout=20,
+                             what="the orphan's entry removed")
+        assert Binding("default", prefix, "gone") not in controller.workers
+    finally:
+        await controller.stop()

@@ -24,7 +24,6 @@ loop are sent as one request, when that cannot change what any of them does:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -163,9 +162,9 @@ class TxnCoalescer:
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Their own cancels are their results; a cancel of the caller still goes up
+        # (suppressing CancelledError around each await swallowed that one too).
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _answer(member: _Member, succeeded: bool) -> None:
