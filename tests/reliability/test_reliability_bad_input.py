@@ -399,6 +399,25 @@ def test_admission_refuses_what_the_operator_would_refuse(
     assert field in str(info.value.body), info.value.body
 
 
+@pytest.mark.parametrize("port,admitted", [("9" * 5000, False), ("Not_A_Port", False),
+                                           (80, True), ("80", True), ("kitex", True)],
+                         ids=["5000-digits", "bad-name", "int", "digits", "name"])
+def test_service_ref_ports_are_bounded_at_admission(
+        k8s: Any, crds: None, namespace: str, port: int | str, admitted: bool) -> None:
+    """serviceRef.port had no bound: 5,000 digits were admitted, and int() raised a
+    plain ValueError in the operator (the KitexService list at start never ended)."""
+    body = kitexservice("ref", {"serviceRef": {"name": "api", "port": port}})
+    try:
+        custom(k8s).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body,
+                                                    dry_run="All")
+    except client.ApiException as exc:
+        assert not admitted, exc
+        assert exc.status == 422 and "spec.serviceRef.port" in str(exc.body), exc
+        return
+    assert admitted
+    parse_kitexservice(body)
+
+
 def test_nested_hertz_services_keep_their_entries(
         k8s: Any, namespace: str, etcd_probe: EtcdProbe,
         start_operator: Callable[..., Any], figures: Callable[..., None]) -> None:
