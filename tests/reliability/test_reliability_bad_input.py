@@ -324,7 +324,7 @@ def admission(k8s: Any, crds: None, namespace: str,
     yield {"api": custom(k8s), "namespace": namespace, "counts": counts,
            "names": itertools.count(), "stricter": stricter}
     # Refused at admission though the parser would take it: the CRD is stricter
-    # (an IPv6 zone in address.host, a duration past Go's 290 years). Harmless.
+    # (a duration past Go's 290 years). Harmless.
     figures(examples=sum(counts.values()) - counts["refused_parser_would_accept"], **counts,
             stricter_examples=stricter[:3])
 
