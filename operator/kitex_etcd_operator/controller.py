@@ -34,6 +34,7 @@ from .desired import ANNOTATIONS, BindingConfig, Defaults, DesiredState, EtcdAcc
 from .etcd.errors import EtcdAuthError, EtcdError, EtcdTLSError, summary
 from .feeds import Feed, Held
 from .finalizers import Finalizers
+from .kube.errors import unexpected
 from .kube.pods import pod_view
 from .kube.services import service_view, slice_view
 from .kube.spec import SpecError, parse_kitexservice
@@ -166,6 +167,10 @@ class Controller:
             except SpecError as err:
                 self.state.remove_spec(key)
                 self.status.spec_invalid(key, body, err)
+            except Exception as exc:  # a bug must not stop the startup list or the watch
+                self.state.remove_spec(key)
+                self.status.spec_invalid(key, body, unexpected(
+                    "spec", f"KitexService {key[0]}/{key[1]}", exc))
             else:
                 self.status.spec_valid(key, body)
                 self.state.upsert_spec(key, spec, _selector(body),

@@ -18,6 +18,7 @@ from typing import TypeVar, cast
 
 from .endpoints import identity
 from .kube import PodView, ServiceSpec, SpecError, instance_for, matches, spec_from_annotations
+from .kube.errors import unexpected
 from .kube.names import AUTO_REGISTER_LABEL, AUTO_REGISTER_ON
 from .kube.service_index import ServiceIndex
 from .kube.services import ServiceView, SliceView, service_port, service_spec, slice_instances
@@ -550,6 +551,10 @@ class DesiredState:
             except SpecError as err:
                 errors.append((source, err))
                 continue
+            except Exception as exc:  # a bug must not stop the watch of every pod
+                at = "metadata.annotations" if spec.origin == "annotations" else "spec"
+                errors.append((source, unexpected(at, f"pod {pod.namespace}/{pod.name}", exc)))
+                continue
             if instance is None:
                 continue
             binding = admission.binding
@@ -569,6 +574,9 @@ class DesiredState:
                 yield source, annotated, self._annotation_admission(pod.namespace, annotated)
         except SpecError as err:
             errors.append((source, err))
+        except Exception as exc:  # a bug must not stop the watch of every pod
+            errors.append((source, unexpected("metadata.annotations",
+                                              f"pod {pod.namespace}/{pod.name}", exc)))
         for key, spec in self.specs.items():
             admission = self._admitted.get(key)
             if admission is not None and key[0] == pod.namespace \
@@ -638,6 +646,8 @@ class DesiredState:
                 bound = self._service_sources(service)
             except SpecError as err:
                 error = err
+            except Exception as exc:  # a bug must not stop the watch of every Service
+                error = unexpected("metadata.annotations", f"Service {key[0]}/{key[1]}", exc)
         if bound:
             self._service_bound[key] = bound
         else:
@@ -704,7 +714,14 @@ class DesiredState:
         contributions: list[_Contribution] = []
         for bound in self._service_bound.get(piece.service_key, []) if piece else []:
             assert piece is not None
-            instances, skipped = slice_instances(piece, bound.spec, bound.port)
+            try:
+                instances, skipped = slice_instances(piece, bound.spec, bound.port)
+            except SpecError as err:  # the Service's tags: none of its endpoints registers
+                error = err
+                continue
+            except Exception as exc:  # a bug must not stop the watch of every slice
+                error = unexpected("metadata.annotations", f"EndpointSlice {uid}", exc)
+                continue
             if skipped:
                 error = SpecError(f"EndpointSlice {uid}",
                                   "endpoints skipped: " + "; ".join(skipped[:3]))

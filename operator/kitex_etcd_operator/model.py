@@ -26,6 +26,10 @@ DEFAULT_OWNER_PREFIX = "kitex-etcd-operator/owners"
 # etcd rejects requests above 1.5 MiB by default; a key is a small part of a
 # request, but a service name that long is certainly a mistake.
 MAX_SERVICE_NAME = 253
+# One instance's value in etcd. A Kitex value with a few tags is about 100
+# bytes; the bound keeps one object's tags from filling transactions that
+# carry other pods' entries (etcd refuses requests above 1.5 MiB by default).
+MAX_VALUE_BYTES = 4096
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -97,6 +101,11 @@ def join_host_port(host: str, port: int) -> str:
         if not host or _CONTROL.search(host) or "/" in host or ":" in host:
             raise InvalidInstance("host", f"{host!r} is not an IP address or host name") from None
         return f"{host}:{port}"
+    if ip.version == 6 and ip.scope_id is not None:
+        # ``ipaddress`` takes any text after the %, control characters included,
+        # and a zone names an interface of this node: no remote client can dial it.
+        raise InvalidInstance("host", f"{host!r} has an IPv6 zone (%...), which means "
+                                      "nothing to a remote client")
     if ip.version == 6:
         return f"[{ip.compressed}]:{port}"
     return f"{ip.compressed}:{port}"
@@ -135,8 +144,15 @@ class Instance:
             raise InvalidInstance("network", "network must not be empty")
         if weight < 0:
             raise InvalidInstance("weight", f"weight {weight} is negative")
-        return Instance(address=join_host_port(host, port), network=network, weight=weight,
-                        tags=go_tags(tags) or None)
+        instance = Instance(address=join_host_port(host, port), network=network,
+                            weight=weight, tags=go_tags(tags) or None)
+        # Checked here, where every source's instances are made: Go's escaping can
+        # make a value six times the size of the tags that went in.
+        size = len(instance.encode())
+        if size > MAX_VALUE_BYTES:
+            raise InvalidInstance("tags", f"the entry would be {size} bytes, more than "
+                                          f"{MAX_VALUE_BYTES}: use fewer or shorter tags")
+        return instance
 
     def tag_map(self) -> dict[str, str] | None:
         """The tags as Go holds them: ``None`` for a nil map (JSON ``null``)."""

@@ -186,17 +186,28 @@ def test_bad_input_is_reported_and_contained(
              what="the good service's keys")
     before = etcd_probe.values(f"{PREFIX}/{good}/")
 
-    # A malformed annotation: an Event on the pod naming the annotation.
+    # Malformed annotations: an Event on the pod naming the annotation. A weight of
+    # 5,000 digits first (int() raised a plain ValueError, which crashed the pod watch
+    # at each relist): the next pod's Event shows the watch carries on.
+    apps.create_namespaced_deployment(namespace, deployment(
+        "huge", 1, annotations={ANN + "service": "huge", ANN + "port": "8888",
+                                ANN + "weight": "9" * 5000}))
     apps.create_namespaced_deployment(namespace, deployment(
         "bad", 1, annotations={ANN + "service": "bad", ANN + "port": "eighty"}))
 
     def events(reason: str) -> list[Any]:
         return [e for e in core.list_namespaced_event(namespace).items if e.reason == reason]
 
-    event = wait_for(lambda: events("InvalidKitexRegistration"), timeout=60,
+    def invalid(annotation: str) -> list[Any]:
+        return [e for e in events("InvalidKitexRegistration") if annotation in e.message]
+
+    huge = wait_for(lambda: invalid(ANN + "weight"), timeout=60,
+                    what="an Event on the pod with a 5,000-digit weight")[0]
+    assert huge.involved_object.kind == "Pod" and "digits" in huge.message
+    event = wait_for(lambda: invalid(ANN + "port"), timeout=60,
                      what="an Event on the badly annotated pod")[0]
     assert event.involved_object.kind == "Pod"
-    assert "kitex.cloudwego.io/port" in event.message
+    assert etcd_probe.values(f"{PREFIX}/huge/") == {}
 
     # A service name with '/' is refused at admission by the CRD's rules.
     refused = kube.kubectl("apply", "-n", namespace, "-f", "-", check=False, input=(

@@ -4,6 +4,7 @@ controller cover what the cluster cannot (IPv6: its Service CIDR is single stack
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -186,17 +187,23 @@ def test_service_ref_conflicts_and_bad_input(
               what="only the annotated pods' entries")
     apps.delete_namespaced_deployment("pinned", namespace)
 
-    # Bad input: a port that does not exist, an unknown annotation. Events on the
-    # Services, the others' entries untouched, the operator running.
-    core.create_namespaced_service(namespace, service_body(
-        "noport", selector={"app": "api"}, annotations={ANN + "port": "grpc"}))
-    core.create_namespaced_service(namespace, service_body(
-        "typo", selector={"app": "api"}, annotations={ANN + "wieght": "3"}))
-    wait_for(lambda: {e.involved_object.name for e in events(
-        core, namespace, "InvalidKitexRegistration")} >= {"noport", "typo"}, timeout=60,
-        what="Events on both bad Services")
+    # Bad input: a port that does not exist, an unknown annotation, a weight of 5,000
+    # digits (it crashed the Service watch), tags whose entries would be 120 KB each
+    # (Go escapes `<` in 6 bytes; this path had no bound). Events on the Services,
+    # the others' entries untouched, the operator running.
+    bad = {"noport": {ANN + "port": "grpc"}, "typo": {ANN + "wieght": "3"},
+           "huge": {ANN + "weight": "9" * 5000},
+           "bloated": {ANN + "tags": json.dumps({f"k{i}": "<" * 1000 for i in range(20)})}}
+    for name, notes in bad.items():
+        core.create_namespaced_service(namespace, service_body(
+            name, selector={"app": "api"}, annotations=notes))
+    found = wait_for(lambda: (got := {e.involved_object.name: e.message for e in events(
+        core, namespace, "InvalidKitexRegistration")}) and set(got) >= set(bad) and got,
+        timeout=60, what="Events on every bad Service")
+    assert ANN + "weight" in found["huge"]
+    assert ANN + "tags" in found["bloated"] and "4096" in found["bloated"]
     wait_for(lambda: etcd_probe.values(f"{PREFIX}/api/") == expected(
         core, namespace, "api", "api", 8888), timeout=60, what="api's entries as before")
-    assert etcd_probe.values(f"{PREFIX}/noport/") == {}
-    assert etcd_probe.values(f"{PREFIX}/typo/") == {}
+    for name in bad:
+        assert etcd_probe.values(f"{PREFIX}/{name}/") == {}
     assert operator.running

@@ -324,7 +324,7 @@ def admission(k8s: Any, crds: None, namespace: str,
     yield {"api": custom(k8s), "namespace": namespace, "counts": counts,
            "names": itertools.count(), "stricter": stricter}
     # Refused at admission though the parser would take it: the CRD is stricter
-    # (an IPv6 zone in address.host, a duration past Go's 290 years). Harmless.
+    # (a duration past Go's 290 years). Harmless.
     figures(examples=sum(counts.values()) - counts["refused_parser_would_accept"], **counts,
             stricter_examples=stricter[:3])
 
@@ -397,6 +397,25 @@ def test_admission_refuses_what_the_operator_would_refuse(
                                                     dry_run="All")
     assert info.value.status == 422, info.value
     assert field in str(info.value.body), info.value.body
+
+
+@pytest.mark.parametrize("port,admitted", [("9" * 5000, False), ("Not_A_Port", False),
+                                           (80, True), ("80", True), ("kitex", True)],
+                         ids=["5000-digits", "bad-name", "int", "digits", "name"])
+def test_service_ref_ports_are_bounded_at_admission(
+        k8s: Any, crds: None, namespace: str, port: int | str, admitted: bool) -> None:
+    """serviceRef.port had no bound: 5,000 digits were admitted, and int() raised a
+    plain ValueError in the operator (the KitexService list at start never ended)."""
+    body = kitexservice("ref", {"serviceRef": {"name": "api", "port": port}})
+    try:
+        custom(k8s).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body,
+                                                    dry_run="All")
+    except client.ApiException as exc:
+        assert not admitted, exc
+        assert exc.status == 422 and "spec.serviceRef.port" in str(exc.body), exc
+        return
+    assert admitted
+    parse_kitexservice(body)
 
 
 def test_nested_hertz_services_keep_their_entries(

@@ -118,6 +118,12 @@ def test_tag_formats(text: str, tags: tuple[tuple[str, str], ...]) -> None:
     assert from_annotations({Annotation.TAGS.value: text}, "tags") == tags
 
 
+def test_leading_zeros_do_not_count_as_digits() -> None:
+    assert from_annotations({Annotation.WEIGHT.value: "0" * 20 + "30"}, "weight") == 30
+    with pytest.raises(SpecError, match="11 digits"):
+        from_annotations({Annotation.WEIGHT.value: "1" * 11}, "weight")
+
+
 @pytest.mark.parametrize(("notes", "name"), [
     ({"service": "a/b", "port": "1"}, "service"),
     ({"service": "", "port": "1"}, "service"),
@@ -144,6 +150,20 @@ def test_tag_formats(text: str, tags: tuple[tuple[str, str], ...]) -> None:
     ({"service": "echo", "port": "1", "host": "1.1.1.1", "address-source": "podIP"}, "host"),
     ({"service": "echo", "fixed-port": "70000"}, "fixed-port"),
     ({"service": "echo", "port": "1", "wieght": "5"}, "wieght"),
+    # Past 4,300 digits int() raises a plain ValueError, which escaped as a crash.
+    ({"service": "echo", "port": "1", "weight": "9" * 5000}, "weight"),
+    ({"service": "echo", "port": "9" * 5000}, "port"),
+    ({"service": "echo", "fixed-port": "9" * 5000}, "fixed-port"),
+    # Nested past the recursion limit: a RecursionError, not a ValueError; and the
+    # 200 KB an annotation may hold, refused before parsing.
+    ({"service": "echo", "port": "1", "tags": '{"a":' + "[" * 5000 + "]" * 5000 + "}"},
+     "tags"),
+    ({"service": "echo", "port": "1", "tags": '{"a":' + "[" * 100000 + "]" * 100000 + "}"},
+     "tags"),
+    ({"service": "echo", "port": "1", "tags": '{"a":' + "[" * 500 + "]" * 500 + "}"}, "tags"),
+    # An IPv6 zone: ipaddress takes any text after the %, controls included.
+    ({"service": "echo", "port": "1", "host": "fe80::1%eth0"}, "host"),
+    ({"service": "echo", "port": "1", "host": "fe80::1%\x00\n..x\u202e"}, "host"),
 ])
 def test_each_error_names_its_annotation(notes: dict[str, str], name: str) -> None:
     with pytest.raises(SpecError) as info:

@@ -173,6 +173,9 @@ def test_documented_examples_pass_schema_and_parser(example: dict[str, Any]) -> 
      "etcd": {"tlsSecretRef": {"name": "a b"}}},
     {"selector": {"matchLabels": {"a": "b"}}, "port": 1, "etcd": {"prefix": "a\x00b"}},
     {"selector": {"matchExpressions": [{"key": "a b", "operator": "Exists"}]}, "port": 1},
+    # Unbounded, it let through numbers of thousands of digits (int() refuses past 4,300).
+    {"serviceRef": {"name": "api", "port": "9" * 5000}},
+    {"serviceRef": {"name": "api", "port": "Not_A_Port"}},
 ])
 def test_schema_refuses_what_the_parser_refuses(spec: dict[str, Any]) -> None:
     from kitex_etcd_operator.kube.errors import SpecError
@@ -182,6 +185,14 @@ def test_schema_refuses_what_the_parser_refuses(spec: dict[str, Any]) -> None:
     assert validate(body, SCHEMA) != []
     with pytest.raises(SpecError):
         parse_kitexservice(body)
+
+
+@pytest.mark.parametrize("port", [80, "80", "kitex", "grpc-web"])
+def test_schema_admits_service_ref_ports(port: int | str) -> None:
+    body = {"apiVersion": "kitex.cloudwego.io/v1alpha1", "kind": "KitexService",
+            "metadata": {"name": "x"}, "spec": {"serviceRef": {"name": "api", "port": port}}}
+    assert validate(body, SCHEMA) == []
+    parse_kitexservice(body)
 
 
 def test_status_written_by_the_operator_fits_the_schema() -> None:

@@ -3,6 +3,8 @@ which endpoints count, and the desired state they make next to pods and KitexSer
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from kitex_etcd_operator.desired import DesiredState, Source
@@ -80,6 +82,12 @@ def test_name_template_weight_tags_from_service_labels() -> None:
     ({A + "host": "10.0.0.1"}, f"metadata.annotations[{A}host]"),
     ({A + "port": "Not_A_Port"}, f"metadata.annotations[{A}port]"),
     ({A + "wieght": "5"}, f"metadata.annotations[{A}wieght]"),
+    # Past 4,300 digits int() raises a plain ValueError, which escaped as a crash.
+    ({A + "port": "9" * 5000}, f"metadata.annotations[{A}port]"),
+    ({A + "weight": "9" * 5000}, f"metadata.annotations[{A}weight]"),
+    ({A + "tags": '{"a":' + "[" * 5000 + "]" * 5000 + "}"}, f"metadata.annotations[{A}tags]"),
+    ({A + "tags": '{"a":' + "[" * 100000 + "]" * 100000 + "}"},
+     f"metadata.annotations[{A}tags]"),
 ])
 def test_bad_service_annotations_name_the_annotation(notes: dict[str, str], field: str) -> None:
     with pytest.raises(SpecError) as err:
@@ -202,6 +210,34 @@ def test_a_kitexservice_service_ref_replaces_auto_registration() -> None:
     assert state.values(api) == {"kitex/registry-etcd/api/10.0.0.1:8888":
                                  value("10.0.0.1:8888", weight=7)}
     assert state.values(ECHO) == {} and not state.claimed(ECHO)
+
+
+def test_tags_too_large_for_an_entry_are_the_services_error() -> None:
+    """Go escapes each `<` as 6 bytes: 20 KB of tags made 120 KB entries, one per
+    endpoint, with no bound on this path (the pod path had one)."""
+    state = labelled()
+    tags = json.dumps({f"k{i}": "<" * 1000 for i in range(20)})
+    state.upsert_service(service_view(service("echo")))
+    state.upsert_service(service_view(service("big", annotations={A + "tags": tags})))
+    for name in ("echo", "big"):
+        state.upsert_slice(slice_view(endpoint_slice(f"s-{name}", name, [("10.0.0.1", True)])))
+    error = state.service_errors[("default", "big")]
+    assert error.field == f"metadata.annotations[{A}tags]" and "4096" in error.message
+    assert state.values(Binding("default", "kitex/registry-etcd", "big")) == {}
+    assert list(state.values(ECHO)) == ["kitex/registry-etcd/echo/10.0.0.1:8888"]
+
+
+def test_tags_too_large_for_an_entry_are_the_service_refs_error() -> None:
+    state = labelled()
+    state.upsert_service(service_view(service("echo")))
+    state.upsert_slice(slice_view(endpoint_slice("s1", "echo", [("10.0.0.1", True)])))
+    body = kitexservice("api", serviceRef={"name": "echo"},  # what the CRD admits
+                        tags={f"k{i}": "<" * 1024 for i in range(64)})
+    del body["spec"]["selector"]
+    state.upsert_spec(("default", "api"), parse_kitexservice(body), {})
+    error = state.service_errors[("default", "echo")]
+    assert error.field == "spec.tags" and "4096" in error.message
+    assert state.values(Binding("default", "kitex/registry-etcd", "api")) == {}
 
 
 def test_an_unlisted_namespace_under_a_policy_registers_nothing() -> None:

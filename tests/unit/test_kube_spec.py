@@ -99,6 +99,12 @@ def test_fixed_host_is_normalised() -> None:
     assert parse_kitexservice(ksvc(address={"host": "echo.example"})).fixed_host == "echo.example"
 
 
+def _service_ref(port: str) -> dict[str, Any]:
+    body = ksvc(serviceRef={"name": "echo", "port": port})
+    del body["spec"]["selector"], body["spec"]["port"]
+    return body
+
+
 def _without(key: str) -> dict[str, Any]:
     body = ksvc()
     del body["spec"][key]
@@ -202,6 +208,12 @@ def _without(key: str) -> dict[str, Any]:
     (ksvc(selector={"matchLabels": {"a b": "x"}}), "spec.selector.matchLabels"),
     (ksvc(selector={"matchExpressions": [{"key": "a\n", "operator": "Exists"}]}),
      "spec.selector.matchExpressions[0].key"),
+    # Past 4,300 digits int() raises a plain ValueError, which escaped as a crash.
+    (ksvc(port="9" * 5000), "spec.port"),
+    (_service_ref("9" * 5000), "spec.serviceRef.port"),
+    # An IPv6 zone: ipaddress takes any text after the %, controls included.
+    (ksvc(address={"host": "fe80::1%eth0"}), "spec.address.host"),
+    (ksvc(address={"host": "fe80::1%\x00\n..x\u202e"}), "spec.address.host"),
 ])
 def test_each_error_names_its_field(body: dict[str, Any], field: str) -> None:
     with pytest.raises(SpecError) as info:

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kitex_etcd_operator.model import (
+    MAX_VALUE_BYTES,
     Framework,
     Instance,
     InvalidInstance,
@@ -77,6 +78,22 @@ def test_bad_prefixes(prefix: str) -> None:
 def test_bad_ports(port: int) -> None:
     with pytest.raises(InvalidInstance):
         join_host_port("10.0.0.1", port)
+
+
+@pytest.mark.parametrize("host", ["fe80::1%eth0", "fe80::1%\x00\n..x\u202e"])
+def test_ipv6_zones_refused(host: str) -> None:
+    """ipaddress takes any text after the %: it would land in the etcd key."""
+    with pytest.raises(InvalidInstance) as err:
+        Instance.make(host, 1)
+    assert err.value.field == "host"
+
+
+def test_values_above_the_size_bound_refused_whatever_the_source() -> None:
+    # Go escapes `<` as \u003c: 700 characters make 4200 bytes.
+    with pytest.raises(InvalidInstance) as err:
+        Instance.make("10.0.0.1", 1, tags={"a": "<" * 700})
+    assert err.value.field == "tags" and str(MAX_VALUE_BYTES) in err.value.message
+    assert len(Instance.make("10.0.0.1", 1, tags={"a": "<" * 600}).encode()) <= MAX_VALUE_BYTES
 
 
 def test_negative_weight_refused() -> None:

@@ -22,7 +22,7 @@ from kitex_etcd_operator.kube.errors import SpecError
 from kitex_etcd_operator.kube.names import ANNOTATION_PREFIX, Annotation
 from kitex_etcd_operator.kube.pods import pod_view
 from kitex_etcd_operator.kube.spec import instance_for, parse_kitexservice
-from kitex_etcd_operator.model import decode_value
+from kitex_etcd_operator.model import MAX_VALUE_BYTES, decode_value
 
 MANY = settings(max_examples=500, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -36,7 +36,7 @@ _numbers = (st.integers(-(2**64), 2**64) | st.floats(allow_nan=True, allow_infin
             | st.sampled_from([0, 1, 8888, 65535, 65536, 2**31 - 1, 2**31, -1]))
 _scalar = st.none() | st.booleans() | _numbers | _text | st.sampled_from(
     ["8888", "rpc", "tcp", "hertz", "kitex", "hostIP", "IPv6", "30s", "0s", "1e400s", "10.0.0.1",
-     "fd00::1", "a/b", "x" * 300])
+     "fd00::1", "a/b", "x" * 300, "9" * 5000, "fe80::1%\x00\n", "fe80::1%eth0"])
 _json = st.recursive(_scalar, lambda inner: st.lists(inner, max_size=4)
                      | st.dictionaries(_text | st.sampled_from(["name", "matchLabels"]), inner,
                                        max_size=4), max_leaves=12)
@@ -97,6 +97,8 @@ def _check_instance(view: Any, spec: Any) -> None:
         raw = instance.encode()
         json.loads(raw)  # valid JSON, whatever the tags held
         assert decode_value(raw) == instance
+        assert len(raw) <= MAX_VALUE_BYTES
+        assert instance.address.isascii() and instance.address.isprintable()  # in the key
 
 
 @MANY
@@ -118,7 +120,10 @@ _annotation_names = (st.sampled_from([a.value for a in Annotation])
                      | st.builds(lambda s: ANNOTATION_PREFIX + s, _text))
 _annotation_values = (_text | st.sampled_from(
     ["8888", "rpc", " 8888 ", "true", "YES", "a=b,c=d", "a=b,a=c", '{"a":"b"}', '{"a":1}',
-     "{", "hostIP", "IPv6", "10.0.0.1", "fd00::1", "-1", "65536", "hertz", "a/b", "x" * 5000])
+     "{", "hostIP", "IPv6", "10.0.0.1", "fd00::1", "-1", "65536", "hertz", "a/b", "x" * 5000,
+     # int() refuses past 4,300 digits, json.loads past ~1,000 levels: neither with a
+     # SpecError. An IPv6 zone: any text after the %, for the etcd key.
+     "9" * 5000, '{"a":' + "[" * 5000 + "]" * 5000 + "}", "fe80::1%\x00\n", "fe80::1%eth0"])
                       | st.integers(60, 2000).map(lambda n: ",".join(f"k{i}=v" for i in
                                                                      range(n))))
 

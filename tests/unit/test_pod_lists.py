@@ -14,8 +14,12 @@ from typing import Any
 import pytest
 
 from kitex_etcd_operator.controller import Controller
+from kitex_etcd_operator.plan import Binding
 from kitex_etcd_operator.settings import Settings
-from tests.support.factories import pod
+from tests.support.factories import ANNOTATED, kitexservice, pod
+
+A = "kitex.cloudwego.io/"
+ECHO = Binding("default", "kitex/registry-etcd", "echo")
 
 
 def controller() -> Controller:
@@ -158,3 +162,36 @@ def test_a_relist_builds_no_view_of_a_pod_held_at_its_version() -> None:
     feed.on_item(None, Item("a", 1, "a", view))  # the resync's copies
     feed.on_item(None, Item("b", 2, "b", view))
     assert built == ["a", "b", "b"]
+
+
+# --- an object the parsers choke on: its own error, never the end of a list or a watch ---
+
+async def test_objects_the_parsers_choke_on_are_their_own_errors(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anything but a ``SpecError`` escaping here stopped the cluster-wide watch (the
+    relist met the object again), or the KitexService list at start for good."""
+    from kitex_etcd_operator import controller as controller_module
+
+    c = controller()
+    deep = '{"a":' + "[" * 100000 + "]" * 100000 + "}"  # 200 KB: an annotation may hold it
+    c.on_pod(None, pod("deep", annotations={**ANNOTATED, A + "tags": deep}))
+    c.on_pod(None, pod("huge", "10.0.0.2", annotations={**ANNOTATED, A + "weight": "9" * 5000}))
+    c.on_pod(None, pod("good", "10.0.0.3", annotations=ANNOTATED))
+    assert c.state.pod_errors["deep"][1].field == f"metadata.annotations[{A}tags]"
+    assert c.state.pod_errors["huge"][1].field == f"metadata.annotations[{A}weight]"
+    assert list(c.state.values(ECHO)) == ["kitex/registry-etcd/echo/10.0.0.3:8888"]
+
+    huge = kitexservice("huge", serviceRef={"name": "api", "port": "9" * 5000})
+    del huge["spec"]["selector"]
+    c.on_kitexservice(None, huge)
+    ready = c.status.objects[("default", "huge")].conditions["Ready"]
+    assert ready["status"] == "False" and "spec.serviceRef.port" in ready["message"]
+
+    def parse(body: Any) -> Any:
+        raise RecursionError("a bug")
+
+    monkeypatch.setattr(controller_module, "parse_kitexservice", parse)
+    c.on_kitexservice(None, kitexservice("buggy", port=8888))
+    ready = c.status.objects[("default", "buggy")].conditions["Ready"]
+    assert ready["status"] == "False" and "RecursionError" in ready["message"]
+    assert ("default", "buggy") not in c.state.specs

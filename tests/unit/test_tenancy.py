@@ -11,8 +11,8 @@ import pytest
 from kitex_etcd_operator.desired import DesiredState, PolicyError, Source
 from kitex_etcd_operator.endpoints import InvalidEndpoint, check_endpoint, identity
 from kitex_etcd_operator.kube import SpecError, parse_kitexservice, pod_view
-from kitex_etcd_operator.kube.checks import MAX_VALUE_BYTES
 from kitex_etcd_operator.kube.tenancy import parse_policy, parse_registry
+from kitex_etcd_operator.model import MAX_VALUE_BYTES
 from kitex_etcd_operator.plan import Binding, batches
 from kitex_etcd_operator.policy import (
     Admitted,

@@ -10,12 +10,19 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import reprlib
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from ..durations import out_of_bounds, parse_duration
 from ..labels import LABEL_KEY as _LABEL_KEY
-from ..model import Framework, InvalidInstance, join_host_port, validate_service_name
+from ..model import (
+    MAX_VALUE_BYTES,
+    Framework,
+    InvalidInstance,
+    join_host_port,
+    validate_service_name,
+)
 from .errors import SpecError
 
 AddressSource = Literal["podIP", "hostIP"]
@@ -28,10 +35,13 @@ MAX_LEASE_TTL = 86400  # above this entries outlive a dead operator for too long
 MAX_WEIGHT = 2**31 - 1  # fits every Go int and any sum a balancer makes of a few
 MAX_TAGS = 64
 MAX_ENDPOINTS = 16
-# One instance's value in etcd. A Kitex value with a few tags is about 100
-# bytes; the bound keeps one object's tags from filling transactions that
-# carry other pods' entries (etcd refuses requests above 1.5 MiB by default).
-MAX_VALUE_BYTES = 4096
+# The tags annotation's text: room for JSON escapes and indentation around what an
+# entry can hold, and a bound on the work of parsing it.
+MAX_TAGS_TEXT = 8 * MAX_VALUE_BYTES
+# The most digits a number may have, leading zeros aside: every bound here fits in
+# 10 (2**31-1). Checked before ``int()``, which refuses more than 4,300 digits with a
+# plain ValueError that would escape every handler of ``SpecError``.
+MAX_DIGITS = 10
 # Used with fullmatch, never match: Python's `$` also matches before a final
 # newline, so "rpc\n" would pass where the CRD's (Go) patterns refuse it.
 _PORT_NAME = re.compile(r"^(?!-)(?!.*--)[a-z0-9-]{1,15}(?<!-)$")
@@ -53,11 +63,20 @@ def check_int(value: Any, at: str, minimum: int, maximum: int) -> int:
     return value
 
 
+def parse_number(text: str, at: str) -> int:
+    """A whole number written in ASCII digits, as a tenant's string gives it."""
+    if not text.isascii() or not text.isdigit():
+        raise SpecError(at, f"{text!r} is not a whole number")
+    if len(text.lstrip("0")) > MAX_DIGITS:
+        raise SpecError(at, f"a number of {len(text)} digits is out of range")
+    return int(text)
+
+
 def check_port(value: Any, at: str) -> int | str:
     """A port number, or the IANA-style name of a container port, as a Service's targetPort."""
     if isinstance(value, str):
         if value.isascii() and value.isdigit():
-            return check_int(int(value), at, 1, 65535)
+            return check_int(parse_number(value, at), at, 1, 65535)
         if not _PORT_NAME.fullmatch(value) or not any(c.isalpha() for c in value):
             raise SpecError(at, f"{value!r} is neither a port number nor a container port name "
                                 "(1-15 lowercase letters, digits and '-', with a letter)")
@@ -95,8 +114,8 @@ def check_tags(value: Any, at: str) -> tuple[tuple[str, str], ...]:
     for key, tag in value.items():
         if not isinstance(key, str) or not key:
             raise SpecError(at, f"tag key {key!r} must be a non-empty string")
-        if not isinstance(tag, str):
-            raise SpecError(f"{at}[{key}]", f"{tag!r} is not a string")
+        if not isinstance(tag, str):  # reprlib: a nested value is shown bounded, not walked
+            raise SpecError(f"{at}[{key}]", f"{reprlib.repr(tag)} is not a string")
     return tuple(sorted(value.items()))
 
 
@@ -121,6 +140,10 @@ def check_host(value: Any, at: str) -> str:
     """An IP or a DNS name a client can dial, as KITEX_IP_TO_REGISTRY takes."""
     if not isinstance(value, str):
         raise SpecError(at, "must be a string")
+    # Before any parsing, whatever form the host has: ``ipaddress`` accepts an IPv6
+    # zone of any text, and the host ends up in the entry's etcd key.
+    if len(value) > 253 or not value.isascii() or not value.isprintable():
+        raise SpecError(at, f"{value!r} is not an IP address or DNS name")
     try:
         join_host_port(value, 1)
     except InvalidInstance as err:
@@ -129,7 +152,7 @@ def check_host(value: Any, at: str) -> str:
         return ipaddress.ip_address(value).compressed
     except ValueError:
         pass
-    if len(value) > 253 or not _HOSTNAME.fullmatch(value):
+    if not _HOSTNAME.fullmatch(value):
         raise SpecError(at, f"{value!r} is not an IP address or DNS name")
     return value
 
@@ -178,7 +201,7 @@ def secret_ref(value: Any, at: str) -> str | None:
 def check_service_port(value: str, at: str) -> int | str:
     """A Service port's number or name (a DNS label, up to 63 characters)."""
     if value.isascii() and value.isdigit():
-        return check_int(int(value), at, 1, 65535)
+        return check_int(parse_number(value, at), at, 1, 65535)
     if not _DNS_LABEL.fullmatch(value):
         raise SpecError(at, f"{value!r} is neither a port number nor a Service port name")
     return value

@@ -15,11 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..model import DEFAULT_NETWORK, DEFAULT_WEIGHT, Framework
+from ..model import DEFAULT_NETWORK, DEFAULT_WEIGHT, MAX_VALUE_BYTES, Framework
 from .checks import (
     ADDRESS_SOURCES,
     IP_FAMILIES,
     MAX_LEASE_TTL,
+    MAX_TAGS_TEXT,
     MAX_WEIGHT,
     MIN_LEASE_TTL,
     as_object,
@@ -31,6 +32,7 @@ from .checks import (
     check_label_keys,
     check_network,
     check_tags,
+    parse_number,
 )
 from .errors import SpecError
 from .names import Annotation, annotation_field
@@ -117,9 +119,7 @@ def _decode(setting: Field, text: str, at: str) -> Any:
     """An annotation's string as the JSON value a KitexService would hold."""
     value = text.strip()
     if setting.kind == "int":
-        if not value.isascii() or not value.isdigit():
-            raise SpecError(at, f"{text!r} is not a whole number")
-        return int(value)
+        return parse_number(value, at)
     if setting.kind == "bool":
         if value.lower() in _TRUE:
             return True
@@ -140,9 +140,14 @@ def parse_tags(text: str, at: str) -> dict[str, str]:
     for values holding a comma or an ``=``. Blanks around items are dropped.
     """
     value = text.strip()
+    if len(value) > MAX_TAGS_TEXT:
+        raise SpecError(at, f"is {len(value)} characters, more than {MAX_TAGS_TEXT} (an entry "
+                            f"holds at most {MAX_VALUE_BYTES} bytes)")
     if value.startswith("{"):
         try:
             data: Any = json.loads(value)
+        except RecursionError:  # not a ValueError: deep nesting must not escape as a crash
+            raise SpecError(at, "invalid JSON: nested too deeply") from None
         except ValueError as err:
             raise SpecError(at, f"invalid JSON: {err}") from None
         if not isinstance(data, dict):

@@ -28,7 +28,7 @@ from .checks import check_service_port
 from .errors import SpecError
 from .names import ANNOTATION_PREFIX, POD_ONLY, Annotation, annotation_field
 from .pods import _labels, _list, _mapping, _text
-from .spec import ServiceSpec
+from .spec import ServiceSpec, field_path
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
@@ -235,7 +235,8 @@ def slice_instances(piece: SliceView, spec: ServiceSpec, port_name: str
     The registered port is the slice's (the target port: clients dial the
     pods, not the ClusterIP). An endpoint counts when ready, or when serving
     and not terminating under publish-not-ready. FQDN slices hold no address
-    a Kitex client can dial as an instance and give nothing.
+    a Kitex client can dial as an instance and give nothing. Tags too large for
+    an entry are the spec's error (``SpecError`` naming them), not an endpoint's.
     """
     if piece.address_type not in ("IPv4", "IPv6"):
         return [], []
@@ -253,5 +254,7 @@ def slice_instances(piece: SliceView, spec: ServiceSpec, port_name: str
             instances.append(Instance.make(endpoint.address, port, network=spec.network,
                                            weight=spec.weight, tags=dict(spec.tags)))
         except InvalidInstance as err:
+            if err.field == "tags":
+                raise SpecError(field_path(spec.origin, "tags"), err.message) from None
             skipped.append(f"{endpoint.address}: {err.message}")
     return instances, skipped

@@ -28,7 +28,6 @@ from .checks import (
     _SECRET_NAME,
     _SERVICE_NAME,
     MAX_ENDPOINTS,
-    MAX_VALUE_BYTES,
     AddressSource,
     IPFamily,
     as_object,
@@ -333,10 +332,7 @@ def instance_for(pod: PodView, spec: ServiceSpec) -> Instance | None:
             at = ("status.hostIP" if spec.address_source == "hostIP" else "status.podIPs")
             raise SpecError(at, err.message) from None
         name = "address.port" if err.field == "port" and spec.fixed_port else err.field
+        if err.field == "tags" and spec.tags_from_labels:
+            name = "tagsFromLabels"
         raise SpecError(field_path(spec.origin, name), err.message) from None
-    size = len(instance.encode())
-    if size > MAX_VALUE_BYTES:
-        at = "tagsFromLabels" if spec.tags_from_labels else "tags"
-        raise SpecError(field_path(spec.origin, at), f"the entry would be {size} bytes, more "
-                        f"than {MAX_VALUE_BYTES}: use fewer or shorter tags")
     return instance
