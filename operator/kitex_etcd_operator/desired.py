@@ -202,7 +202,7 @@ class DesiredState:
         self._contrib: dict[str, _Contribution | tuple[_Contribution, ...]] = {}
         self._sources: dict[tuple[str, str, str], Source] = {}
         # binding -> namespace -> key -> the pods claiming it and their values (Claims)
-        # A binding is present while one of these three holds something for it; each
+        # A binding is present while one of these four holds something for it; each
         # adds a binding it has not seen to the range index (``nesting``).
         self._ranges = RangeIndex()
         self._values: dict[Binding, dict[str, dict[str, Claims]]] = \
@@ -216,7 +216,8 @@ class DesiredState:
         self.index = ServiceIndex()
         # Services not (fully) registered
         self.service_errors: Versioned[SpecKey, SpecError] = Versioned()
-        self._service_claims: dict[Binding, dict[SpecKey, _SpecClaim]] = defaultdict(dict)
+        self._service_claims: dict[Binding, dict[SpecKey, _SpecClaim]] = \
+            _Indexed(dict, self._ranges)
         self._service_binding: dict[SpecKey, Binding] = {}
         self._service_bound: dict[SpecKey, list[_ServiceBound]] = {}
         self._claims_moved: set[str] = set()  # namespaces whose pod claims came or went
@@ -309,13 +310,12 @@ class DesiredState:
 
     def present(self, binding: Binding) -> bool:
         """Whether ``binding`` is among ``bindings()``, without building them all."""
-        return bool(self._spec_claims.get(binding) or self._pod_claims.get(binding)
-                    or any(self._values.get(binding, {}).values()))
+        return self.claimed(binding) or any(self._values.get(binding, {}).values())
 
     def nesting(self, binding: Binding) -> list[Binding]:
-        """The bindings in ``binding``'s etcd whose range lies inside or around its
-        own: ``[b for b in bindings() if b.etcd == binding.etcd and
-        ranges_nest(b.range, binding.range)]``, in O(depth of the range)."""
+        """The other bindings in ``binding``'s etcd whose range lies inside, around or
+        at its own: ``[b for b in bindings() if b != binding and b.etcd == binding.etcd
+        and ranges_nest(b.range, binding.range)]``, in O(depth of the range)."""
         return [b for b in self._ranges.nesting(binding) if self.present(b)]
 
     def claims(self, binding: Binding) -> list[Claim]:

@@ -1,11 +1,12 @@
 """Which bindings' key ranges nest, found without looking at every binding.
 
 Before each full sync a binding checks that no other binding of its etcd has
-a range inside or around its own (the Go resolver reads a range by prefix, so
-the outer service would return the inner one's instances). Asking every
-binding made one sync O(services) and the initial sync of 1,000 services
-O(services^2): a tenth of the operator's CPU at 10,000 pods. Ranges end with
-"/" (``service_range``), so one nests in another exactly when it equals one of
+a range inside, around or equal to its own (the Go resolver reads a range by
+prefix, so the outer service would return the inner one's instances, and two
+bindings of one range would both be returned). Asking every binding made one
+sync O(services) and the initial sync of 1,000 services O(services^2): a
+tenth of the operator's CPU at 10,000 pods. Ranges end with "/"
+(``service_range``), so one nests in another exactly when it equals one of
 the other's "/"-ended prefixes: an index of those prefixes answers in
 O(depth of the range).
 
@@ -44,10 +45,12 @@ class RangeIndex:
             self._below[binding.etcd, prefix].add(binding)
 
     def nesting(self, binding: Binding) -> set[Binding]:
-        """Known bindings in the same etcd whose range lies inside or around
+        """Other known bindings in the same etcd whose range lies inside, around or at
         ``binding``'s (``ranges_nest``), present or not."""
         range_ = binding.range
         found = set(self._below.get((binding.etcd, range_), ()))
+        found |= self._at.get((binding.etcd, range_), set())
         for prefix in _prefixes(range_):
             found |= self._at.get((binding.etcd, prefix), set())
+        found.discard(binding)
         return found

@@ -114,8 +114,8 @@ class LeaseRecords(dict[int, LeaseRecord]):
         return list(self._by_service.get((binding.prefix, binding.service), {}).values())
 
     def nesting(self, binding: Binding) -> list[tuple[str, str]]:
-        """(prefix, service) of the recorded services whose range lies inside or around
-        ``binding``'s (``ranges_nest``), in O(depth of the range)."""
+        """(prefix, service) of the other recorded services whose range lies inside,
+        around or at ``binding``'s (``ranges_nest``), in O(depth of the range)."""
         found = self._ranges.nesting(Binding("", binding.prefix, binding.service))
         return [(b.prefix, b.service) for b in found
                 if (b.prefix, b.service) in self._by_service]
@@ -594,7 +594,8 @@ class BindingRegistry:
         return {(r.prefix, r.service) for r in self.records.values()}
 
     def nesting_on_record(self, binding: Binding) -> list[Binding]:
-        """The services we own leases for whose range nests with ``binding``'s."""
+        """The other services we own leases for whose range nests with (or is)
+        ``binding``'s."""
         return [Binding(binding.etcd, prefix, service)
                 for prefix, service in self.records.nesting(binding)]
 
