@@ -107,6 +107,7 @@ class LeaseRecords(dict[int, LeaseRecord]):
         del same[lease]
         if not same:
             del self._by_service[record.prefix, record.service]
+            self._ranges.discard(Binding("", record.prefix, record.service))
         return record
 
     def of(self, binding: Binding) -> list[LeaseRecord]:
@@ -117,8 +118,7 @@ class LeaseRecords(dict[int, LeaseRecord]):
         """(prefix, service) of the other recorded services whose range lies inside,
         around or at ``binding``'s (``ranges_nest``), in O(depth of the range)."""
         found = self._ranges.nesting(Binding("", binding.prefix, binding.service))
-        return [(b.prefix, b.service) for b in found
-                if (b.prefix, b.service) in self._by_service]
+        return [(b.prefix, b.service) for b in found]
 
 
 @dataclass(slots=True)
