@@ -36,7 +36,7 @@ from .policy import (
     PolicySet,
     Request,
 )
-from .ranges import RangeIndex
+from .ranges import RangeIndex, range_limit
 from .retry import RetryConfig
 from .tenant_errors import PodErrors, Versioned
 
@@ -203,8 +203,9 @@ class DesiredState:
         self._contrib: dict[str, _Contribution | tuple[_Contribution, ...]] = {}
         self._sources: dict[tuple[str, str, str], Source] = {}
         # binding -> namespace -> key -> the pods claiming it and their values (Claims)
-        # A binding is present while one of these three holds something for it; each
-        # adds a binding it has not seen to the range index (``nesting``).
+        # A binding is present while one of these four holds something for it; each
+        # adds a binding it has not seen to the range index (``nesting``), and
+        # ``_release`` takes it out of all of them once it holds nothing.
         self._ranges = RangeIndex()
         self._values: dict[Binding, dict[str, dict[str, Claims]]] = \
             _Indexed(lambda: defaultdict(dict), self._ranges)
@@ -217,7 +218,8 @@ class DesiredState:
         self.index = ServiceIndex()
         # Services not (fully) registered
         self.service_errors: Versioned[SpecKey, SpecError] = Versioned()
-        self._service_claims: dict[Binding, dict[SpecKey, _SpecClaim]] = defaultdict(dict)
+        self._service_claims: dict[Binding, dict[SpecKey, _SpecClaim]] = \
+            _Indexed(dict, self._ranges)
         self._service_binding: dict[SpecKey, Binding] = {}
         self._service_bound: dict[SpecKey, list[_ServiceBound]] = {}
         self._claims_moved: set[str] = set()  # namespaces whose pod claims came or went
@@ -310,13 +312,12 @@ class DesiredState:
 
     def present(self, binding: Binding) -> bool:
         """Whether ``binding`` is among ``bindings()``, without building them all."""
-        return bool(self._spec_claims.get(binding) or self._pod_claims.get(binding)
-                    or any(self._values.get(binding, {}).values()))
+        return self.claimed(binding) or any(self._values.get(binding, {}).values())
 
     def nesting(self, binding: Binding) -> list[Binding]:
-        """The bindings in ``binding``'s etcd whose range lies inside or around its
-        own: ``[b for b in bindings() if b.etcd == binding.etcd and
-        ranges_nest(b.range, binding.range)]``, in O(depth of the range)."""
+        """The other bindings in ``binding``'s etcd whose range lies inside, around or
+        at its own: ``[b for b in bindings() if b != binding and b.etcd == binding.etcd
+        and ranges_nest(b.range, binding.range)]``, in O(depth of the range)."""
         return [b for b in self._ranges.nesting(binding) if self.present(b)]
 
     def claims(self, binding: Binding) -> list[Claim]:
@@ -416,6 +417,9 @@ class DesiredState:
         access = self._access_of(spec, namespace)
         prefix = spec.etcd.prefix or (HERTZ_PREFIX if spec.framework is Framework.HERTZ
                                       else self.defaults.prefix)
+        limit = range_limit(prefix, spec.service_name, tenant_prefix=bool(spec.etcd.prefix))
+        if limit is not None:
+            raise SpecError(field_path(spec.origin, limit[0]), limit[1])
         binding = Binding(access.scope, prefix, spec.service_name)
         return binding, BindingConfig(access, spec.lease_ttl or self.defaults.lease_ttl, spec.retry)
 
@@ -496,10 +500,30 @@ class DesiredState:
     def _drop_spec_claim(self, key: SpecKey) -> None:
         admission = self._admitted.pop(key, None)
         if admission is not None:
-            self._spec_claims[admission.binding].pop(key, None)
-            if not self._spec_claims[admission.binding]:
-                del self._spec_claims[admission.binding]
+            claims = self._spec_claims.get(admission.binding, {})
+            claims.pop(key, None)
+            if not claims:
+                self._spec_claims.pop(admission.binding, None)
             self.dirty[admission.binding]
+            self._release(admission.binding)
+
+    def _release(self, binding: Binding) -> None:
+        """Forget a binding that nothing claims and that holds no value any more.
+
+        Names and prefixes are a tenant's to change at will, and a binding
+        costs an index entry for every "/" of its range: kept forever, updates
+        alone grew memory without bound. Forgetting changes no answer (every
+        reader takes a missing binding as the empty one it was); its worker
+        still sees the binding unclaimed and empty, and removes its entries
+        from etcd, where the lease records keep it known until then.
+        """
+        if self.present(binding):
+            return
+        self._values.pop(binding, None)
+        self._spec_claims.pop(binding, None)
+        self._pod_claims.pop(binding, None)
+        self._service_claims.pop(binding, None)
+        self._ranges.discard(binding)
 
     def _readmit(self, namespace: str | None) -> None:
         """Decide again for one namespace's objects (``None``: all of them)."""
@@ -608,6 +632,7 @@ class DesiredState:
                 self._pod_claims.pop(old, None)
             self.dirty[old]
             del self._pod_binding[uid]
+            self._release(old)
         if admission is None or namespace is None:
             return
         by_ns = self._pod_claims[admission.binding]
@@ -701,11 +726,12 @@ class DesiredState:
     def _drop_service_claim(self, key: SpecKey) -> None:
         binding = self._service_binding.pop(key, None)
         if binding is not None:
-            claims = self._service_claims[binding]
+            claims = self._service_claims.get(binding, {})
             claims.pop(key, None)
             if not claims:
-                del self._service_claims[binding]
+                self._service_claims.pop(binding, None)
             self.dirty[binding]
+            self._release(binding)
 
     def _recompute_slice(self, uid: str) -> SpecError | None:
         """The slice's instances again; what it could not register, if anything."""
@@ -742,13 +768,17 @@ class DesiredState:
         new = tuple(contributions)
         if _several(self._contrib.get(uid)) == new:
             return
-        for c in _several(self._contrib.pop(uid, None)):
-            by_key = self._values[c.binding][c.source.namespace]
+        old = _several(self._contrib.pop(uid, None))
+        for c in old:
+            by_ns = self._values[c.binding]
+            by_key = by_ns[c.source.namespace]
             claims = _unclaim(by_key.get(c.key), uid)
             if claims:
                 by_key[c.key] = claims
             else:
                 by_key.pop(c.key, None)
+                if not by_key:
+                    del by_ns[c.source.namespace]
             if c.source.kind == KITEXSERVICE:
                 counts = self._source_keys[c.source]
                 counts[(c.binding, c.key)] -= 1
@@ -765,6 +795,8 @@ class DesiredState:
             self.dirty[c.binding].add(c.key)
         if new:
             self._contrib[uid] = new[0] if len(new) == 1 else new
+        for binding in {c.binding for c in old}:
+            self._release(binding)
 
 
 def _several(held: _Contribution | tuple[_Contribution, ...] | None

@@ -107,6 +107,7 @@ class LeaseRecords(dict[int, LeaseRecord]):
         del same[lease]
         if not same:
             del self._by_service[record.prefix, record.service]
+            self._ranges.discard(Binding("", record.prefix, record.service))
         return record
 
     def of(self, binding: Binding) -> list[LeaseRecord]:
@@ -114,11 +115,10 @@ class LeaseRecords(dict[int, LeaseRecord]):
         return list(self._by_service.get((binding.prefix, binding.service), {}).values())
 
     def nesting(self, binding: Binding) -> list[tuple[str, str]]:
-        """(prefix, service) of the recorded services whose range lies inside or around
-        ``binding``'s (``ranges_nest``), in O(depth of the range)."""
+        """(prefix, service) of the other recorded services whose range lies inside,
+        around or at ``binding``'s (``ranges_nest``), in O(depth of the range)."""
         found = self._ranges.nesting(Binding("", binding.prefix, binding.service))
-        return [(b.prefix, b.service) for b in found
-                if (b.prefix, b.service) in self._by_service]
+        return [(b.prefix, b.service) for b in found]
 
 
 @dataclass(slots=True)
@@ -594,7 +594,8 @@ class BindingRegistry:
         return {(r.prefix, r.service) for r in self.records.values()}
 
     def nesting_on_record(self, binding: Binding) -> list[Binding]:
-        """The services we own leases for whose range nests with ``binding``'s."""
+        """The other services we own leases for whose range nests with (or is)
+        ``binding``'s."""
         return [Binding(binding.etcd, prefix, service)
                 for prefix, service in self.records.nesting(binding)]
 

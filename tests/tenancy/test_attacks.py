@@ -21,7 +21,7 @@ from kubernetes import client
 from tests.interop.programs import Launcher
 from tests.support.etcd_probe import EtcdProbe, wait_keys
 from tests.support.helpers import wait_for
-from tests.support.kube_objects import ANN, PREFIX, deployment, expected
+from tests.support.kube_objects import ANN, PREFIX, deployment, expected, ready_pods
 from tests.tenancy.teams import Teams
 
 pytestmark = pytest.mark.interop
@@ -155,6 +155,30 @@ def test_a_range_inside_another_service_is_refused(
     wait_for(lambda: t.condition(t.b, "hertz-inner", "Conflict").get("reason")
              == "RangeConflict", timeout=60, what="RangeConflict on the inner Hertz service")
     assert len(etcd_probe.values(f"hertz/registry-etcd/{hertz}/")) == 3
+
+
+def test_a_range_equal_to_another_service_is_refused(
+        k8s: Any, teams: Callable[..., Teams], launcher: Launcher, registry_etcd: Any) -> None:
+    """Hertz ``kitex`` + ``registry-etcd/<payment>`` is payment's very range, yet another
+    binding: ownership, decided per binding, gave it an owner of its own, and its first
+    sync (blind: no lease of its own there) put its instance among payment's."""
+    t = teams()
+    attacker_pods(k8s, t, {}, replicas=1)
+    wait_for(lambda: ready_pods(t.core, t.b, "intruder"), timeout=60,
+             what="team-b's pod ready, so that its instance is there to write")
+    root, rest = PREFIX.split("/", 1)
+    t.kitexservice(t.b, "same-range", {
+        "serviceName": f"{rest}/{t.service}", "framework": "hertz", "port": 8888,
+        "weight": 2147483647, "selector": {"matchLabels": {"app": "intruder"}},
+        "etcd": {"prefix": root}})
+    cond = wait_for(lambda: (c := t.condition(t.b, "same-range", "Conflict"))
+                    and c.get("status") == "True" and c, timeout=60,
+                    what="a Conflict condition on the same-range KitexService")
+    assert cond["reason"] == "RangeConflict" and t.range in cond["message"]
+    assert t.condition(t.b, "same-range", "Ready")["status"] == "False"
+    t.wait_event(t.b, "RangeConflict", "same-range")
+    assert resolved(launcher, registry_etcd, t.service) == team_a_addresses(t)
+    t.assert_untouched()
 
 
 # --- 4. a second connection to the same etcd ------------------------------------------------

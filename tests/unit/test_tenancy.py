@@ -144,6 +144,34 @@ def test_ranges_that_nest_and_the_one_that_stays() -> None:
     assert nesting_winner(recorded, [newcomer]) is None
 
 
+def test_one_range_claimed_by_two_bindings_is_refused_to_the_second() -> None:
+    """team-b's Hertz ``kitex`` + ``registry-etcd/payment`` is team-a's Kitex ``payment``
+    range: ownership, decided per binding, gave each an owner of its own."""
+    state = DesiredState()
+    state.upsert_pod(pod_view(pod("a", "10.0.0.1", ns="team-a", annotations=ANNOTATED_PAYMENT,
+                                  created="2026-01-01T00:00:00Z")))
+    body = kitexservice("evil", ns="team-b", created="2026-02-01T00:00:00Z", framework="hertz",
+                        serviceName="registry-etcd/payment", port=8888, weight=2147483647,
+                        etcd={"prefix": "kitex"}, selector={"matchLabels": {"app": "evil"}})
+    state.upsert_spec(("team-b", "evil"), parse_kitexservice(body), body["spec"]["selector"],
+                      "2026-02-01T00:00:00Z")
+    state.upsert_pod(pod_view(pod("b", "10.9.9.9", ns="team-b", labels={"app": "evil"},
+                                  created="2026-02-01T00:00:00Z")))
+    evil = Binding("default", "kitex", "registry-etcd/payment")
+    assert evil.range == PAYMENT.range and state.bindings() == {PAYMENT, evil}
+    assert ranges_nest(evil.range, PAYMENT.range)
+    assert state.nesting(PAYMENT) == [evil] and state.nesting(evil) == [PAYMENT]
+    first = RangeClaim(False, "2026-01-01T00:00:00Z", PAYMENT.range)
+    second = RangeClaim(False, "2026-02-01T00:00:00Z", evil.range)
+    assert nesting_winner(second, [first]) == first
+    assert nesting_winner(first, [second]) is None
+    recorded = RangeClaim(True, "2026-03-01T00:00:00Z", PAYMENT.range)
+    assert nesting_winner(second, [recorded]) == recorded
+    # Claimed in the same second, neither recorded: no order is fair, neither writes.
+    twin = RangeClaim(False, "2026-01-01T00:00:00Z", evil.range)
+    assert nesting_winner(first, [twin]) == twin and nesting_winner(twin, [first]) == first
+
+
 def test_endpoints_are_checked_and_reduced_to_one_identity() -> None:
     for bad in ("unix:///x", "https://", "dns:///etcd:2379", "a b:1", "etcd", "etcd:99999",
                 "user@etcd:2379", "etcd:2379/path", "[zz::1]:2379"):

@@ -34,9 +34,13 @@ def decide_owner(claims: Iterable[Claim], recorded: str | None, *,
 
 
 def ranges_nest(a: str, b: str) -> bool:
-    """Whether one range lies inside the other: the Go resolver lists ``{prefix}/{service}/``
-    with a prefix read, so the outer service would return the inner one's instances."""
-    return a != b and (a.startswith(b) or b.startswith(a))
+    """Whether two bindings' ranges may not coexist: one lies inside the other, or both
+    are one range. The Go resolver lists ``{prefix}/{service}/`` with a prefix read, so
+    the outer service would return the inner one's instances; and two bindings can
+    share a range (``kitex/registry-etcd`` + ``payment`` and Hertz's ``kitex`` +
+    ``registry-etcd/payment``) while ownership, decided per binding, gives each its
+    own owner. Callers pass the ranges of distinct bindings."""
+    return a.startswith(b) or b.startswith(a)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -57,7 +61,9 @@ def nesting_winner(mine: RangeClaim, others: Iterable[RangeClaim]) -> RangeClaim
 
     Among ranges that nest, the one recorded in etcd (already registered)
     wins, then the one claimed first: an existing service is never pushed out
-    by a newcomer's prefix.
+    by a newcomer's prefix. Two distinct ranges never tie; one range claimed
+    by two bindings in the same second, neither recorded, does: both are
+    refused, since letting both write is the hijack this check exists for.
     """
-    rivals = [o for o in others if ranges_nest(mine.range, o.range) and o.rank < mine.rank]
+    rivals = [o for o in others if ranges_nest(mine.range, o.range) and o.rank <= mine.rank]
     return min(rivals, key=lambda o: o.rank) if rivals else None
