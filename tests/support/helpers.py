@@ -125,3 +125,14 @@ def sampled(measure: Callable[[], T]) -> Iterator[list[T]]:
     finally:
         stop.set()
         sampler.join()
+
+
+class FailingSecrets:
+    """An API server that answers every Secret read with ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def read_secret(self, namespace: str, name: str, *,
+                          secret_type: str | None = None) -> dict[str, bytes]:
+        raise self.error

@@ -20,24 +20,14 @@ from kitex_etcd_operator.connections import (
 from kitex_etcd_operator.desired import EtcdAccess
 from kitex_etcd_operator.kubeapi import ApiError, SecretNotFound
 from kitex_etcd_operator.settings import DefaultEtcd, Settings
+from tests.support.helpers import FailingSecrets
 
 PEM_CA, PEM_CERT, PEM_KEY = b"-----CA-----", b"-----CERT-----", b"-----KEY-----"
 
 
-class Kube:
-    """An API server that answers every Secret read with ``error``."""
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-
-    async def read_secret(self, namespace: str, name: str, *,
-                          secret_type: str | None = None) -> dict[str, bytes]:
-        raise self.error
-
-
 def with_secret(error: Exception) -> EtcdConnections:
     return EtcdConnections(Settings(etcd=DefaultEtcd(secret="ops/etcd-creds")),
-                           Kube(error))  # type: ignore[arg-type]
+                           FailingSecrets(error))  # type: ignore[arg-type]
 
 
 async def test_an_api_server_that_cannot_hand_over_a_secret_is_credentials_unavailable(

@@ -22,7 +22,7 @@ from kitex_etcd_operator.registry import SyncResult
 from kitex_etcd_operator.retry import RetryConfig
 from kitex_etcd_operator.settings import DefaultEtcd, Settings
 from tests.support.factories import ANNOTATED, pod
-from tests.support.helpers import async_wait_for
+from tests.support.helpers import FailingSecrets, async_wait_for
 
 ECHO = Binding("default", "kitex/registry-etcd", "echo")
 
@@ -157,17 +157,6 @@ async def test_no_worker_starts_once_stopped(controller: tuple[Controller, Regis
     assert registry.written == [["kitex/registry-etcd/echo/10.0.0.1:8888"]]
 
 
-class Kube:
-    """An API server that answers every Secret read with ``error``."""
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-
-    async def read_secret(self, namespace: str, name: str, *,
-                          secret_type: str | None = None) -> dict[str, bytes]:
-        raise self.error
-
-
 @pytest.mark.parametrize("error", [
     ApiError(503, "Service Unavailable"), ApiError(429, "Too Many Requests"),
     aiohttp.ServerDisconnectedError(), aiohttp.ClientPayloadError("cut"),
@@ -180,7 +169,7 @@ async def test_a_secret_the_api_server_cannot_hand_over_is_a_retried_failure(
     settings = Settings(etcd=DefaultEtcd(secret="ops/etcd-creds"),
                         retry=RetryConfig(retry_delay=1.0))
     c = Controller(settings, kube=None)
-    c.connections.kube = Kube(error)  # type: ignore[assignment]
+    c.connections.kube = FailingSecrets(error)  # type: ignore[assignment]
     c.synced.set()
     try:
         c.on_pod(None, pod("a", "10.0.0.1", annotations=ANNOTATED))
