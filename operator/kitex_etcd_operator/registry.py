@@ -613,7 +613,9 @@ def _parse_record(kv: KeyValue, prefix: str) -> LeaseRecord | None:
         data = json.loads(kv.value)
         record = LeaseRecord(lease, str(data["prefix"]), str(data["service"]), int(data["ttl"]),
                              str(data.get("owner") or ""))
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+        # Whatever the bytes (a ttl of 1e400, JSON nested past the parser's depth in an
+        # etcd a tenant can write): one bad record must not stop the others loading.
         log.warning("Ignoring a malformed ownership record at %s", kv.key)
         return None
     if kv.lease != lease:

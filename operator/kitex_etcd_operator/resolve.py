@@ -60,7 +60,8 @@ def go_resolve(service: str, kvs: Iterable[tuple[str, bytes, int]],
             tags = data.get("tags")
             if tags is not None and not isinstance(tags, dict):
                 raise ValueError("tags is not an object")
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            # Go's decoder refuses these too (a weight of 1e400, nesting past its depth)
             result.skipped.append((key, f"fail to unmarshal: {exc}"))
             continue
         instance = Instance(address=str(data.get("address", "")),

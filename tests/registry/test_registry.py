@@ -377,6 +377,24 @@ async def test_nested_ranges_leave_each_other_alone(client: EtcdClient, etcd_pro
     await registry.close()
 
 
+async def test_malformed_ownership_records_are_skipped_not_fatal(
+        client: EtcdClient, etcd_probe: EtcdProbe, prefix: str) -> None:
+    """Records in an etcd others can write (a tenant's own endpoints): a ttl no integer
+    holds, JSON nested past the parser's depth. Each is ignored; the good one loads."""
+    registry = await make_registry(client)
+    good = Binding("default", prefix, "echo")
+    await registry.sync(good, desired(prefix, "echo", [Instance.make("10.0.0.1", 1)]), ttl=60)
+    await registry.close()
+    records = f"kitex-etcd-operator/owners/{CLUSTER}/"
+    for value in ('{"prefix":"p","service":"s","ttl":1e400}',
+                  '{"prefix":' + "[" * 5000 + "]" * 5000 + ',"service":"s","ttl":60}'):
+        lease = etcd_probe.grant(60)
+        etcd_probe.put(f"{records}{lease:x}", value, lease=lease)
+    again = await make_registry(client)
+    assert again.bindings_on_record() == {(prefix, "echo")}
+    await again.close()
+
+
 async def test_a_range_over_the_ownership_records_leaves_them_alone(
         client: EtcdClient, etcd_probe: EtcdProbe) -> None:
     """A prefix that happens to cover the operator's own records (a KitexService with

@@ -47,8 +47,12 @@ def test_null_and_empty_tags_are_kept_as_go_decodes_them() -> None:
 def test_undecodable_values_are_skipped_and_nothing_left_is_an_error() -> None:
     result = go_resolve("echo", [(P + "bad", b"not json", 1), (P + "list", b"[]", 1),
                                  (P + "tags", b'{"address":"t:1","tags":[1]}', 1),
+                                 (P + "huge", b'{"address":"h:1","weight":1e400}', 1),
+                                 (P + "deep", b'{"tags":' + b"[" * 5000 + b"]" * 5000
+                                  + b"}", 1),
                                  (P + "ok", b'{"address":"ok:1"}', 1)])
-    assert [key for key, _ in result.skipped] == [P + "bad", P + "list", P + "tags"]
+    assert [key for key, _ in result.skipped] == [P + "bad", P + "list", P + "tags",
+                                                   P + "huge", P + "deep"]
     assert all(why.startswith("fail to unmarshal: ") for _, why in result.skipped)
     assert [i.address for i in result.instances] == ["ok:1"]
     with pytest.raises(NoInstance, match="no instance remains for echo"):
