@@ -30,7 +30,15 @@ from .connections import (
     EtcdAccessError,
     EtcdConnections,
 )
-from .desired import ANNOTATIONS, BindingConfig, Defaults, DesiredState, EtcdAccess, SpecKey
+from .desired import (
+    ANNOTATIONS,
+    DEFAULT_SCOPE,
+    BindingConfig,
+    Defaults,
+    DesiredState,
+    EtcdAccess,
+    SpecKey,
+)
 from .etcd.errors import EtcdAuthError, EtcdError, EtcdTLSError, summary
 from .feeds import Feed, Held
 from .finalizers import Finalizers
@@ -368,7 +376,15 @@ class Controller:
     def _ownership_loaded(self, access: EtcdAccess, registry: BindingRegistry) -> None:
         """An etcd's records were read, whenever that is (the default etcd down at the
         start, another etcd first named by a spec): its leases are kept alive from now
-        on, so the orphans among them are emptied, once the view is complete."""
+        on, so the orphans among them are emptied, once the view is complete.
+
+        The default etcd's only: the records are keyed by this cluster, not by the
+        scope that read them, and a tenant's endpoints may name another registry's
+        etcd (refused as a second scope, but only if connected second): adopted
+        through that scope, the registry's live services would look orphaned and
+        be removed. Other etcds' orphans are found once a spec names them again."""
+        if access.scope != DEFAULT_SCOPE:
+            return
         if self.synced.is_set():
             self._adopt_orphans(access, registry)
         else:

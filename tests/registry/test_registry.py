@@ -377,6 +377,23 @@ async def test_nested_ranges_leave_each_other_alone(client: EtcdClient, etcd_pro
     await registry.close()
 
 
+async def test_a_key_that_is_not_utf8_is_left_alone_not_fatal(
+        client: EtcdClient, etcd_probe: EtcdProbe, prefix: str) -> None:
+    """etcd keys are any bytes; one put into a service's range by another writer must
+    neither crash the sync of that range nor be touched by it."""
+    registry = await make_registry(client)
+    binding = Binding("default", prefix, "echo")
+    foreign = f"{prefix}/echo/\udcff:1"  # the byte 0xff on etcdctl's command line
+    etcd_probe.put(foreign, "x")
+    want = desired(prefix, "echo", [Instance.make("10.0.0.1", 1)])
+    result = await registry.sync(binding, want, ttl=60)
+    assert result.puts == 1
+    result = await registry.sync(binding, want, ttl=60)
+    assert (result.puts, result.deletes) == (0, 0)
+    assert len(etcd_probe.get_prefix(f"{prefix}/echo/")) == 2, "the foreign key was touched"
+    await registry.close()
+
+
 async def test_malformed_ownership_records_are_skipped_not_fatal(
         client: EtcdClient, etcd_probe: EtcdProbe, prefix: str) -> None:
     """Records in an etcd others can write (a tenant's own endpoints): a ttl no integer

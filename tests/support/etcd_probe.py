@@ -68,7 +68,7 @@ class EtcdProbe:
         data = json.loads(self.run("get", "--prefix", prefix, "-w", "json"))
         result = {}
         for kv in data.get("kvs") or []:
-            key = base64.b64decode(kv["key"]).decode()
+            key = base64.b64decode(kv["key"]).decode(errors="surrogateescape")
             result[key] = KV(key, base64.b64decode(kv.get("value", "")), int(kv.get("lease", 0)))
         return result
 

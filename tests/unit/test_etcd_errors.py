@@ -10,6 +10,7 @@ from kitex_etcd_operator.etcd.errors import (
     EtcdPermissionDenied,
     EtcdRequestError,
     EtcdUnavailable,
+    is_expired_token,
     is_failover,
     never_sent,
     translate,
@@ -44,3 +45,14 @@ def test_other_failures_keep_their_meaning(code: grpc.StatusCode, details: str,
     error = translate(rpc_error(code, details), "e:1", user="kitex")
     assert type(error) is kind
     assert is_failover(error) is failover
+
+
+@pytest.mark.parametrize(("details", "expired"), [
+    ("etcdserver: invalid auth token", True),
+    ("etcdserver: token is expired", True),
+    # a JWT issued before any change to users or roles: refused until renewed
+    ("etcdserver: revision of auth store is old", True),
+    ("etcdserver: permission denied", False),
+])
+def test_tokens_etcd_no_longer_takes_are_renewed(details: str, expired: bool) -> None:
+    assert is_expired_token(rpc_error(grpc.StatusCode.INVALID_ARGUMENT, details)) is expired

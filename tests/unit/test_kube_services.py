@@ -122,6 +122,18 @@ def test_ready_endpoints_with_the_target_port_both_families() -> None:
     assert slice_instances(v4, spec, "other") == ([], [])
 
 
+def test_ready_is_not_enough_for_a_terminating_or_not_serving_endpoint() -> None:
+    """A Service with publishNotReadyAddresses has ready set on every endpoint, by the
+    EndpointSlice controller: terminating or not serving, the pod is not an instance."""
+    spec = service_spec(service_view(service("echo")), ON, RETRY)
+    assert spec is not None
+    leaving = slice_view(endpoint_slice("s1", "echo", [("10.0.0.1", True)], serving=True,
+                                        terminating=True))
+    unready = slice_view(endpoint_slice("s2", "echo", [("10.0.0.2", True)], serving=False))
+    assert slice_instances(leaving, spec, "kitex")[0] == []
+    assert slice_instances(unready, spec, "kitex")[0] == []
+
+
 def test_publish_not_ready_takes_serving_never_terminating() -> None:
     spec = service_spec(service_view(service("echo")), AutoRegister(True, publish_not_ready=True),
                         RETRY)

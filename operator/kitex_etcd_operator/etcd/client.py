@@ -215,8 +215,8 @@ class EtcdClient:
                                     metadata=c.metadata)
 
         response = await self._call(get_prefix_on, replay_safe=True)
-        kvs = [KeyValue(kv.key.decode(), bytes(kv.value), kv.lease, kv.create_revision,
-                        kv.mod_revision) for kv in response.kvs]
+        kvs = [KeyValue(text, bytes(kv.value), kv.lease, kv.create_revision, kv.mod_revision)
+               for kv in response.kvs if (text := _key(kv.key)) is not None]
         return kvs, int(response.header.revision)
 
     async def txn(self, compares: Sequence[Compare], ops: Sequence[Write]) -> bool:
@@ -361,8 +361,11 @@ class EtcdClient:
                         kv = event.kv
                         next_revision = int(kv.mod_revision) + 1
                         renewed = False
+                        text = _key(kv.key)
+                        if text is None:
+                            continue
                         yield WatchEvent("DELETE" if event.type == rpc.Event.DELETE else "PUT",
-                                         kv.key.decode(), bytes(kv.value), int(kv.lease),
+                                         text, bytes(kv.value), int(kv.lease),
                                          int(kv.mod_revision))
                 else:
                     failures.append(EtcdUnavailable(
@@ -425,3 +428,16 @@ def _combine(failures: list[EtcdError]) -> EtcdError:
             return failure
     reasons = "; ".join(dict.fromkeys(str(f) for f in failures)) or "no endpoint"
     return EtcdUnavailable(f"no etcd endpoint answered: {reasons}")
+
+
+def _key(raw: bytes) -> str | None:
+    """A key as text, or ``None`` for one that is not UTF-8: etcd keys are any bytes,
+    and anyone who can write a range (a tenant's own etcd, another client) can put
+    one there. The operator writes only UTF-8 keys, so such a key is never its own:
+    left out of what it reads, it is left alone, and it cannot crash every read of
+    the range (a worker's sync, the ownership records) with a UnicodeDecodeError."""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        log.warning("Ignoring an etcd key that is not UTF-8: %r", raw[:200])
+        return None

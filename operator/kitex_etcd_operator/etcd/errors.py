@@ -155,9 +155,13 @@ def is_failover(error: EtcdError) -> bool:
 
 
 def is_expired_token(exc: grpc.aio.AioRpcError) -> bool:
-    """etcd's simple tokens expire (``--auth-token-ttl``); the fix is to authenticate again."""
+    """etcd's simple tokens expire (``--auth-token-ttl``); the fix is to authenticate again.
+    A JWT carries the auth store's revision it was issued at, and etcd refuses it after
+    any change to users or roles ("revision of auth store is old"), before applying the
+    request: authenticating again and resending is safe, as etcd's Go client does."""
     details = (exc.details() or "").lower()
-    return "invalid auth token" in details or "token is expired" in details
+    return ("invalid auth token" in details or "token is expired" in details
+            or "revision of auth store is old" in details)
 
 
 def never_sent(exc: grpc.aio.AioRpcError) -> bool:

@@ -130,7 +130,10 @@ def slice_view(body: Mapping[str, Any]) -> SliceView:
         ready = _condition(conditions, "ready", True)
         serving = _condition(conditions, "serving", ready)
         terminating = _condition(conditions, "terminating", False)
-        endpoints.append(Endpoint(sys.intern(addresses[0]), ready, serving and not terminating))
+        # With publishNotReadyAddresses the EndpointSlice controller sets ready on every
+        # endpoint, terminating ones included: serving and terminating say what the pod is.
+        endpoints.append(Endpoint(sys.intern(addresses[0]), ready and serving and not terminating,
+                                  serving and not terminating))
     return SliceView(
         uid=_text(meta.get("uid")),
         namespace=sys.intern(_text(meta.get("namespace"))),
