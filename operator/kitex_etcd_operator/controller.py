@@ -105,7 +105,7 @@ class Controller:
         self.synced = asyncio.Event()
         self.stopping = False  # set by stop(): no new worker, no new connection
         # Etcds whose records were read before the view was complete: their orphans wait.
-        self._unadopted: list[tuple[EtcdAccess, BindingRegistry]] = []
+        self._unadopted: list[BindingRegistry] = []
         self.alarms = Alarms()  # the workers' periodic checks
         # Started by the runner once the heap is frozen; workers say when they are busy.
         self.collector = QuietCollector(settings.gc_patience)
@@ -313,8 +313,8 @@ class Controller:
         self.finalizers.start()
         metrics.initial_sync_done.set(1)
         unadopted, self._unadopted = self._unadopted, []
-        for access, registry in unadopted:
-            self._adopt_orphans(access, registry)
+        for registry in unadopted:
+            self._adopt_orphans(registry)
         started = time.monotonic()
         self._tasks.append(supervisor.spawn("initial-sync", "report",
                                             lambda: self._report_initial_sync(started)))
@@ -386,29 +386,29 @@ class Controller:
         if access.scope != DEFAULT_SCOPE:
             return
         if self.synced.is_set():
-            self._adopt_orphans(access, registry)
+            self._adopt_orphans(registry)
         else:
-            self._unadopted.append((access, registry))
+            self._unadopted.append(registry)
 
-    def _adopt_orphans(self, access: EtcdAccess, registry: BindingRegistry) -> None:
-        """Bindings we own leases for that nothing asks for any more: empty them.
+    def _adopt_orphans(self, registry: BindingRegistry) -> None:
+        """The default etcd's bindings we own leases for that nothing asks for any
+        more: empty them.
 
         A worker for each recorded binding that has none: one still claimed
-        writes as usual, the others are removed through the etcd they were
-        found in. Only after the initial lists (``synced``), so that a service
-        is never judged orphaned from an incomplete view.
+        writes as usual, the others are removed. Only after the initial lists
+        (``synced``), so that a service is never judged orphaned from an
+        incomplete view.
         """
         if self.stopping:
             return
         for prefix, service in registry.bindings_on_record():
-            binding = Binding(access.scope, prefix, service)
+            binding = Binding(DEFAULT_SCOPE, prefix, service)
             if binding not in self.workers:
-                self.workers[binding] = BindingWorker(self, binding, access)
+                self.workers[binding] = BindingWorker(self, binding)
                 self.workers[binding].poke(set())
 
-    def default_config(self, access: EtcdAccess | None = None) -> BindingConfig:
-        return BindingConfig(access or EtcdAccess(), self.settings.lease_ttl,
-                             self.settings.retry)
+    def default_config(self) -> BindingConfig:
+        return BindingConfig(EtcdAccess(), self.settings.lease_ttl, self.settings.retry)
 
     async def _report_initial_sync(self, started: float) -> None:
         """Progress of the first sync, which takes seconds with thousands of pods."""
@@ -508,8 +508,7 @@ class BindingWorker:
     instances, with the owner's settings.
     """
 
-    def __init__(self, controller: Controller, binding: Binding,
-                 access: EtcdAccess | None = None) -> None:
+    def __init__(self, controller: Controller, binding: Binding) -> None:
         self.controller = controller
         self.binding = binding
         self.dirty: set[str] = set()
@@ -520,8 +519,7 @@ class BindingWorker:
         self.capped_deletes = 0  # deletes --max-deletes held back in the last cycle
         self.last_sync_time: float | None = None
         self.done = False
-        # The last one used; an orphan's is the etcd its record was found in.
-        self.config: BindingConfig = controller.default_config(access)
+        self.config: BindingConfig = controller.default_config()  # the last one used
         self.trying = self.config  # the one the current cycle connects with
         self.owner: str | None = None  # the owner group written in the last cycle
         self.namespaces: set[str] = set()  # the owner's namespaces
